@@ -1,0 +1,80 @@
+/** manager.yaml: keys of the Go-era Dragonfly manager, plus `database.type: sqlite` for the embedded store. */
+import { z } from 'zod';
+import { commonKeys, duration, hostPort, ipAddress, listenAddr, metricsBlock, port } from './primitives';
+
+export const managerConfigSchema = z.strictObject({
+  server: z
+    .strictObject({
+      name: z.string().default('d7y/manager'),
+      workHome: z.string().default('/var/lib/dragonfly/manager'),
+      logDir: z.string().default(''),
+      rest: z.strictObject({ addr: listenAddr.default(':8080') }).prefault({}),
+      grpc: z
+        .strictObject({
+          advertiseIP: ipAddress.default(''),
+          listenIP: ipAddress.default('0.0.0.0'),
+          port: z.strictObject({ start: port.default(65003), end: port.default(65003) }).prefault({}),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  auth: z
+    .strictObject({
+      jwt: z
+        .strictObject({
+          realm: z.string().default('Dragonfly'),
+          /** HMAC secret for session tokens; empty: generated once and kept under workHome. */
+          key: z.string().default(''),
+          timeout: duration.prefault('336h'),
+          maxRefresh: duration.prefault('168h'),
+        })
+        .prefault({}),
+      /** Password given to `root` on first start (env DRAGONFLY_INITIAL_ROOT_PASSWORD also works). */
+      initialRootPassword: z.string().min(8, 'expected at least 8 characters').max(20, 'expected at most 20 characters').default('dragonfly'),
+    })
+    .prefault({}),
+  database: z
+    .strictObject({
+      /** mysql: the production store; sqlite: an embedded file, no server needed. */
+      type: z.enum(['mysql', 'mariadb', 'sqlite']).default('sqlite'),
+      mysql: z
+        .strictObject({
+          user: z.string().default('dragonfly'),
+          password: z.string().default('dragonfly'),
+          host: z.string().default('dragonfly-mysql'),
+          port: port.default(3306),
+          dbname: z.string().regex(/^[A-Za-z0-9_]+$/, 'expected letters, digits and _ only').default('manager'),
+          migrate: z.boolean().default(true),
+        })
+        .prefault({}),
+      sqlite: z.strictObject({ file: z.string().default('') }).prefault({}),
+      redis: z
+        .strictObject({
+          /** Empty: no Redis; the manager caches in memory only. */
+          addrs: z.array(hostPort).default([]),
+          masterName: z.string().default(''),
+          username: z.string().default(''),
+          password: z.string().default(''),
+          db: z.number().int().min(0).max(15).default(0),
+          brokerDB: z.number().int().min(0).max(15).default(1),
+          backendDB: z.number().int().min(0).max(15).default(2),
+          /** Key prefix, so several managers (or tests) can share one Redis. */
+          keyPrefix: z.string().default('manager:'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  cache: z
+    .strictObject({
+      redis: z.strictObject({ ttl: duration.prefault('5m') }).prefault({}),
+      local: z.strictObject({ size: z.number().int().positive().default(10000), ttl: duration.prefault('30s') }).prefault({}),
+    })
+    .prefault({}),
+  /** Schedulers and seed peers without a keep-alive for this long are marked inactive. */
+  keepAlive: z.strictObject({ timeout: duration.prefault('15s') }).prefault({}),
+  metrics: metricsBlock,
+  ...commonKeys,
+});
+
+export type ManagerConfigInput = z.input<typeof managerConfigSchema>;
+export type ManagerConfig = z.output<typeof managerConfigSchema>;

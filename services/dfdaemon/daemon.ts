@@ -1,0 +1,190 @@
+/**
+ * Assembles a dfdaemon (or seed peer): piece store, upload server, gRPC services (TCP and
+ * unix socket), scheduler pool with host announces, seed-peer registration, GC and the
+ * metrics server. The registry-mirror proxy plugs in on top of `tasks`, `registry` and
+ * `logger` of the returned handle.
+ */
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type * as http from 'node:http';
+import type { Registry } from 'prom-client';
+import {
+  closeServer,
+  createLogger,
+  createMetricsRegistry,
+  createOpsServer,
+  hostIdOf,
+  listen,
+  startGrpcServer,
+  type DfdaemonConfig,
+  type GrpcServerHandle,
+  type Logger,
+} from '../common';
+import { dfdaemonDownloadService, dfdaemonUploadService } from '../proto';
+import { SchedulerPool, SeedPeerRegistrar, type HostIdentity } from './control-plane';
+import { downloadHandlers, uploadHandlers } from './grpc-services';
+import { createDfdaemonMetrics, type DfdaemonMetrics } from './metrics';
+import { bucketFor } from './rate-limiter';
+import { TaskStore } from './storage';
+import type { TaskApi } from './task-api';
+import { TaskManager } from './task-manager';
+import { UploadServer } from './upload-server';
+import { startProxyServer } from './proxy';
+
+export interface DfdaemonHandle {
+  readonly tasks: TaskApi;
+  /** The engine itself (stat of pieces, store), for in-process front ends and tests. */
+  readonly engine: TaskManager;
+  readonly hostId: string;
+  readonly host: HostIdentity;
+  readonly grpcPort: number;
+  readonly uploadPort: number;
+  /** Registry-mirror proxy (proxy.tcpListen). */
+  readonly proxyPort: number;
+  /** 0 when metrics are disabled. */
+  readonly metricsPort: number;
+  readonly registry: Registry;
+  readonly metrics: DfdaemonMetrics;
+  readonly config: DfdaemonConfig;
+  readonly logger: Logger;
+  /** Extra shutdown steps (e.g. the proxy server), run first by stop(). */
+  onStop(step: () => Promise<void>): void;
+  stop(): Promise<void>;
+}
+
+/** host.advertiseIP, else the first non-internal IPv4 address, else 127.0.0.1. */
+export function advertiseIpOf(config: DfdaemonConfig): string {
+  if (config.host.advertiseIP) return config.host.advertiseIP;
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: Logger } = {}): Promise<DfdaemonHandle> {
+  const seed = config.scheduler.manager.seedPeer.enable;
+  const logger = options.logger ?? createLogger({ name: seed ? 'seed-peer' : 'dfdaemon', verbose: config.verbose });
+  const registry = createMetricsRegistry('dfdaemon');
+  const metrics = createDfdaemonMetrics(registry);
+  const stopSteps: Array<() => Promise<void>> = [];
+  const cleanup: Array<() => Promise<void>> = [];
+  const runCleanup = async () => {
+    for (const step of cleanup.reverse()) await step().catch((err: unknown) => logger.warn({ err }, 'shutdown step failed'));
+  };
+
+  try {
+    const store = await TaskStore.open({
+      dataDir: config.dataDir,
+      keepStorage: config.keepStorage,
+      taskExpireMs: config.storage.taskExpireTime,
+      diskGCThreshold: config.storage.diskGCThreshold,
+      highPercent: config.storage.diskGCThresholdPercent,
+      lowPercent: config.storage.diskGCLowThresholdPercent,
+      logger,
+    });
+    cleanup.push(() => store.close());
+
+    const upload = new UploadServer({
+      store,
+      concurrentLimit: config.upload.concurrentLimit,
+      rateLimit: bucketFor(config.upload.rateLimit, 64 * 1024 * 1024),
+      metrics,
+      logger,
+    });
+    const uploadPort = await listen(upload.server, { host: config.upload.tcpListen.listen, port: config.upload.tcpListen.port });
+    cleanup.push(() => closeServer(upload.server));
+
+    const hostname = config.host.hostname || os.hostname();
+    const ip = advertiseIpOf(config);
+    const host: HostIdentity = { id: hostIdOf(ip, hostname, seed), hostname, ip, seed, idc: config.host.idc, location: config.host.location, grpcPort: 0, uploadPort };
+    const load = () => ({ limit: config.upload.concurrentLimit, ...upload.stats() });
+
+    const schedulers = new SchedulerPool({ config, host, load, logger });
+    const engine = new TaskManager({ store, config, host, schedulers, metrics, logger });
+    cleanup.push(() => engine.stop());
+
+    const tcp = `${config.download.peerGRPC.tcpListen.listen}:${config.download.peerGRPC.tcpListen.port}`;
+    const grpcServer: GrpcServerHandle = await startGrpcServer(tcp, [
+      { name: 'dfdaemon.v2.DfdaemonUpload', definition: dfdaemonUploadService(), handlers: uploadHandlers(engine) },
+      { name: 'dfdaemon.v2.DfdaemonDownload', definition: dfdaemonDownloadService(), handlers: downloadHandlers(engine) },
+    ]);
+    host.grpcPort = grpcServer.port;
+    cleanup.push(() => grpcServer.shutdown(2000));
+
+    const socket = config.download.downloadGRPC.unixListen.socket;
+    if (socket) {
+      await fsp.mkdir(path.dirname(socket), { recursive: true });
+      await fsp.rm(socket, { force: true });
+      const unixServer = await startGrpcServer(`unix:${socket}`, [
+        { name: 'dfdaemon.v2.DfdaemonDownload', definition: dfdaemonDownloadService(), handlers: downloadHandlers(engine) },
+      ]);
+      cleanup.push(async () => {
+        await unixServer.shutdown(2000);
+        await fsp.rm(socket, { force: true });
+      });
+    }
+
+    // Seed peers register with the manager before asking it for their schedulers.
+    let registrar: SeedPeerRegistrar | undefined;
+    if (seed) {
+      registrar = new SeedPeerRegistrar(config, host, logger);
+      registrar.start();
+      cleanup.push(async () => registrar?.stop());
+    }
+    await schedulers.start();
+    cleanup.push(async () => schedulers.stop());
+
+    const gcTimer = setInterval(() => {
+      store
+        .gc()
+        .then(() => engine.updateGauge())
+        .catch((err: unknown) => logger.warn({ err }, 'storage GC failed'));
+    }, Math.max(1000, config.gcInterval));
+    gcTimer.unref();
+    cleanup.push(async () => clearInterval(gcTimer));
+
+    let metricsPort = 0;
+    if (config.metrics.enable) {
+      const ops: http.Server = createOpsServer(registry);
+      metricsPort = await listen(ops, config.metrics.addr);
+      cleanup.push(() => closeServer(ops));
+    }
+
+    // Registry-mirror proxy on top of the engine; closed first on stop (cleanup runs in reverse).
+    const proxy = await startProxyServer({ config, tasks: engine, logger, registry });
+    cleanup.push(() => proxy.close());
+
+    logger.info(
+      { hostId: host.id, seed, grpcPort: host.grpcPort, uploadPort, proxyPort: proxy.port, metricsPort, socket, schedulers: schedulers.addresses() },
+      seed ? 'seed peer started' : 'dfdaemon started',
+    );
+
+    let stopping: Promise<void> | undefined;
+    return {
+      tasks: engine,
+      engine,
+      hostId: host.id,
+      host,
+      grpcPort: host.grpcPort,
+      uploadPort,
+      proxyPort: proxy.port,
+      metricsPort,
+      registry,
+      metrics,
+      config,
+      logger,
+      onStop: (step) => stopSteps.push(step),
+      stop: () => {
+        stopping ??= (async () => {
+          for (const step of stopSteps) await step().catch((err: unknown) => logger.warn({ err }, 'shutdown step failed'));
+          await runCleanup();
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await runCleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * gRPC transport for dfdaemon: DfdaemonUpload (peers and the scheduler: SyncPieces,
+ * seed DownloadTask triggers, StatTask, DeleteTask) and DfdaemonDownload (dfget: download
+ * to an output path with per-piece progress). Handlers are thin; the work is in TaskManager.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import {
+  DragonflyError,
+  InvalidArgumentError,
+  NotFoundError,
+  PermissionDeniedError,
+  ResourceExhaustedError,
+  toGrpcError,
+  UnauthenticatedError,
+  UnavailableError,
+  type ErrorKind,
+} from '../common';
+import type { DfdaemonDownloadHandlers, DfdaemonUploadHandlers, Download__Output, Piece } from '../proto';
+import type { DownloadTaskResponse } from '../proto/gen/dfdaemon/v2/DownloadTaskResponse';
+import type { Task } from '../proto/gen/common/v2/Task';
+import type { PieceRecord } from './storage';
+import { OriginResponseError, type DownloadOptions, type DownloadProgress } from './task-api';
+import type { TaskManager } from './task-manager';
+
+/** Maps engine errors to typed errors (origin refusals keep their meaning). */
+export function typedError(err: unknown): unknown {
+  if (err instanceof OriginResponseError) {
+    const kinds: Record<number, new (m: string) => DragonflyError> = { 401: UnauthenticatedError, 403: PermissionDeniedError, 404: NotFoundError, 429: ResourceExhaustedError };
+    const Kind = kinds[err.status] ?? UnavailableError;
+    return new Kind(err.message);
+  }
+  return err;
+}
+
+export function downloadOptionsOf(d: Download__Output | null | undefined): DownloadOptions {
+  if (!d || !d.url) throw new InvalidArgumentError('download.url is required');
+  return {
+    url: d.url,
+    requestHeaders: d.requestHeader ?? {},
+    tag: d.tag || undefined,
+    application: d.application || undefined,
+    filteredQueryParams: d.filteredQueryParams.length > 0 ? d.filteredQueryParams : undefined,
+    digest: d.digest || undefined,
+    range: d.range ? { start: Number(d.range.start), length: Number(d.range.length) } : undefined,
+    disableBackToSource: d.disableBackToSource,
+    needBackToSource: d.needBackToSource,
+  };
+}
+
+function pieceMessage(p: PieceRecord, trafficType: 'BACK_TO_SOURCE' | 'REMOTE_PEER' | 'LOCAL_PEER' = 'LOCAL_PEER'): Piece {
+  return { number: p.number, offset: p.offset, length: p.length, digest: p.digest, trafficType };
+}
+
+function taskMessage(mgr: TaskManager, taskId: string): Task {
+  const e = mgr.entry(taskId);
+  if (!e) throw new NotFoundError(`task ${taskId} not found`);
+  return {
+    id: taskId,
+    url: e.meta.url,
+    contentLength: e.meta.contentLength,
+    pieceCount: e.pieceCount,
+    pieceLength: e.meta.pieceLength,
+    state: e.finished ? 'Succeeded' : 'Running',
+    responseHeader: e.meta.responseHeaders,
+    sizeScope: e.meta.contentLength === 0 ? 'EMPTY' : e.pieceCount === 1 ? 'SMALL' : 'NORMAL',
+    hasAvailablePeer: true,
+    pieces: e.pieces().map((p) => pieceMessage(p)),
+  };
+}
+
+type Emit = (r: DownloadTaskResponse) => void;
+
+/** Streams started/piece responses for a download (to a file or, for seed triggers, into storage only). */
+async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPath: string | undefined, overwrite: boolean, emit: Emit): Promise<void> {
+  const taskId = mgr.taskIdFor(options);
+  let started = false;
+  let peerId = '';
+  const base = () => ({ hostId: mgr.host.id, taskId, peerId });
+  const onProgress = (p: DownloadProgress) => {
+    if (!started) {
+      started = true;
+      const entry = mgr.entry(taskId);
+      emit({
+        ...base(),
+        downloadTaskStartedResponse: {
+          contentLength: p.contentLength,
+          pieceLength: p.pieceLength ?? entry?.meta.pieceLength ?? 0,
+          responseHeader: { ...(p.responseHeaders ?? entry?.meta.responseHeaders ?? {}) },
+          isFinished: entry?.finished ?? false,
+          pieces: entry?.pieces().map((x) => pieceMessage(x)) ?? [],
+        },
+      });
+    }
+    if (p.piece) {
+      emit({
+        ...base(),
+        downloadPieceFinishedResponse: {
+          piece: { number: p.piece.number, parentId: p.piece.parentId, offset: p.piece.offset, length: p.piece.length, digest: p.piece.digest, trafficType: p.piece.trafficType, costNs: p.piece.costNs },
+        },
+      });
+    }
+  };
+  if (outputPath !== undefined) {
+    await mgr.downloadToFile({ ...options, outputPath, overwrite }, onProgress);
+    return;
+  }
+  // Seed trigger (or a download without output): fill the local store only.
+  const finished = mgr.finishedEntry(taskId);
+  if (finished) {
+    onProgress({ taskId, contentLength: finished.meta.contentLength, completedLength: finished.meta.contentLength });
+    return;
+  }
+  const d = mgr.ensureDownload(options);
+  peerId = d.peerId;
+  d.on('progress', onProgress);
+  try {
+    const early = await d.entryReady.promise.catch(() => undefined);
+    if (early) onProgress({ taskId, contentLength: early.meta.contentLength, completedLength: d.completedLength, pieceLength: early.meta.pieceLength, responseHeaders: early.meta.responseHeaders });
+    await d.done.promise;
+  } finally {
+    d.off('progress', onProgress);
+  }
+}
+
+function downloadTaskHandler(mgr: TaskManager, requireOutput: boolean) {
+  return (call: grpc.ServerWritableStream<{ download: Download__Output | null }, DownloadTaskResponse>) => {
+    void (async () => {
+      const d = call.request.download;
+      const options = downloadOptionsOf(d);
+      const output = d?.outputPath || undefined;
+      if (requireOutput && !output) throw new InvalidArgumentError('download.output_path is required');
+      await runDownload(mgr, options, output, d?.overwrite ?? false, (r) => {
+        if (!call.cancelled) call.write(r);
+      });
+    })().then(
+      () => call.end(),
+      (err: unknown) => {
+        const kind: ErrorKind | undefined = err instanceof DragonflyError ? err.kind : undefined;
+        if (kind === undefined) mgr.logger.warn({ err: (err as Error).message }, 'DownloadTask failed');
+        call.emit('error', toGrpcError(typedError(err)));
+      },
+    );
+  };
+}
+
+function statHandler(mgr: TaskManager): grpc.handleUnaryCall<{ taskId: string }, Task> {
+  return (call, cb) => {
+    try {
+      cb(null, taskMessage(mgr, call.request.taskId));
+    } catch (err) {
+      cb(toGrpcError(err));
+    }
+  };
+}
+
+function deleteHandler(mgr: TaskManager): grpc.handleUnaryCall<{ taskId: string }, object> {
+  return (call, cb) => {
+    const id = call.request.taskId;
+    if (!mgr.entry(id)) return cb(toGrpcError(new NotFoundError(`task ${id} not found`)));
+    mgr.delete(id).then(
+      () => cb(null, {}),
+      (err: unknown) => cb(toGrpcError(err)),
+    );
+  };
+}
+
+export function uploadHandlers(mgr: TaskManager): DfdaemonUploadHandlers {
+  return {
+    SyncPieces: (call) => {
+      const { taskId, interestedPieceNumbers } = call.request;
+      const entry = mgr.entry(taskId);
+      if (!entry) {
+        call.emit('error', toGrpcError(new NotFoundError(`task ${taskId} not found`)));
+        return;
+      }
+      const interested = interestedPieceNumbers.length > 0 ? new Set(interestedPieceNumbers) : undefined;
+      const total = interested ? interested.size : entry.pieceCount;
+      const sent = new Set<number>();
+      const send = (p: PieceRecord) => {
+        if (sent.has(p.number) || (interested && !interested.has(p.number))) return;
+        sent.add(p.number);
+        call.write({ number: p.number, offset: p.offset, length: p.length, digest: p.digest, contentLength: entry.meta.contentLength, pieceLength: entry.meta.pieceLength });
+        if (sent.size >= total) finish();
+      };
+      const onFailed = (err: Error) => {
+        cleanup();
+        call.emit('error', toGrpcError(new NotFoundError(`task ${taskId} is gone: ${err.message}`)));
+      };
+      const onFinished = () => {
+        for (const p of entry.pieces()) send(p);
+        finish();
+      };
+      const cleanup = () => {
+        entry.off('piece', send);
+        entry.off('failed', onFailed);
+        entry.off('finished', onFinished);
+      };
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        cleanup();
+        call.end();
+      };
+      entry.on('piece', send);
+      entry.on('failed', onFailed);
+      entry.on('finished', onFinished);
+      call.on('cancelled', cleanup);
+      for (const p of entry.pieces()) send(p);
+      if (entry.finished || total === 0) finish();
+    },
+    DownloadTask: downloadTaskHandler(mgr, false),
+    StatTask: statHandler(mgr),
+    DeleteTask: deleteHandler(mgr),
+  };
+}
+
+export function downloadHandlers(mgr: TaskManager): DfdaemonDownloadHandlers {
+  return {
+    DownloadTask: downloadTaskHandler(mgr, true),
+    StatTask: statHandler(mgr),
+    DeleteTask: deleteHandler(mgr),
+  };
+}

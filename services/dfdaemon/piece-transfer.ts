@@ -1,0 +1,489 @@
+/**
+ * Moving piece bytes: from a parent's upload server or from the origin, straight into the
+ * task's content file. Bytes are checksummed as they arrive (zlib.crc32 is incremental)
+ * and written in ~1 MiB positional writev batches while the next bytes are received, so
+ * receive, verify and write overlap and no piece is ever concatenated in memory.
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import type { FileHandle } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import { OriginResponseError } from './task-api';
+import type { Limiters } from './rate-limiter';
+import { crc32Digest } from './storage';
+
+const WRITE_BATCH = 1024 * 1024;
+const MAX_PENDING_WRITES = 4;
+
+export const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+export const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256 });
+
+export class PieceDigestError extends Error {
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`piece digest mismatch: expected ${expected}, got ${actual}`);
+    this.name = 'PieceDigestError';
+  }
+}
+
+export class PieceHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PieceHttpError';
+  }
+}
+
+/**
+ * Reads `length` bytes of `res` (after skipping `skip` bytes), writing them at `offset`
+ * of `fh`; resolves with their crc32 digest once every byte is written.
+ */
+export function receiveInto(
+  res: http.IncomingMessage,
+  fh: FileHandle,
+  offset: number,
+  length: number,
+  options: { skip?: number; limiters?: Limiters; onBytes?: (n: number) => void } = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let crc = 0;
+    let received = 0;
+    let toSkip = options.skip ?? 0;
+    let batch: Buffer[] = [];
+    let batchBytes = 0;
+    let writePos = offset;
+    let pending = 0;
+    let ended = false;
+    let failed = false;
+    let paused = false;
+    let throttled = false;
+    let excess = (options.skip ?? 0) > 0;
+
+    const fail = (err: Error) => {
+      if (failed) return;
+      failed = true;
+      res.destroy();
+      reject(err);
+    };
+    const maybeResume = () => {
+      if (paused && !throttled && pending < MAX_PENDING_WRITES) {
+        paused = false;
+        res.resume();
+      }
+    };
+    const maybeDone = () => {
+      if (failed || !ended || pending > 0 || batchBytes > 0) return;
+      if (received !== length) return fail(new Error(`short piece: got ${received} of ${length} bytes`));
+      resolve(crc32Digest(crc));
+    };
+    const flush = () => {
+      if (batchBytes === 0) return;
+      const bufs = batch;
+      const pos = writePos;
+      writePos += batchBytes;
+      batch = [];
+      batchBytes = 0;
+      pending++;
+      fh.writev(bufs, pos).then(
+        () => {
+          pending--;
+          maybeResume();
+          maybeDone();
+        },
+        (err: Error) => fail(err),
+      );
+    };
+
+    res.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      if (toSkip > 0) {
+        if (chunk.length <= toSkip) {
+          toSkip -= chunk.length;
+          return;
+        }
+        chunk = chunk.subarray(toSkip);
+        toSkip = 0;
+      }
+      if (received + chunk.length > length) {
+        chunk = chunk.subarray(0, length - received);
+        excess = true; // origin ignored Range: stop after our bytes
+      }
+      received += chunk.length;
+      crc = crc32(chunk, crc);
+      options.onBytes?.(chunk.length);
+      batch.push(chunk);
+      batchBytes += chunk.length;
+      if (batchBytes >= WRITE_BATCH || received === length) flush();
+      if (pending >= MAX_PENDING_WRITES && !paused) {
+        paused = true;
+        res.pause();
+      }
+      if (options.limiters && !options.limiters.empty) {
+        const wait = options.limiters.consume(chunk.length);
+        if (wait > 0 && !throttled) {
+          throttled = true;
+          if (!paused) {
+            paused = true;
+            res.pause();
+          }
+          setTimeout(() => {
+            throttled = false;
+            maybeResume();
+          }, wait);
+        }
+      }
+      if (received === length) {
+        ended = true;
+        if (excess) {
+          // Bytes past our range (origin ignoring Range) are not wanted.
+          res.removeAllListeners('data');
+          res.on('error', () => undefined);
+          res.destroy();
+        }
+        maybeDone();
+      }
+    });
+    res.on('end', () => {
+      if (failed) return;
+      ended = true;
+      flush();
+      maybeDone();
+    });
+    res.on('error', (err) => {
+      if (!ended) fail(err);
+    });
+    res.on('close', () => {
+      if (!ended && !failed) fail(new Error('connection closed mid-piece'));
+    });
+  });
+}
+
+export interface PeerPieceRequest {
+  readonly ip: string;
+  readonly port: number;
+  readonly taskId: string;
+  readonly parentPeerId: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly expectedDigest?: string;
+  readonly timeoutMs: number;
+  readonly limiters?: Limiters;
+  readonly signal?: AbortSignal;
+}
+
+/** GETs a piece from a parent's upload server into the content file; checks its digest. */
+export function fetchPieceFromPeer(req: PeerPieceRequest, fh: FileHandle): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const host = req.ip.includes(':') ? `[${req.ip}]` : req.ip;
+    const path = `/download/${req.taskId.slice(0, 3)}/${req.taskId}?peerId=${encodeURIComponent(req.parentPeerId)}`;
+    const r = http.get(
+      `http://${host}:${req.port}${path}`,
+      { agent: httpAgent, headers: { range: `bytes=${req.offset}-${req.offset + req.length - 1}` }, signal: req.signal },
+      (res) => {
+        if (res.statusCode !== 206) {
+          res.resume();
+          reject(new PieceHttpError(res.statusCode ?? 0, `parent answered ${res.statusCode} for piece at ${req.offset}`));
+          return;
+        }
+        receiveInto(res, fh, req.offset, req.length, { limiters: req.limiters }).then((digest) => {
+          if (req.expectedDigest && req.expectedDigest !== digest) reject(new PieceDigestError(req.expectedDigest, digest));
+          else resolve(digest);
+        }, reject);
+      },
+    );
+    r.setTimeout(req.timeoutMs, () => r.destroy(new Error(`piece request timed out after ${req.timeoutMs} ms`)));
+    r.on('error', reject);
+  });
+}
+
+/** Headers never replayed from or forwarded to the origin. */
+const HOP_HEADERS = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer',
+  'content-length', 'content-range', 'host', 'range', 'date',
+]);
+
+export function recordableHeaders(headers: http.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined || HOP_HEADERS.has(k)) continue;
+    out[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
+
+export interface OriginProbe {
+  readonly contentLength: number;
+  readonly responseHeaders: Record<string, string>;
+  /** The URL after redirects: piece GETs go there directly. */
+  readonly finalUrl: string;
+}
+
+const MAX_REDIRECTS = 10;
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+/** Talks to the origin: redirects followed, Authorization dropped when a redirect changes host. */
+export class OriginClient {
+  constructor(private readonly headers: Readonly<Record<string, string>>) {}
+
+  private outgoingHeaders(url: URL, originalHost: string, extra: Record<string, string>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.headers)) {
+      const key = k.toLowerCase();
+      if (HOP_HEADERS.has(key)) continue;
+      if (key === 'authorization' && url.host !== originalHost) continue;
+      out[k] = v;
+    }
+    return { ...out, ...extra };
+  }
+
+  /** One request with redirects followed; resolves with the final response (body unread). */
+  request(
+    method: 'GET' | 'HEAD',
+    rawUrl: string,
+    extra: Record<string, string>,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<{ res: http.IncomingMessage; url: string }> {
+    const originalHost = new URL(rawUrl).host;
+    const go = (current: string, hops: number): Promise<{ res: http.IncomingMessage; url: string }> =>
+      new Promise((resolve, reject) => {
+        const url = new URL(current);
+        const mod = url.protocol === 'https:' ? https : http;
+        const agent = url.protocol === 'https:' ? httpsAgent : httpAgent;
+        const r = mod.request(url, { method, agent, headers: this.outgoingHeaders(url, originalHost, extra), signal }, (res) => {
+          const status = res.statusCode ?? 0;
+          if ([301, 302, 303, 307, 308].includes(status) && res.headers.location) {
+            res.resume();
+            if (hops >= MAX_REDIRECTS) return reject(new Error(`too many redirects from ${rawUrl}`));
+            go(new URL(res.headers.location, url).toString(), hops + 1).then(resolve, reject);
+            return;
+          }
+          resolve({ res, url: current });
+        });
+        r.setTimeout(timeoutMs, () => r.destroy(new Error(`origin request timed out after ${timeoutMs} ms`)));
+        r.on('error', reject);
+        r.end();
+      });
+    return go(rawUrl, 0);
+  }
+
+  /** Throws OriginResponseError (status, headers, body) for a refused response. */
+  static async refusal(res: http.IncomingMessage, url: string): Promise<OriginResponseError> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        if (size < ERROR_BODY_LIMIT) chunks.push(chunk);
+        size += chunk.length;
+      }
+    } catch {
+      // the error itself is what matters
+    }
+    return new OriginResponseError(res.statusCode ?? 502, recordableHeaders(res.headers), Buffer.concat(chunks).subarray(0, ERROR_BODY_LIMIT), url);
+  }
+
+  /** Content length and headers: HEAD, or a one-byte ranged GET when HEAD is refused or says nothing. */
+  async probe(url: string, timeoutMs: number, signal?: AbortSignal): Promise<OriginProbe> {
+    try {
+      const { res, url: finalUrl } = await this.request('HEAD', url, {}, timeoutMs, signal);
+      res.resume();
+      const len = Number(res.headers['content-length']);
+      if ((res.statusCode ?? 0) >= 200 && res.statusCode! < 300 && res.headers['content-length'] !== undefined && Number.isFinite(len)) {
+        return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl };
+      }
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      // Fall through to GET: some origins (signed URLs) only answer GET.
+    }
+    const { res, url: finalUrl } = await this.request('GET', url, { Range: 'bytes=0-0' }, timeoutMs, signal);
+    const status = res.statusCode ?? 0;
+    if (status === 206) {
+      res.resume();
+      const total = /\/(\d+)\s*$/.exec(String(res.headers['content-range'] ?? ''));
+      if (!total) throw new Error(`origin sent 206 without a total length in Content-Range for ${url}`);
+      return { contentLength: Number(total[1]), responseHeaders: recordableHeaders(res.headers), finalUrl };
+    }
+    if (status === 416) {
+      res.resume();
+      return { contentLength: 0, responseHeaders: recordableHeaders(res.headers), finalUrl };
+    }
+    if (status >= 200 && status < 300) {
+      res.destroy();
+      const len = Number(res.headers['content-length']);
+      if (res.headers['content-length'] === undefined || !Number.isFinite(len)) throw new Error(`origin did not report a content length for ${url}`);
+      return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl };
+    }
+    throw await OriginClient.refusal(res, url);
+  }
+
+  /** GETs bytes [offset, offset+length) into the content file; returns the crc32 digest. */
+  async fetchPiece(
+    url: string,
+    fh: FileHandle,
+    offset: number,
+    length: number,
+    timeoutMs: number,
+    limiters?: Limiters,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const { res } = await this.request('GET', url, { Range: `bytes=${offset}-${offset + length - 1}` }, timeoutMs, signal);
+    const status = res.statusCode ?? 0;
+    if (status === 206) return receiveInto(res, fh, offset, length, { limiters });
+    // An origin that ignores Range sends everything: skip to our bytes.
+    if (status === 200) return receiveInto(res, fh, offset, length, { limiters, skip: offset });
+    throw await OriginClient.refusal(res, url);
+  }
+}
+
+const batchPool: Buffer[] = [];
+const takeBatch = () => batchPool.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
+const giveBatch = (b: Buffer) => {
+  if (batchPool.length < 64) batchPool.push(b);
+};
+const HEADER_END = Buffer.from('\r\n\r\n');
+const MAX_HEADER = 16 * 1024;
+const LIMITED_READ = 64 * 1024;
+
+/**
+ * The same request as fetchPieceFromPeer over a plain TCP socket whose reads land directly
+ * in pooled 1 MiB write batches (`onread` with a buffer generator): no per-chunk allocation,
+ * no copy and no HTTP client machinery. Bytes are checksummed where they land and a full
+ * batch is written while the socket keeps reading into the next one. Only for our own
+ * upload servers (HTTP/1.1, 206 + Content-Length, one response).
+ */
+export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const limited = req.limiters !== undefined && !req.limiters.empty;
+    let inHeader = true;
+    let crc = 0;
+    let received = 0;
+    let batch = takeBatch();
+    /** Bytes in `batch`: header bytes while inHeader, then body bytes not yet written. */
+    let batchLen = 0;
+    let writePos = req.offset;
+    let pending = 0;
+    let settled = false;
+    let bodyDone = false;
+    let paused = false;
+    let throttled = false;
+    const maybeResume = () => {
+      if (paused && !throttled && !settled && pending < MAX_PENDING_WRITES) {
+        paused = false;
+        socket.resume();
+      }
+    };
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+      // The socket is closed: its read buffer (the current batch) can be reused.
+      giveBatch(batch);
+      if (err) return reject(err);
+      const digest = crc32Digest(crc);
+      if (req.expectedDigest && req.expectedDigest !== digest) reject(new PieceDigestError(req.expectedDigest, digest));
+      else resolve(digest);
+    };
+    const maybeDone = () => {
+      if (bodyDone && !throttled && pending === 0 && batchLen === 0) finish();
+    };
+    const flush = () => {
+      if (batchLen === 0) return;
+      const buf = batch;
+      const len = batchLen;
+      const pos = writePos;
+      writePos += len;
+      batch = takeBatch();
+      batchLen = 0;
+      pending++;
+      fh.write(buf, 0, len, pos).then(
+        () => {
+          pending--;
+          giveBatch(buf);
+          maybeResume();
+          maybeDone();
+        },
+        (err: Error) => finish(err),
+      );
+    };
+    /** `n` body bytes have landed at batch[batchLen..]. */
+    const body = (n: number): boolean => {
+      if (received + n > req.length) n = req.length - received;
+      received += n;
+      crc = crc32(batch.subarray(batchLen, batchLen + n), crc);
+      batchLen += n;
+      const wait = limited ? req.limiters.consume(n) : 0;
+      if (wait > 0) {
+        throttled = true;
+        setTimeout(() => {
+          throttled = false;
+          maybeResume();
+          maybeDone();
+        }, wait);
+      }
+      if (received === req.length) {
+        flush();
+        bodyDone = true;
+        maybeDone();
+        return false;
+      }
+      if (batchLen === WRITE_BATCH) flush();
+      if (pending >= MAX_PENDING_WRITES || throttled) {
+        paused = true;
+        return false;
+      }
+      return true;
+    };
+    const header = (nread: number): boolean => {
+      const searchFrom = Math.max(0, batchLen - 3);
+      batchLen += nread;
+      const end = batch.subarray(0, batchLen).indexOf(HEADER_END, searchFrom);
+      if (end < 0) {
+        if (batchLen > MAX_HEADER) finish(new Error('response header too large'));
+        return true;
+      }
+      const head = batch.toString('latin1', 0, end);
+      inHeader = false;
+      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
+      if (status !== 206) {
+        finish(new PieceHttpError(status, `parent answered ${status} for piece at ${req.offset}`));
+        return false;
+      }
+      const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
+      if (len !== req.length) {
+        finish(new Error(`parent sent ${len} bytes for a ${req.length}-byte piece`));
+        return false;
+      }
+      const bodyStart = end + HEADER_END.length;
+      const bodyBytes = batchLen - bodyStart;
+      batch.copyWithin(0, bodyStart, batchLen);
+      batchLen = 0;
+      return bodyBytes > 0 ? body(bodyBytes) : true;
+    };
+    const onData = (nread: number): boolean => {
+      if (settled || bodyDone) return false;
+      return inHeader ? header(nread) : body(nread);
+    };
+    // Each read lands right after the bytes already in the current batch; rate-limited
+    // transfers read in small steps so the bucket paces them evenly.
+    const nextBuffer = (): Buffer => batch.subarray(batchLen, limited ? batchLen + LIMITED_READ : WRITE_BATCH);
+    const socket = net.connect({ host: req.ip, port: req.port, onread: { buffer: nextBuffer, callback: onData } });
+    socket.setNoDelay(true);
+    const host = req.ip.includes(':') ? `[${req.ip}]` : req.ip;
+    const path = `/download/${req.taskId.slice(0, 3)}/${req.taskId}?peerId=${encodeURIComponent(req.parentPeerId)}`;
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${req.port}\r\nRange: bytes=${req.offset}-${req.offset + req.length - 1}\r\nConnection: close\r\n\r\n`);
+    socket.on('error', (err) => finish(err));
+    socket.on('close', () => {
+      if (!bodyDone) finish(new Error(`connection closed after ${received} of ${req.length} piece bytes`));
+    });
+    const timer = setTimeout(() => finish(new Error(`piece request timed out after ${req.timeoutMs} ms`)), req.timeoutMs);
+    const onAbort = () => finish(new Error('aborted'));
+    req.signal?.addEventListener('abort', onAbort);
+  });
+}

@@ -1,0 +1,246 @@
+/**
+ * Pure routing decisions of the registry-mirror proxy: which upstream URL a request goes
+ * to, whether it travels through P2P or straight to the origin, and which task-id inputs
+ * and headers go with it. No I/O here, so every rule is unit-testable on its own.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { blobDigestOf, parseFilter } from '../../common/ids';
+import type { DfdaemonConfig, ProxyRule } from '../../common/config/dfdaemon';
+
+export const HEADER = {
+  registry: 'x-dragonfly-registry',
+  useP2P: 'x-dragonfly-use-p2p',
+  tag: 'x-dragonfly-tag',
+  application: 'x-dragonfly-application',
+  filteredQueryParams: 'x-dragonfly-filtered-query-params',
+  /** Go-era spelling of the same thing, `&`-separated. */
+  filter: 'x-dragonfly-filter',
+  priority: 'x-dragonfly-priority',
+  taskId: 'X-Dragonfly-Task-ID',
+  downloadFinished: 'X-Dragonfly-Task-Download-Finished',
+  errorType: 'X-Dragonfly-Error-Type',
+} as const;
+
+/** Connection-scoped headers (RFC 9110 §7.6.1) that a proxy must not forward. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+export type ProxyMode = 'p2p' | 'pass-through';
+
+export interface RouteDecision {
+  /** Absolute upstream URL (for mirror requests: the registry plus the request's path and query, `ns` removed). */
+  readonly upstream: URL;
+  readonly mode: ProxyMode;
+  /** Mirror request (origin-form, from containerd) or a plain forward-proxy request (absolute URI). */
+  readonly kind: 'mirror' | 'forward';
+  /** Skip TLS verification to this upstream (registryMirror.insecure). */
+  readonly insecure: boolean;
+}
+
+export class RouteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RouteError';
+  }
+}
+
+/** Registry strings from `ns=` / X-Dragonfly-Registry: scheme added when missing; docker.io's API host. */
+export function registryBase(value: string): URL {
+  let text = value.trim();
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) text = `https://${text}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new RouteError(`invalid registry "${value}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RouteError(`unsupported registry scheme in "${value}"`);
+  // containerd names Docker Hub "docker.io"; its registry API lives on index.docker.io.
+  if (url.hostname === 'docker.io') url.hostname = 'index.docker.io';
+  return url;
+}
+
+/** Joins a registry base (possibly with a path prefix) and an origin-form request path. */
+function joinMirror(base: URL, originForm: string): URL {
+  const parsed = new URL(originForm, 'http://placeholder');
+  const prefix = base.pathname.replace(/\/+$/, '');
+  const url = new URL(base.origin);
+  url.pathname = `${prefix}${parsed.pathname}`;
+  parsed.searchParams.delete('ns');
+  url.search = parsed.searchParams.toString();
+  return url;
+}
+
+/** The URL with query and fragment stripped: what rules are matched against. */
+export function ruleSubject(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+export function firstMatchingRule(rules: readonly ProxyRule[], url: URL, compiled?: readonly RegExp[]): ProxyRule | undefined {
+  const subject = ruleSubject(url);
+  for (let i = 0; i < rules.length; i++) {
+    const re = compiled?.[i] ?? new RegExp(rules[i].regx);
+    if (re.test(subject)) return rules[i];
+  }
+  return undefined;
+}
+
+/**
+ * Decides where a request goes. `rawUrl` is the request target as received: origin-form
+ * ("/v2/...") for mirror requests, absolute ("http://host/...") for forward-proxy requests.
+ */
+export function route(
+  config: DfdaemonConfig['proxy'],
+  method: string,
+  rawUrl: string,
+  headers: IncomingHttpHeaders,
+  compiledRules?: readonly RegExp[],
+): RouteDecision {
+  let upstream: URL;
+  let kind: RouteDecision['kind'];
+  let insecure = false;
+  let forceDirect = false;
+  if (/^https?:\/\//i.test(rawUrl)) {
+    kind = 'forward';
+    try {
+      upstream = new URL(rawUrl);
+    } catch {
+      throw new RouteError(`invalid request URL "${rawUrl}"`);
+    }
+  } else if (rawUrl.startsWith('/')) {
+    kind = 'mirror';
+    // registryMirror.dynamic (Go-era key): whether X-Dragonfly-Registry may pick the upstream.
+    const headerRegistry = config.registryMirror.dynamic ? single(headers[HEADER.registry]) : undefined;
+    const ns = new URL(rawUrl, 'http://placeholder').searchParams.get('ns');
+    const registry = headerRegistry || ns || config.registryMirror.url;
+    upstream = joinMirror(registryBase(registry), rawUrl);
+    insecure = config.registryMirror.insecure;
+    forceDirect = config.registryMirror.direct;
+  } else {
+    throw new RouteError(`unsupported request target "${rawUrl}"`);
+  }
+  upstream.hash = '';
+
+  const rule = firstMatchingRule(config.proxies, upstream, compiledRules);
+  if (rule) {
+    if (rule.redirect) upstream.host = rule.redirect;
+    if (rule.useHTTPS && upstream.protocol === 'http:') {
+      upstream.protocol = 'https:';
+      if (upstream.port === '80') upstream.port = '';
+    }
+  }
+  const forcedP2P = single(headers[HEADER.useP2P])?.toLowerCase() === 'true';
+  const p2p = method === 'GET' && !forceDirect && (forcedP2P || (rule !== undefined && !rule.direct));
+  return { upstream, mode: p2p ? 'p2p' : 'pass-through', kind, insecure };
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Headers to send to the origin: the client's, minus hop-by-hop ones, Host and our own X-Dragonfly-* controls. */
+export function forwardableHeaders(headers: IncomingHttpHeaders, options: { dropRange?: boolean } = {}): Record<string, string | string[]> {
+  const connectionScoped = new Set(
+    (single(headers.connection) ?? '')
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (name === 'host' || HOP_BY_HOP.has(name) || connectionScoped.has(name) || name.startsWith('x-dragonfly-')) continue;
+    if (options.dropRange && name === 'range') continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Response headers safe to replay to the client (hop-by-hop removed). */
+export function replayableHeaders(headers: Readonly<Record<string, string | string[] | undefined>>, drop: readonly string[] = []): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const dropped = new Set(drop);
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || HOP_BY_HOP.has(lower) || dropped.has(lower)) continue;
+    out[lower] = value;
+  }
+  return out;
+}
+
+export interface TaskInputs {
+  readonly tag?: string;
+  readonly application?: string;
+  readonly filteredQueryParams: readonly string[];
+  readonly priority?: number;
+  /** For OCI blob URLs: the digest the engine verifies the content against. */
+  readonly digest?: string;
+}
+
+/** Task-id inputs from X-Dragonfly-* headers, falling back to proxy.defaultTag/defaultApplication/defaultFilter. */
+export function taskInputs(config: DfdaemonConfig['proxy'], headers: IncomingHttpHeaders, upstream: URL): TaskInputs {
+  const tag = single(headers[HEADER.tag]) ?? config.defaultTag;
+  const application = single(headers[HEADER.application]) ?? config.defaultApplication;
+  const listHeader = single(headers[HEADER.filteredQueryParams]);
+  const goFilter = single(headers[HEADER.filter]);
+  const filteredQueryParams =
+    listHeader !== undefined
+      ? listHeader.split(',').map((s) => s.trim()).filter(Boolean)
+      : goFilter !== undefined
+        ? parseFilter(goFilter)
+        : parseFilter(config.defaultFilter);
+  const priorityText = single(headers[HEADER.priority]);
+  const priority = priorityText !== undefined && /^\d+$/.test(priorityText) ? Number(priorityText) : undefined;
+  return {
+    tag: tag || undefined,
+    application: application || undefined,
+    filteredQueryParams,
+    priority,
+    digest: blobDigestOf(upstream.toString()),
+  };
+}
+
+export type ParsedRange =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'multi' }
+  | { readonly kind: 'invalid' }
+  /** `bytes=a-b` (end undefined for `bytes=a-`) or suffix `bytes=-n`. */
+  | { readonly kind: 'single'; readonly start?: number; readonly end?: number; readonly suffix?: number };
+
+/** Parses a Range header; only single byte ranges are served from P2P. */
+export function parseRange(header: string | undefined): ParsedRange {
+  if (header === undefined || header.trim() === '') return { kind: 'none' };
+  const m = /^\s*bytes\s*=\s*(.+)$/i.exec(header);
+  if (!m) return { kind: 'invalid' };
+  const specs = m[1].split(',').map((s) => s.trim()).filter(Boolean);
+  if (specs.length !== 1) return specs.length === 0 ? { kind: 'invalid' } : { kind: 'multi' };
+  const r = /^(\d*)-(\d*)$/.exec(specs[0]);
+  if (!r || (r[1] === '' && r[2] === '')) return { kind: 'invalid' };
+  if (r[1] === '') return { kind: 'single', suffix: Number(r[2]) };
+  const start = Number(r[1]);
+  const end = r[2] === '' ? undefined : Number(r[2]);
+  if (end !== undefined && end < start) return { kind: 'invalid' };
+  return { kind: 'single', start, end };
+}
+
+/** Resolves a parsed single range against a known length: inclusive [start, end], or undefined if unsatisfiable. */
+export function resolveRange(range: Extract<ParsedRange, { kind: 'single' }>, contentLength: number): { start: number; end: number } | undefined {
+  if (contentLength <= 0) return undefined;
+  if (range.suffix !== undefined) {
+    if (range.suffix === 0) return undefined;
+    return { start: Math.max(0, contentLength - range.suffix), end: contentLength - 1 };
+  }
+  const start = range.start ?? 0;
+  if (start >= contentLength) return undefined;
+  const end = Math.min(range.end ?? contentLength - 1, contentLength - 1);
+  return { start, end };
+}

@@ -1,0 +1,604 @@
+/**
+ * Piece store: one preallocated content file per task under
+ * `<dataDir>/content/tasks/<id[0:3]>/<id>` and a JSON metadata file per task under
+ * `<dataDir>/metadata/tasks/<id>.json`, replaced atomically (temp + rename).
+ *
+ * Crash safety: a piece is recorded in the metadata only after its bytes were written
+ * (pwrite completed), and a task is marked finished only after its content file was
+ * fsync'd. On restart a finished task is trusted; a partial task's recorded pieces are
+ * re-verified against their crc32 before they are used again, so nothing torn is served.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Readable, type Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { crc32 } from 'node:zlib';
+import type { Logger } from 'pino';
+import { pieceCountOf, pieceRange } from '../common';
+
+export interface PieceRecord {
+  readonly number: number;
+  readonly offset: number;
+  readonly length: number;
+  /** "crc32:<decimal>" */
+  readonly digest: string;
+}
+
+export interface TaskMetadata {
+  readonly taskId: string;
+  readonly url: string;
+  readonly contentLength: number;
+  readonly pieceLength: number;
+  readonly responseHeaders: Record<string, string>;
+  /** piece number → digest */
+  pieces: Record<string, string>;
+  finished: boolean;
+  readonly createdAt: number;
+  updatedAt: number;
+  /** Last download or read: the LRU / TTL clock. */
+  lastUsedAt: number;
+  finishedAt?: number;
+}
+
+const BACKGROUND_SYNC_BYTES = 64 * 1024 * 1024;
+
+export function crc32Digest(value: number): string {
+  return `crc32:${value >>> 0}`;
+}
+
+export function crc32Of(data: Uint8Array): string {
+  return crc32Digest(crc32(data));
+}
+
+/**
+ * A stored task. Emits 'piece' (PieceRecord) as pieces land, 'finished' once complete and
+ * 'failed' (Error) when the download is abandoned (the entry is then removed).
+ */
+export class TaskEntry extends EventEmitter {
+  /** Readers and downloads in progress: GC leaves the task alone while > 0. */
+  private refs = 0;
+  private fdPromise: Promise<fsp.FileHandle> | undefined;
+  deleted = false;
+  failure: Error | undefined;
+  private unsyncedBytes = 0;
+  private syncing: Promise<void> | undefined;
+
+  constructor(
+    readonly meta: TaskMetadata,
+    readonly contentPath: string,
+  ) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  get taskId(): string {
+    return this.meta.taskId;
+  }
+  get pieceCount(): number {
+    return pieceCountOf(this.meta.contentLength, this.meta.pieceLength);
+  }
+  get finishedPieceCount(): number {
+    return Object.keys(this.meta.pieces).length;
+  }
+  get finished(): boolean {
+    return this.meta.finished;
+  }
+  hasPiece(n: number): boolean {
+    return this.meta.pieces[n] !== undefined;
+  }
+  piece(n: number): PieceRecord | undefined {
+    const digest = this.meta.pieces[n];
+    if (digest === undefined) return undefined;
+    return { number: n, ...pieceRange(n, this.meta.contentLength, this.meta.pieceLength), digest };
+  }
+  pieces(): PieceRecord[] {
+    return Object.keys(this.meta.pieces)
+      .map(Number)
+      .sort((a, b) => a - b)
+      .map((n) => this.piece(n) as PieceRecord);
+  }
+  /** True when every piece overlapping [start, start+length) is stored. */
+  holdsRange(start: number, length: number): boolean {
+    if (this.meta.finished) return true;
+    if (length <= 0) return true;
+    const first = Math.floor(start / this.meta.pieceLength);
+    const last = Math.floor((start + length - 1) / this.meta.pieceLength);
+    for (let n = first; n <= last; n++) if (!this.hasPiece(n)) return false;
+    return true;
+  }
+  acquire(): void {
+    this.refs++;
+    this.touch();
+  }
+  release(): void {
+    this.refs = Math.max(0, this.refs - 1);
+  }
+  get inUse(): boolean {
+    return this.refs > 0;
+  }
+  touch(): void {
+    this.meta.lastUsedAt = Date.now();
+  }
+  /** A shared read/write handle, opened lazily. */
+  handle(): Promise<fsp.FileHandle> {
+    this.fdPromise ??= fsp.open(this.contentPath, 'r+');
+    return this.fdPromise;
+  }
+  /**
+   * Counts stored bytes and, every BACKGROUND_SYNC_BYTES, starts a datasync in the thread pool
+   * (one at a time, not awaited): disk write-back overlaps the download, so the fsync that
+   * finishes the task only has the tail left to flush.
+   */
+  noteWritten(bytes: number): void {
+    this.unsyncedBytes += bytes;
+    if (this.unsyncedBytes < BACKGROUND_SYNC_BYTES || this.syncing || this.deleted) return;
+    this.unsyncedBytes = 0;
+    this.syncing = this.handle()
+      .then((fh) => fh.datasync())
+      .catch(() => undefined)
+      .finally(() => {
+        this.syncing = undefined;
+      });
+  }
+  /** The background datasync in progress, if any. */
+  syncSettled(): Promise<void> {
+    return this.syncing ?? Promise.resolve();
+  }
+  async closeHandle(): Promise<void> {
+    await this.syncSettled();
+    const p = this.fdPromise;
+    this.fdPromise = undefined;
+    if (p) await (await p).close().catch(() => undefined);
+  }
+  /** Resolves once piece `n` is stored; rejects if the task fails or is deleted. */
+  waitForPiece(n: number): Promise<void> {
+    if (this.hasPiece(n) || this.meta.finished) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const onPiece = (p: PieceRecord) => {
+        if (p.number === n) done(undefined);
+      };
+      const onFinished = () => done(undefined);
+      const onFailed = (err: Error) => done(err);
+      const done = (err: Error | undefined) => {
+        this.off('piece', onPiece);
+        this.off('finished', onFinished);
+        this.off('failed', onFailed);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.on('piece', onPiece);
+      this.on('finished', onFinished);
+      this.on('failed', onFailed);
+    });
+  }
+}
+
+export interface NewTask {
+  readonly taskId: string;
+  readonly url: string;
+  readonly contentLength: number;
+  readonly pieceLength: number;
+  readonly responseHeaders: Record<string, string>;
+}
+
+export interface DiskUsage {
+  readonly total: number;
+  readonly used: number;
+}
+
+export interface StorageOptions {
+  readonly dataDir: string;
+  readonly keepStorage: boolean;
+  readonly taskExpireMs: number;
+  /** 0: the file system's size and usage count; otherwise this many bytes, of which only ours are used. */
+  readonly diskGCThreshold: number;
+  readonly highPercent: number;
+  readonly lowPercent: number;
+  readonly logger: Logger;
+  /** How often metadata of a downloading task is written (piece records batch up in between). */
+  readonly metadataFlushMs?: number;
+  /** For tests: file-system usage instead of statfs. */
+  readonly fsUsage?: () => Promise<DiskUsage>;
+}
+
+export interface GcResult {
+  readonly expired: string[];
+  readonly evicted: string[];
+}
+
+export class TaskStore {
+  private readonly entries = new Map<string, TaskEntry>();
+  private readonly flushTimers = new Map<string, NodeJS.Timeout>();
+  private readonly flushing = new Map<string, Promise<void>>();
+  private readonly contentRoot: string;
+  private readonly metaRoot: string;
+
+  private constructor(private readonly options: StorageOptions) {
+    this.contentRoot = path.join(options.dataDir, 'content', 'tasks');
+    this.metaRoot = path.join(options.dataDir, 'metadata', 'tasks');
+  }
+
+  /** Opens the store; with keepStorage, reloads finished tasks and re-verifies partial ones. */
+  static async open(options: StorageOptions): Promise<TaskStore> {
+    const store = new TaskStore(options);
+    if (!options.keepStorage) {
+      await fsp.rm(store.contentRoot, { recursive: true, force: true });
+      await fsp.rm(store.metaRoot, { recursive: true, force: true });
+    }
+    await fsp.mkdir(store.contentRoot, { recursive: true });
+    await fsp.mkdir(store.metaRoot, { recursive: true });
+    await store.reload();
+    return store;
+  }
+
+  contentPathOf(taskId: string): string {
+    return path.join(this.contentRoot, taskId.slice(0, 3), taskId);
+  }
+  private metaPathOf(taskId: string): string {
+    return path.join(this.metaRoot, `${taskId}.json`);
+  }
+
+  get(taskId: string): TaskEntry | undefined {
+    return this.entries.get(taskId);
+  }
+  all(): TaskEntry[] {
+    return [...this.entries.values()];
+  }
+
+  private async reload(): Promise<void> {
+    const log = this.options.logger;
+    const names = (await fsp.readdir(this.metaRoot)).filter((n) => n.endsWith('.json'));
+    for (const name of names) {
+      const taskId = name.slice(0, -'.json'.length);
+      let meta: TaskMetadata;
+      try {
+        meta = JSON.parse(await fsp.readFile(path.join(this.metaRoot, name), 'utf8')) as TaskMetadata;
+      } catch (err) {
+        log.warn({ taskId, err }, 'dropping task with unreadable metadata');
+        await this.removeFiles(taskId);
+        continue;
+      }
+      const contentPath = this.contentPathOf(taskId);
+      const st = await fsp.stat(contentPath).catch(() => undefined);
+      if (!st || st.size !== meta.contentLength || meta.taskId !== taskId) {
+        log.warn({ taskId }, 'dropping task whose content file is missing or has the wrong size');
+        await this.removeFiles(taskId);
+        continue;
+      }
+      if (!meta.finished) {
+        // Recorded pieces of a partial task are trusted only after re-checking their bytes.
+        const verified = await this.verifyPieces(contentPath, meta);
+        const dropped = Object.keys(meta.pieces).length - Object.keys(verified).length;
+        meta.pieces = verified;
+        if (dropped > 0) log.warn({ taskId, dropped }, 'partial task: pieces failed re-verification and will be fetched again');
+        await this.writeMeta(meta);
+      }
+      this.entries.set(taskId, new TaskEntry(meta, contentPath));
+      log.info({ taskId, finished: meta.finished, pieces: Object.keys(meta.pieces).length }, 'reloaded task from storage');
+    }
+  }
+
+  private async verifyPieces(contentPath: string, meta: TaskMetadata): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    const fh = await fsp.open(contentPath, 'r');
+    try {
+      for (const [key, digest] of Object.entries(meta.pieces)) {
+        const { offset, length } = pieceRange(Number(key), meta.contentLength, meta.pieceLength);
+        const buf = Buffer.allocUnsafe(length);
+        const { bytesRead } = await fh.read(buf, 0, length, offset);
+        if (bytesRead === length && crc32Of(buf) === digest) out[key] = digest;
+      }
+    } finally {
+      await fh.close();
+    }
+    return out;
+  }
+
+  /** Creates (or returns the existing) entry with a preallocated content file. */
+  async create(task: NewTask): Promise<TaskEntry> {
+    const existing = this.entries.get(task.taskId);
+    if (existing) return existing;
+    const contentPath = this.contentPathOf(task.taskId);
+    await fsp.mkdir(path.dirname(contentPath), { recursive: true });
+    const fh = await fsp.open(contentPath, 'w');
+    try {
+      await fh.truncate(task.contentLength);
+    } finally {
+      await fh.close();
+    }
+    const now = Date.now();
+    const meta: TaskMetadata = { ...task, pieces: {}, finished: false, createdAt: now, updatedAt: now, lastUsedAt: now };
+    const again = this.entries.get(task.taskId);
+    if (again) return again;
+    const entry = new TaskEntry(meta, contentPath);
+    this.entries.set(task.taskId, entry);
+    await this.writeMeta(meta);
+    return entry;
+  }
+
+  /** Records a piece whose bytes are already written at its offset; children can fetch it from now on. */
+  markPiece(entry: TaskEntry, n: number, digest: string): PieceRecord {
+    entry.meta.pieces[n] = digest;
+    entry.meta.updatedAt = Date.now();
+    const record = entry.piece(n) as PieceRecord;
+    entry.noteWritten(record.length);
+    this.scheduleFlush(entry);
+    entry.emit('piece', record);
+    return record;
+  }
+
+  /** fsyncs the content, then records the task as finished. */
+  async finish(entry: TaskEntry): Promise<void> {
+    const fh = await entry.handle();
+    await entry.syncSettled();
+    await fh.sync();
+    entry.meta.finished = true;
+    entry.meta.finishedAt = Date.now();
+    entry.meta.updatedAt = entry.meta.finishedAt;
+    this.cancelFlush(entry.taskId);
+    await this.flushing.get(entry.taskId);
+    await this.writeMeta(entry.meta);
+    entry.emit('finished');
+  }
+
+  /** Persists the use time (cache hits keep a task alive for GC). */
+  touch(entry: TaskEntry): void {
+    entry.touch();
+    this.scheduleFlush(entry);
+  }
+
+  private scheduleFlush(entry: TaskEntry): void {
+    if (this.flushTimers.has(entry.taskId)) return;
+    const timer = setTimeout(() => {
+      this.flushTimers.delete(entry.taskId);
+      if (entry.deleted) return;
+      const p = this.writeMeta(entry.meta)
+        .catch((err: unknown) => this.options.logger.warn({ err, taskId: entry.taskId }, 'metadata flush failed'))
+        .finally(() => this.flushing.delete(entry.taskId));
+      this.flushing.set(entry.taskId, p);
+    }, this.options.metadataFlushMs ?? 200);
+    timer.unref();
+    this.flushTimers.set(entry.taskId, timer);
+  }
+
+  private cancelFlush(taskId: string): void {
+    const t = this.flushTimers.get(taskId);
+    if (t) clearTimeout(t);
+    this.flushTimers.delete(taskId);
+  }
+
+  /** Writes pending metadata now (shutdown). */
+  async flushAll(): Promise<void> {
+    for (const taskId of [...this.flushTimers.keys()]) {
+      this.cancelFlush(taskId);
+      const e = this.entries.get(taskId);
+      if (e && !e.deleted) await this.writeMeta(e.meta);
+    }
+    await Promise.all(this.flushing.values());
+  }
+
+  private async writeMeta(meta: TaskMetadata): Promise<void> {
+    const target = this.metaPathOf(meta.taskId);
+    const tmp = `${target}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    await fsp.writeFile(tmp, JSON.stringify(meta));
+    await fsp.rename(tmp, target);
+  }
+
+  /** Removes a task (its waiters get `reason`). */
+  async remove(taskId: string, reason = new Error(`task ${taskId} was deleted`)): Promise<boolean> {
+    const entry = this.entries.get(taskId);
+    if (entry) {
+      entry.deleted = true;
+      entry.failure ??= reason;
+      this.entries.delete(taskId);
+      this.cancelFlush(taskId);
+      await this.flushing.get(taskId);
+      entry.emit('failed', reason);
+      await entry.closeHandle();
+    }
+    await this.removeFiles(taskId);
+    return entry !== undefined;
+  }
+
+  private async removeFiles(taskId: string): Promise<void> {
+    await fsp.rm(this.metaPathOf(taskId), { force: true });
+    await fsp.rm(this.contentPathOf(taskId), { force: true });
+  }
+
+  /** Bytes of our own content files. */
+  ownBytes(): number {
+    let total = 0;
+    for (const e of this.entries.values()) total += e.meta.contentLength;
+    return total;
+  }
+
+  private async usage(): Promise<DiskUsage> {
+    if (this.options.diskGCThreshold > 0) return { total: this.options.diskGCThreshold, used: this.ownBytes() };
+    if (this.options.fsUsage) return this.options.fsUsage();
+    const st = await fsp.statfs(this.options.dataDir);
+    const total = st.blocks * st.bsize;
+    return { total, used: total - st.bfree * st.bsize };
+  }
+
+  /**
+   * Evicts tasks unused for taskExpireTime, then, when usage reaches the high watermark,
+   * least-recently-used finished tasks until usage is under the low watermark. Tasks being
+   * downloaded or read are never touched.
+   */
+  async gc(now = Date.now()): Promise<GcResult> {
+    const expired: string[] = [];
+    const evicted: string[] = [];
+    for (const e of [...this.entries.values()]) {
+      if (e.inUse) continue;
+      if (now - e.meta.lastUsedAt >= this.options.taskExpireMs) {
+        await this.remove(e.taskId, new Error(`task ${e.taskId} expired`));
+        expired.push(e.taskId);
+      }
+    }
+    const { total, used } = await this.usage();
+    if (total > 0 && (used / total) * 100 >= this.options.highPercent) {
+      let toFree = used - (total * this.options.lowPercent) / 100;
+      const candidates = [...this.entries.values()].filter((e) => e.finished && !e.inUse).sort((a, b) => a.meta.lastUsedAt - b.meta.lastUsedAt);
+      for (const e of candidates) {
+        if (toFree <= 0) break;
+        toFree -= e.meta.contentLength;
+        await this.remove(e.taskId, new Error(`task ${e.taskId} evicted by disk GC`));
+        evicted.push(e.taskId);
+      }
+    }
+    if (expired.length || evicted.length) this.options.logger.info({ expired: expired.length, evicted: evicted.length, used, total }, 'storage GC');
+    return { expired, evicted };
+  }
+
+  async close(): Promise<void> {
+    await this.flushAll();
+    for (const e of this.entries.values()) await e.closeHandle();
+  }
+}
+
+/** fs.createReadStream-backed stream of [start, start+length) of a content file. */
+export function createContentReadStream(contentPath: string, start: number, length: number): fs.ReadStream {
+  return fs.createReadStream(contentPath, { start, end: start + length - 1, highWaterMark: 1024 * 1024 });
+}
+
+const SEND_CHUNK = 1024 * 1024;
+const sendPool: Buffer[] = [];
+const takeSendBuffer = () => sendPool.pop() ?? Buffer.allocUnsafeSlow(SEND_CHUNK);
+const giveSendBuffer = (b: Buffer) => {
+  if (sendPool.length < 16) sendPool.push(b);
+};
+
+/**
+ * [start, start+length) of a stored task's content file, read through the task's shared handle.
+ * As a Readable it reads 1 MiB chunks into fresh buffers (any consumer may keep them);
+ * `sendTo` instead writes the bytes to one destination from pooled buffers, each reused once
+ * the destination has taken it, with the next read overlapping the previous write: the cache-hit
+ * fast path, which allocates (and garbage-collects) nothing per chunk.
+ */
+export class ContentReadStream extends Readable {
+  private pos: number;
+  private readonly end: number;
+  private taken = false;
+
+  /**
+   * `beforeEnd`: for a task still downloading with a digest to verify, the last chunk is held
+   * back until it settles, so a reader never sees a clean end of content that then fails.
+   */
+  constructor(
+    private readonly entry: TaskEntry,
+    start: number,
+    length: number,
+    private readonly onBytes: (n: number) => void = () => undefined,
+    private readonly beforeEnd?: Promise<unknown>,
+  ) {
+    super({ highWaterMark: 2 * SEND_CHUNK });
+    this.pos = start;
+    this.end = start + length;
+  }
+
+  override _read(): void {
+    this.taken = true;
+    if (this.pos >= this.end) {
+      this.push(null);
+      return;
+    }
+    const n = Math.min(SEND_CHUNK, this.end - this.pos);
+    const buf = Buffer.allocUnsafeSlow(n);
+    const at = this.pos;
+    this.pos += n;
+    this.stored(at, n)
+      .then(() => this.entry.handle())
+      .then((fh) => fh.read(buf, 0, n, at))
+      .then(async ({ bytesRead }) => {
+        if (bytesRead !== n) throw new Error(`short read of task ${this.entry.taskId} at ${at}`);
+        if (this.pos >= this.end && this.beforeEnd) await this.beforeEnd;
+        this.onBytes(n);
+        this.push(buf);
+        if (this.pos >= this.end) this.push(null);
+      })
+      .catch((err: Error) => this.destroy(err));
+  }
+
+  /** Resolves once every piece overlapping [at, at+n) is stored (at once for a finished task). */
+  private async stored(at: number, n: number): Promise<void> {
+    if (this.entry.finished) return;
+    const pieceLength = this.entry.meta.pieceLength;
+    for (let p = Math.floor(at / pieceLength), last = Math.floor((at + n - 1) / pieceLength); p <= last; p++) await this.entry.waitForPiece(p);
+  }
+
+  /** True while nothing was read as a Readable: `sendTo` may still take over. */
+  get canSend(): boolean {
+    return !this.taken && !this.destroyed;
+  }
+
+  /** Writes the remaining bytes to `out` and ends it; the stream is then closed. */
+  async sendTo(out: Writable): Promise<void> {
+    if (!this.canSend) throw new Error('content stream already being read');
+    this.taken = true;
+    // Failures reach the caller as the rejection: nobody else listens to this stream now.
+    this.on('error', () => undefined);
+    let closed = false;
+    let wake: (() => void) | undefined;
+    const onClose = () => {
+      closed = true;
+      wake?.();
+    };
+    out.on('close', onClose);
+    let inFlight = 0;
+    try {
+      const fh = await this.entry.handle();
+      while (this.pos < this.end) {
+        while (!closed && (inFlight >= 2 || out.writableNeedDrain)) {
+          await new Promise<void>((r) => {
+            const done = () => {
+              out.off('drain', done);
+              wake = undefined;
+              r();
+            };
+            wake = done;
+            out.once('drain', done);
+          });
+        }
+        if (closed) throw new Error('destination closed');
+        const n = Math.min(SEND_CHUNK, this.end - this.pos);
+        await this.stored(this.pos, n);
+        if (this.destroyed) throw this.errored ?? new Error('content stream destroyed');
+        const buf = takeSendBuffer();
+        const { bytesRead } = await fh.read(buf, 0, n, this.pos);
+        if (bytesRead !== n) {
+          giveSendBuffer(buf);
+          throw new Error(`short read of task ${this.entry.taskId} at ${this.pos}`);
+        }
+        if (this.pos + n >= this.end && this.beforeEnd) await this.beforeEnd.catch((err: Error) => {
+          giveSendBuffer(buf);
+          throw err;
+        });
+        if (closed) {
+          giveSendBuffer(buf);
+          throw new Error('destination closed');
+        }
+        this.pos += n;
+        inFlight++;
+        out.write(buf.subarray(0, n), (err) => {
+          inFlight--;
+          // Only a fully written buffer is safe to reuse.
+          if (!err) giveSendBuffer(buf);
+          wake?.();
+        });
+        this.onBytes(n);
+      }
+      out.end();
+      // finished() also settles when the client goes away before the last bytes are flushed.
+      await finished(out);
+      this.destroy();
+    } catch (err) {
+      this.destroy();
+      throw err;
+    } finally {
+      out.off('close', onClose);
+    }
+  }
+}

@@ -1,0 +1,924 @@
+/**
+ * The download engine: TaskManager implements TaskApi. One TaskDownload per task id runs
+ * the AnnouncePeer conversation with a scheduler, fetches pieces from parents (SyncPieces +
+ * HTTP range GETs, crc32-checked) or from the origin, and stores them; readers stream the
+ * content in order as pieces land, and a finished task is read straight from its file.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import {
+  blobDigestOf,
+  ConflictError,
+  DEFAULT_FILTERED_QUERY_PARAMS,
+  FailedPreconditionError,
+  GRPC_OPTIONS,
+  InvalidArgumentError,
+  peerIdOf,
+  pieceLengthFor,
+  taskIdOf,
+  UnavailableError,
+  type DfdaemonConfig,
+} from '../common';
+import { protos, type AnnouncePeerRequest, type AnnouncePeerResponse__Output, type DfdaemonUploadClient, type Peer__Output } from '../proto';
+import type { SyncPiecesResponse__Output } from '../proto/gen/dfdaemon/v2/SyncPiecesResponse';
+import { ContentHasher, warmContentHasher } from './content-hasher';
+import type { HostIdentity, SchedulerPool } from './control-plane';
+import type { DfdaemonMetrics } from './metrics';
+import { fetchPieceRaw, OriginClient, PieceDigestError, PieceHttpError } from './piece-transfer';
+import { bucketFor, Limiters, type TokenBucket } from './rate-limiter';
+import { ContentReadStream, type TaskEntry, type TaskStore } from './storage';
+import {
+  OriginResponseError,
+  type DownloadOptions,
+  type DownloadProgress,
+  type PieceProgress,
+  type TaskApi,
+  type TaskInfo,
+  type TaskReadResult,
+} from './task-api';
+
+export interface TaskManagerOptions {
+  readonly store: TaskStore;
+  readonly config: DfdaemonConfig;
+  readonly host: HostIdentity;
+  /** Absent: no scheduler at all, every download goes to the origin. */
+  readonly schedulers?: SchedulerPool;
+  readonly metrics: DfdaemonMetrics;
+  readonly logger: Logger;
+}
+
+const ORIGIN_ATTEMPTS = 4;
+/** Upstream's maxScheduleCount. */
+const MAX_RESCHEDULES = 5;
+const RESCHEDULE_RETRY_MS = 1000;
+
+type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void };
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface ParentState {
+  readonly peerId: string;
+  readonly hostId: string;
+  readonly ip: string;
+  readonly grpcPort: number;
+  readonly downloadPort: number;
+  readonly digests: Map<number, string>;
+  inflight: number;
+  blocked: boolean;
+  syncEnded: boolean;
+  call?: grpc.ClientReadableStream<SyncPiecesResponse__Output>;
+}
+
+/** The AnnouncePeer stream of one download (or nothing, when going to the origin without a scheduler). */
+class PeerReporter {
+  constructor(
+    private readonly stream: grpc.ClientDuplexStream<AnnouncePeerRequest, AnnouncePeerResponse__Output> | undefined,
+    private readonly ids: { hostId: string; taskId: string; peerId: string },
+  ) {}
+  get connected(): boolean {
+    return this.stream !== undefined;
+  }
+  send(req: Omit<AnnouncePeerRequest, 'hostId' | 'taskId' | 'peerId'>): void {
+    if (!this.stream || this.stream.writableEnded || this.stream.destroyed) return;
+    this.stream.write({ ...this.ids, ...req });
+  }
+  close(): void {
+    if (this.stream && !this.stream.writableEnded) this.stream.end();
+  }
+  cancel(): void {
+    this.stream?.cancel();
+  }
+}
+
+/** One download of one task, shared by every caller asking for it meanwhile. */
+class TaskDownload extends EventEmitter {
+  readonly peerId: string;
+  readonly entryReady = deferred<TaskEntry>();
+  readonly done = deferred<TaskEntry>();
+  entry: TaskEntry | undefined;
+  private reporter = new PeerReporter(undefined, { hostId: '', taskId: '', peerId: '' });
+  private readonly parents = new Map<string, ParentState>();
+  private readonly failedParents = new Set<string>();
+  private readonly inflight = new Set<number>();
+  private hasher: ContentHasher | undefined;
+  private readonly expectedSha256: string | undefined;
+  private p2pWake: (() => void) | undefined;
+  private rescheduleRequested = false;
+  private rescheduleCount = 0;
+  private backToSourceOrdered = false;
+  private readonly abort = new AbortController();
+  private readonly log: Logger;
+  completedLength = 0;
+
+  constructor(
+    private readonly mgr: TaskManager,
+    readonly taskId: string,
+    readonly options: DownloadOptions,
+    private readonly seed: boolean,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.peerId = peerIdOf(mgr.host.ip, mgr.host.hostname, seed);
+    this.expectedSha256 = options.digest ?? blobDigestOf(options.url);
+    if (this.expectedSha256 && !/^sha256:[a-f0-9]{64}$/.test(this.expectedSha256)) {
+      throw new InvalidArgumentError(`digest ${this.expectedSha256} is not "sha256:<64 hex>"`);
+    }
+    this.log = mgr.logger.child({ taskId, peerId: this.peerId });
+  }
+
+  /** True when the content is checked against a sha256 before the task is finished. */
+  get verifiesDigest(): boolean {
+    return this.expectedSha256 !== undefined;
+  }
+
+  private get cfg(): DfdaemonConfig {
+    return this.mgr.config;
+  }
+
+  stop(): void {
+    this.abort.abort();
+    this.reporter.cancel();
+    for (const p of this.parents.values()) p.call?.cancel();
+    this.p2pWake?.();
+  }
+
+  async run(): Promise<void> {
+    try {
+      const existing = this.mgr.store.get(this.taskId);
+      if (existing) await this.useEntry(existing);
+      const canOrigin = !this.options.disableBackToSource;
+      const pool = this.mgr.schedulers;
+      let scheduled = false;
+      if (pool && pool.addresses().length > 0 && this.entry?.finished !== true) {
+        scheduled = await this.viaScheduler(pool);
+      }
+      if (!scheduled && this.entry?.finished !== true) {
+        if (!canOrigin || this.cfg.scheduler.disableAutoBackSource) {
+          throw new UnavailableError(`no scheduler reachable for task ${this.taskId} and back-to-source is disabled`);
+        }
+        this.log.warn('no scheduler reachable: downloading from the origin directly');
+        await this.backToSource();
+      }
+      if (!this.entry) throw new Error('download ended without content');
+      this.done.resolve(this.entry);
+    } catch (err) {
+      await this.fail(err as Error);
+    }
+  }
+
+  private async fail(err: Error): Promise<void> {
+    this.hasher?.close();
+    if (this.abort.signal.aborted) {
+      // Shutting down: keep the partial task for resumption after restart.
+      const e = new UnavailableError('dfdaemon is shutting down');
+      this.entryReady.reject(e);
+      this.done.reject(e);
+      return;
+    }
+    this.log.warn({ err: err.message }, 'download failed');
+    this.entryReady.reject(err);
+    this.done.reject(err);
+    if (this.entry && !this.entry.finished) await this.mgr.store.remove(this.taskId, err);
+  }
+
+  private async useEntry(entry: TaskEntry): Promise<void> {
+    this.entry = entry;
+    entry.acquire();
+    this.completedLength = entry.pieces().reduce((s, p) => s + p.length, 0);
+    if (this.expectedSha256) {
+      this.hasher = new ContentHasher(entry);
+      this.hasher.advance();
+    }
+    this.entryReady.resolve(entry);
+    this.emitProgress();
+  }
+
+  private emitProgress(piece?: PieceProgress): void {
+    if (!this.entry) return;
+    const p: DownloadProgress = {
+      taskId: this.taskId,
+      contentLength: this.entry.meta.contentLength,
+      completedLength: this.completedLength,
+      pieceLength: this.entry.meta.pieceLength,
+      responseHeaders: this.entry.meta.responseHeaders,
+      piece,
+    };
+    this.emit('progress', p);
+  }
+
+  private async createEntry(contentLength: number, pieceLength: number, responseHeaders: Record<string, string>): Promise<TaskEntry> {
+    if (this.entry) return this.entry;
+    const entry = await this.mgr.store.create({ taskId: this.taskId, url: this.options.url, contentLength, pieceLength, responseHeaders });
+    this.mgr.updateGauge();
+    await this.useEntry(entry);
+    return entry;
+  }
+
+  private downloadMessage(needBackToSource: boolean) {
+    const o = this.options;
+    return {
+      url: o.url,
+      digest: o.digest,
+      tag: o.tag,
+      application: o.application,
+      priority: (o.priority ?? 0) as 0,
+      filteredQueryParams: [...(o.filteredQueryParams ?? DEFAULT_FILTERED_QUERY_PARAMS)],
+      requestHeader: { ...o.requestHeaders },
+      disableBackToSource: o.disableBackToSource ?? false,
+      needBackToSource,
+    };
+  }
+
+  /** Runs the AnnouncePeer conversation; false when no scheduler answered (caller falls back). */
+  private async viaScheduler(pool: SchedulerPool): Promise<boolean> {
+    const needBackToSource = this.seed || this.options.needBackToSource === true;
+    for (const addr of pool.forTask(this.taskId)) {
+      if (this.abort.signal.aborted) throw new UnavailableError('aborted');
+      const stream = pool.client(addr).AnnouncePeer();
+      const queue: AnnouncePeerResponse__Output[] = [];
+      let ended: Error | null | undefined; // undefined: open; null: ended cleanly
+      let wake: (() => void) | undefined;
+      stream.on('data', (r: AnnouncePeerResponse__Output) => {
+        queue.push(r);
+        wake?.();
+      });
+      stream.on('error', (err) => {
+        ended = err;
+        wake?.();
+      });
+      stream.on('end', () => {
+        ended ??= null;
+        wake?.();
+      });
+      this.reporter = new PeerReporter(stream, { hostId: this.mgr.host.id, taskId: this.taskId, peerId: this.peerId });
+      this.reporter.send({ registerPeerRequest: { download: this.downloadMessage(needBackToSource) } });
+      const next = async (timeoutMs: number): Promise<AnnouncePeerResponse__Output | undefined> => {
+        const deadline = Date.now() + timeoutMs;
+        while (queue.length === 0 && ended === undefined) {
+          const left = deadline - Date.now();
+          if (left <= 0) throw new Error(`scheduler gave no answer within ${timeoutMs} ms`);
+          await new Promise<void>((r) => {
+            wake = r;
+            setTimeout(r, left).unref();
+          });
+          wake = undefined;
+        }
+        return queue.shift();
+      };
+      let first: AnnouncePeerResponse__Output | undefined;
+      try {
+        first = await next(this.cfg.scheduler.scheduleTimeout);
+      } catch (err) {
+        this.log.warn({ scheduler: addr, err: (err as Error).message }, 'scheduler did not answer');
+        stream.cancel();
+        continue;
+      }
+      if (!first) {
+        this.log.warn({ scheduler: addr, err: ended?.message }, 'AnnouncePeer stream closed before an answer');
+        continue;
+      }
+      this.log.debug({ scheduler: addr }, 'registered with scheduler');
+      await this.conversation(first, next, () => ended);
+      return true;
+    }
+    this.reporter = new PeerReporter(undefined, { hostId: '', taskId: '', peerId: '' });
+    return false;
+  }
+
+  private async conversation(
+    first: AnnouncePeerResponse__Output,
+    next: (timeoutMs: number) => Promise<AnnouncePeerResponse__Output | undefined>,
+    streamEnded: () => Error | null | undefined,
+  ): Promise<void> {
+    let response: AnnouncePeerResponse__Output | undefined = first;
+    let p2p: Promise<'done' | 'reschedule'> | undefined;
+    let started = false;
+    // Answers keep coming while pieces download (reschedules, back-to-source orders).
+    const answers: AnnouncePeerResponse__Output[] = [];
+    let answerWake: (() => void) | undefined;
+    let pumpAnswers = true;
+    const answerPump = (async () => {
+      while (pumpAnswers) {
+        let r: AnnouncePeerResponse__Output | undefined;
+        try {
+          r = await next(24 * 3600 * 1000);
+        } catch {
+          r = undefined;
+        }
+        if (!r) break;
+        answers.push(r);
+        answerWake?.();
+        this.p2pWake?.();
+      }
+      answerWake?.();
+    })();
+    try {
+      for (;;) {
+        if (response) {
+          switch (response.response) {
+            case 'waitResponse':
+              break;
+            case 'emptyTaskResponse': {
+              const entry = await this.createEntry(0, pieceLengthFor(0), {});
+              await this.complete(entry, false);
+              return;
+            }
+            case 'needBackToSourceResponse':
+              this.backToSourceOrdered = true;
+              this.p2pWake?.();
+              if (p2p) await p2p.catch(() => undefined);
+              await this.backToSource();
+              return;
+            case 'normalTaskResponse': {
+              const ntr = response.normalTaskResponse!;
+              const task = ntr.task;
+              if (!this.entry) {
+                if (!task) throw new Error('normal_task_response without task metadata');
+                await this.createEntry(Number(task.contentLength), Number(task.pieceLength) || pieceLengthFor(Number(task.contentLength)), { ...task.responseHeader });
+              }
+              if (!started) {
+                this.reporter.send({ downloadPeerStartedRequest: {} });
+                started = true;
+              }
+              this.rescheduleRequested = false;
+              this.addParents(ntr.candidateParents);
+              p2p ??= this.runP2P();
+              break;
+            }
+            default:
+              break;
+          }
+        }
+        response = answers.shift();
+        if (response) continue;
+        if (p2p) {
+          const outcome = await Promise.race([
+            p2p,
+            new Promise<'answer'>((r) => {
+              answerWake = () => r('answer');
+            }),
+          ]);
+          answerWake = undefined;
+          if (outcome === 'done') {
+            await this.complete(this.entry!, false);
+            return;
+          }
+          if (outcome === 'reschedule') {
+            p2p = undefined;
+            if (this.rescheduleCount > MAX_RESCHEDULES && !this.options.disableBackToSource) {
+              this.log.warn({ reschedules: this.rescheduleCount }, 'too many reschedules: going back to source');
+              await this.backToSource();
+              return;
+            }
+            if (streamEnded() !== undefined && answers.length === 0) throw new Error('scheduler stream closed while pieces are missing');
+            // wait for the answer to our reschedule request
+            await new Promise<void>((r) => {
+              answerWake = r;
+              if (answers.length > 0 || streamEnded() !== undefined) r();
+            });
+            answerWake = undefined;
+            if (answers.length === 0) throw new Error('scheduler stream closed while pieces are missing');
+          }
+        } else {
+          if (answers.length === 0 && streamEnded() !== undefined) throw new Error(`scheduler stream closed: ${streamEnded()?.message ?? 'ended'}`);
+          // After a reschedule the scheduler may answer "wait" while the only holders are the
+          // parents we blocked: ask again now and then (each ask counts toward its
+          // retryBackToSourceLimit, and toward ours).
+          const retryMs = this.rescheduleRequested ? RESCHEDULE_RETRY_MS : 0;
+          const answered = await new Promise<boolean>((r) => {
+            answerWake = () => r(true);
+            if (answers.length > 0 || streamEnded() !== undefined) r(true);
+            if (retryMs > 0) setTimeout(() => r(false), retryMs).unref();
+          });
+          answerWake = undefined;
+          if (!answered && answers.length === 0) {
+            if (this.rescheduleCount >= MAX_RESCHEDULES && !this.options.disableBackToSource) {
+              this.log.warn({ reschedules: this.rescheduleCount }, 'no parent after repeated reschedules: going back to source');
+              await this.backToSource();
+              return;
+            }
+            this.rescheduleCount++;
+            this.reporter.send({ reschedulePeerRequest: { candidateParentIds: [...this.failedParents], description: 'still no usable parent' } });
+          }
+        }
+      }
+    } finally {
+      pumpAnswers = false;
+      this.reporter.close();
+      void answerPump;
+    }
+  }
+
+  private addParents(candidates: readonly Peer__Output[]): void {
+    for (const c of candidates) {
+      if (!c.host || this.parents.has(c.id) || this.failedParents.has(c.id) || c.id === this.peerId) continue;
+      const parent: ParentState = {
+        peerId: c.id,
+        hostId: c.host.id,
+        ip: c.host.ip,
+        grpcPort: c.host.port,
+        downloadPort: c.host.downloadPort,
+        digests: new Map(),
+        inflight: 0,
+        blocked: false,
+        syncEnded: false,
+      };
+      this.parents.set(c.id, parent);
+      this.syncPieces(parent);
+    }
+    this.p2pWake?.();
+  }
+
+  private syncPieces(parent: ParentState): void {
+    const client = this.mgr.uploadClient(parent.ip, parent.grpcPort);
+    const call = client.SyncPieces({ hostId: this.mgr.host.id, taskId: this.taskId, interestedPieceNumbers: [] });
+    parent.call = call;
+    call.on('data', (p: SyncPiecesResponse__Output) => {
+      parent.digests.set(p.number, p.digest);
+      this.p2pWake?.();
+    });
+    const ended = (err?: Error) => {
+      parent.syncEnded = true;
+      if (err && !parent.blocked && (err as grpc.ServiceError).code !== grpc.status.CANCELLED) {
+        this.log.debug({ parent: parent.peerId, err: err.message }, 'SyncPieces ended with error');
+        if (parent.digests.size === 0) this.blockParent(parent, undefined, false);
+      }
+      this.p2pWake?.();
+    };
+    call.on('error', (err) => ended(err));
+    call.on('end', () => ended());
+  }
+
+  private blockParent(parent: ParentState, pieceNumber: number | undefined, report: boolean): void {
+    if (parent.blocked) return;
+    parent.blocked = true;
+    this.failedParents.add(parent.peerId);
+    parent.call?.cancel();
+    if (report) this.reporter.send({ downloadPieceFailedRequest: { pieceNumber, parentId: parent.peerId, temporary: true } });
+  }
+
+  private missingPieces(): number[] {
+    const e = this.entry!;
+    const out: number[] = [];
+    for (let n = 0; n < e.pieceCount; n++) if (!e.hasPiece(n) && !this.inflight.has(n)) out.push(n);
+    return out;
+  }
+
+  /** Fetches every missing piece from parents; resolves 'done' when complete, 'reschedule' when no parent can help. */
+  private runP2P(): Promise<'done' | 'reschedule'> {
+    const entry = this.entry!;
+    const concurrency = this.cfg.download.concurrentPieceCount;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const finish = (v: 'done' | 'reschedule' | Error) => {
+        if (settled) return;
+        settled = true;
+        this.p2pWake = undefined;
+        if (v instanceof Error) reject(v);
+        else resolve(v);
+      };
+      const pump = () => {
+        if (settled) return;
+        if (this.abort.signal.aborted) return finish(new UnavailableError('aborted'));
+        if (entry.finishedPieceCount === entry.pieceCount && this.inflight.size === 0) return finish('done');
+        if (this.backToSourceOrdered) {
+          if (this.inflight.size === 0) finish('reschedule');
+          return;
+        }
+        const usable = [...this.parents.values()].filter((p) => !p.blocked);
+        const missing = this.missingPieces();
+        // Lowest pieces first (readers stream in order), randomized within a window so
+        // children of the same parent spread out and can serve each other.
+        const windowSize = concurrency * 4;
+        while (this.inflight.size < concurrency && missing.length > 0) {
+          const candidates: Array<{ n: number; parents: ParentState[] }> = [];
+          for (const n of missing) {
+            const holders = usable.filter((p) => p.digests.has(n) && p.inflight < concurrency);
+            if (holders.length > 0) candidates.push({ n, parents: holders });
+            if (candidates.length >= windowSize) break;
+          }
+          if (candidates.length === 0) break;
+          const pick = candidates[Math.floor(Math.random() * candidates.length)];
+          missing.splice(missing.indexOf(pick.n), 1);
+          const minLoad = Math.min(...pick.parents.map((p) => p.inflight));
+          const least = pick.parents.filter((p) => p.inflight === minLoad);
+          this.fetchFromParent(pick.n, least[Math.floor(Math.random() * least.length)]).then(pump, (err: Error) => finish(err));
+        }
+        if (this.inflight.size > 0) return;
+        // Nothing in flight: is any parent still able to provide a missing piece?
+        const stillMissing = this.missingPieces();
+        if (stillMissing.length === 0) return finish('done');
+        const hopeful = usable.some((p) => !p.syncEnded || stillMissing.some((n) => p.digests.has(n)));
+        if (!hopeful && !this.rescheduleRequested) {
+          this.rescheduleRequested = true;
+          this.rescheduleCount++;
+          this.log.info({ failedParents: [...this.failedParents], missing: stillMissing.length }, 'no usable parent: asking the scheduler to reschedule');
+          this.reporter.send({ reschedulePeerRequest: { candidateParentIds: [...this.failedParents], description: 'no usable parent left' } });
+          finish('reschedule');
+        }
+      };
+      this.p2pWake = pump;
+      pump();
+    });
+  }
+
+  private async fetchFromParent(n: number, parent: ParentState): Promise<void> {
+    const entry = this.entry!;
+    const piece = { number: n, offset: n * entry.meta.pieceLength, length: Math.min(entry.meta.pieceLength, entry.meta.contentLength - n * entry.meta.pieceLength) };
+    this.inflight.add(n);
+    parent.inflight++;
+    const started = process.hrtime.bigint();
+    try {
+      const fh = await entry.handle();
+      const digest = await fetchPieceRaw(
+        {
+          ip: parent.ip,
+          port: parent.downloadPort,
+          taskId: this.taskId,
+          parentPeerId: parent.peerId,
+          offset: piece.offset,
+          length: piece.length,
+          expectedDigest: parent.digests.get(n),
+          timeoutMs: this.cfg.download.pieceDownloadTimeout,
+          limiters: this.mgr.limitersFor('peer'),
+          signal: this.abort.signal,
+        },
+        fh,
+      );
+      const costNs = Number(process.hrtime.bigint() - started);
+      this.storePiece(n, digest, 'REMOTE_PEER', costNs, parent.peerId);
+    } catch (err) {
+      if (this.abort.signal.aborted) throw err;
+      const reason = err instanceof PieceDigestError ? 'digest_mismatch' : err instanceof PieceHttpError ? 'http' : 'network';
+      this.mgr.metrics.pieceFailures.inc({ reason });
+      this.log.warn({ piece: n, parent: parent.peerId, reason, err: (err as Error).message }, 'piece from parent failed; blocking that parent');
+      this.blockParent(parent, n, true);
+    } finally {
+      this.inflight.delete(n);
+      parent.inflight--;
+    }
+  }
+
+  private storePiece(n: number, digest: string, trafficType: PieceProgress['trafficType'], costNs: number, parentId?: string): void {
+    const entry = this.entry!;
+    if (entry.hasPiece(n)) return;
+    const record = this.mgr.store.markPiece(entry, n, digest);
+    this.completedLength += record.length;
+    const source = trafficType === 'REMOTE_PEER' ? 'remote_peer' : 'back_to_source';
+    this.mgr.metrics.downloadBytes.inc({ source }, record.length);
+    this.mgr.metrics.pieceDownloadSeconds.observe({ source }, costNs / 1e9);
+    this.hasher?.advance();
+    const piece = { number: n, parentId, offset: record.offset, length: record.length, digest, trafficType, costNs, createdAtMs: Date.now() };
+    if (trafficType === 'REMOTE_PEER') this.reporter.send({ downloadPieceFinishedRequest: { piece } });
+    else this.reporter.send({ downloadPieceBackToSourceFinishedRequest: { piece } });
+    this.emitProgress({ number: n, offset: record.offset, length: record.length, digest, trafficType, parentId, costNs });
+  }
+
+  private async backToSource(): Promise<void> {
+    if (this.options.disableBackToSource) throw new FailedPreconditionError(`back-to-source is disabled for task ${this.taskId} and no peer could provide it`);
+    const origin = new OriginClient(this.options.requestHeaders);
+    const timeout = this.cfg.download.pieceDownloadTimeout;
+    let url = this.options.url;
+    try {
+      if (!this.entry) {
+        const probe = await origin.probe(url, timeout, this.abort.signal);
+        url = probe.finalUrl;
+        await this.createEntry(probe.contentLength, pieceLengthFor(probe.contentLength), probe.responseHeaders);
+      }
+      const entry = this.entry!;
+      this.reporter.send({
+        downloadPeerBackToSourceStartedRequest: {
+          contentLength: entry.meta.contentLength,
+          pieceLength: entry.meta.pieceLength,
+          responseHeader: entry.meta.responseHeaders,
+        },
+      });
+      const todo = this.missingPieces();
+      const fh = await entry.handle();
+      const limiters = this.mgr.limitersFor('origin');
+      const worker = async () => {
+        for (let n = todo.shift(); n !== undefined; n = todo.shift()) {
+          if (this.abort.signal.aborted) throw new UnavailableError('aborted');
+          const offset = n * entry.meta.pieceLength;
+          const length = Math.min(entry.meta.pieceLength, entry.meta.contentLength - offset);
+          const started = process.hrtime.bigint();
+          for (let attempt = 1; ; attempt++) {
+            try {
+              const digest = await origin.fetchPiece(url, fh, offset, length, timeout, limiters, this.abort.signal);
+              this.storePiece(n, digest, 'BACK_TO_SOURCE', Number(process.hrtime.bigint() - started));
+              break;
+            } catch (err) {
+              const refused = err instanceof OriginResponseError && err.status < 500 && err.status !== 429;
+              if (refused || attempt >= ORIGIN_ATTEMPTS || this.abort.signal.aborted) {
+                this.reporter.send({ downloadPieceBackToSourceFailedRequest: { pieceNumber: n } });
+                throw err;
+              }
+              this.log.warn({ piece: n, attempt, err: (err as Error).message }, 'origin piece failed; retrying');
+              await sleep(200 * 2 ** attempt);
+            }
+          }
+        }
+      };
+      const workers = Array.from({ length: Math.min(this.cfg.download.concurrentPieceCount, Math.max(1, todo.length)) }, () => worker());
+      const results = await Promise.allSettled(workers);
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason as Error;
+      await this.complete(entry, true);
+    } catch (err) {
+      this.reporter.send({ downloadPeerBackToSourceFailedRequest: { description: (err as Error).message } });
+      throw err;
+    }
+  }
+
+  /** Verifies the content digest (when known), fsyncs, marks finished and tells the scheduler. */
+  private async complete(entry: TaskEntry, backToSource: boolean): Promise<void> {
+    if (entry.finishedPieceCount !== entry.pieceCount) throw new Error(`task ${this.taskId} incomplete: ${entry.finishedPieceCount}/${entry.pieceCount} pieces`);
+    if (this.hasher && this.expectedSha256) {
+      const actual = await this.hasher.digest();
+      if (actual !== this.expectedSha256) throw new Error(`content digest mismatch for task ${this.taskId}: expected ${this.expectedSha256}, got ${actual}`);
+    }
+    await this.mgr.store.finish(entry);
+    this.mgr.updateGauge();
+    const { contentLength } = entry.meta;
+    if (backToSource) {
+      this.reporter.send({
+        downloadPeerBackToSourceFinishedRequest: { contentLength, pieceCount: entry.pieceCount, pieceLength: entry.meta.pieceLength, responseHeader: entry.meta.responseHeaders },
+      });
+    } else {
+      this.reporter.send({ downloadPeerFinishedRequest: { contentLength, pieceCount: entry.pieceCount } });
+    }
+    this.reporter.close();
+    this.log.info({ contentLength, pieces: entry.pieceCount, backToSource }, 'download finished');
+  }
+
+  release(): void {
+    this.entry?.release();
+    for (const p of this.parents.values()) p.call?.cancel();
+  }
+}
+
+export class TaskManager implements TaskApi {
+  readonly store: TaskStore;
+  readonly config: DfdaemonConfig;
+  readonly host: HostIdentity;
+  readonly schedulers: SchedulerPool | undefined;
+  readonly metrics: DfdaemonMetrics;
+  readonly logger: Logger;
+  private readonly downloads = new Map<string, TaskDownload>();
+  private readonly uploadClients = new Map<string, DfdaemonUploadClient>();
+  private readonly totalBucket: TokenBucket | undefined;
+  private readonly originBucket: TokenBucket | undefined;
+  private readonly perPeerBucket: TokenBucket | undefined;
+
+  constructor(options: TaskManagerOptions) {
+    this.store = options.store;
+    this.config = options.config;
+    this.host = options.host;
+    this.schedulers = options.schedulers;
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    const piece = 64 * 1024 * 1024;
+    this.totalBucket = bucketFor(options.config.download.totalRateLimit, piece);
+    this.originBucket = bucketFor(options.config.download.backSourceRateLimit, piece);
+    this.perPeerBucket = bucketFor(options.config.download.perPeerRateLimit, piece);
+    this.updateGauge();
+    warmContentHasher();
+  }
+
+  /** Buckets charged for bytes from peers or from the origin. */
+  limitersFor(kind: 'peer' | 'origin'): Limiters {
+    const b = [this.totalBucket, kind === 'origin' ? this.originBucket : this.perPeerBucket].filter((x): x is TokenBucket => x !== undefined);
+    return new Limiters(b);
+  }
+
+  uploadClient(ip: string, port: number): DfdaemonUploadClient {
+    const addr = `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+    let c = this.uploadClients.get(addr);
+    if (!c) {
+      c = new (protos().dfdaemon.dfdaemon.v2.DfdaemonUpload)(addr, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+      this.uploadClients.set(addr, c);
+    }
+    return c;
+  }
+
+  updateGauge(): void {
+    let finished = 0;
+    let partial = 0;
+    for (const e of this.store.all()) {
+      if (e.finished) finished++;
+      else partial++;
+    }
+    this.metrics.tasks.set({ state: 'finished' }, finished);
+    this.metrics.tasks.set({ state: 'partial' }, partial);
+  }
+
+  taskIdFor(options: DownloadOptions): string {
+    if (!options.url) throw new InvalidArgumentError('download url is required');
+    try {
+      new URL(options.url);
+    } catch {
+      throw new InvalidArgumentError(`download url ${options.url} is not a valid URL`);
+    }
+    return taskIdOf({ url: options.url, tag: options.tag, application: options.application, filteredQueryParams: options.filteredQueryParams });
+  }
+
+  /** Starts the download of a task, or joins the one in progress. */
+  ensureDownload(options: DownloadOptions): TaskDownload {
+    const taskId = this.taskIdFor(options);
+    let d = this.downloads.get(taskId);
+    if (d) return d;
+    d = new TaskDownload(this, taskId, options, this.host.seed);
+    this.downloads.set(taskId, d);
+    const download = d;
+    void download.run().finally(() => {
+      download.release();
+      if (this.downloads.get(taskId) === download) this.downloads.delete(taskId);
+    });
+    return d;
+  }
+
+  /** The finished local task for these options, if any (cache hit). */
+  finishedEntry(taskId: string): TaskEntry | undefined {
+    const e = this.store.get(taskId);
+    return e?.finished ? e : undefined;
+  }
+
+  async read(options: DownloadOptions): Promise<TaskReadResult> {
+    const taskId = this.taskIdFor(options);
+    const cached = this.finishedEntry(taskId);
+    if (cached) {
+      const range = this.clampRange(options, cached.meta.contentLength);
+      return { taskId, contentLength: cached.meta.contentLength, responseHeaders: cached.meta.responseHeaders, fromCache: true, body: this.readFinished(cached, range.start, range.length) };
+    }
+    const d = this.ensureDownload(options);
+    const entry = await d.entryReady.promise;
+    const range = this.clampRange(options, entry.meta.contentLength);
+    let body: Readable;
+    if (entry.finished) body = this.readFinished(entry, range.start, range.length);
+    else {
+      body = this.readDownloading(entry, range.start, range.length, d.verifiesDigest ? d.done.promise : undefined);
+      // A failed download must fail the body even if every piece it waits for is present.
+      d.done.promise.catch((err: Error) => body.destroy(err));
+    }
+    return { taskId, contentLength: entry.meta.contentLength, responseHeaders: entry.meta.responseHeaders, fromCache: false, body };
+  }
+
+  private clampRange(options: DownloadOptions, size: number): { start: number; length: number } {
+    if (!options.range) return { start: 0, length: size };
+    const { start, length } = options.range;
+    if (start < 0 || length < 0 || start + length > size) throw new InvalidArgumentError(`range ${start}+${length} is outside the content of ${size} bytes`);
+    return { start, length };
+  }
+
+  /** The content of a task still downloading, in order, each chunk once its pieces are stored. */
+  private readDownloading(entry: TaskEntry, start: number, length: number, beforeEnd: Promise<unknown> | undefined): Readable {
+    if (length === 0) return Readable.from([]);
+    entry.acquire();
+    const stream = new ContentReadStream(entry, start, length, undefined, beforeEnd);
+    stream.once('close', () => entry.release());
+    return stream;
+  }
+
+  /** Cache-hit fast path: the file, streamed with large reads (or sent from pooled buffers, see ContentReadStream.sendTo). */
+  private readFinished(entry: TaskEntry, start: number, length: number): Readable {
+    this.store.touch(entry);
+    if (length === 0) return Readable.from([]);
+    entry.acquire();
+    let counted = 0;
+    const stream = new ContentReadStream(entry, start, length, (n) => {
+      counted += n;
+    });
+    stream.once('close', () => {
+      entry.release();
+      this.metrics.downloadBytes.inc({ source: 'local_cache' }, counted);
+    });
+    return stream;
+  }
+
+  async downloadToFile(
+    options: DownloadOptions & { readonly outputPath: string; readonly overwrite?: boolean },
+    onProgress?: (p: DownloadProgress) => void,
+  ): Promise<{ taskId: string; contentLength: number; fromCache: boolean }> {
+    const output = options.outputPath;
+    if (!output || !path.isAbsolute(output)) throw new InvalidArgumentError(`output path must be absolute, got "${output}"`);
+    const taskId = this.taskIdFor(options);
+    await this.checkOutput(output, options.overwrite === true, taskId);
+    let entry = this.finishedEntry(taskId);
+    const fromCache = entry !== undefined;
+    if (entry) {
+      entry.acquire();
+      onProgress?.({ taskId, contentLength: entry.meta.contentLength, completedLength: entry.meta.contentLength, pieceLength: entry.meta.pieceLength, responseHeaders: entry.meta.responseHeaders });
+    } else {
+      const d = this.ensureDownload(options);
+      const listener = (p: DownloadProgress) => onProgress?.(p);
+      d.on('progress', listener);
+      try {
+        const early = await d.entryReady.promise.catch(() => undefined);
+        if (early) listener({ taskId, contentLength: early.meta.contentLength, completedLength: d.completedLength, pieceLength: early.meta.pieceLength, responseHeaders: early.meta.responseHeaders });
+        entry = await d.done.promise;
+      } finally {
+        d.off('progress', listener);
+      }
+      entry.acquire();
+    }
+    try {
+      await this.place(entry, output, options.overwrite === true);
+      this.store.touch(entry);
+      this.metrics.downloadBytes.inc({ source: 'local_cache' }, fromCache ? entry.meta.contentLength : 0);
+      return { taskId, contentLength: entry.meta.contentLength, fromCache };
+    } finally {
+      entry.release();
+    }
+  }
+
+  private async checkOutput(output: string, overwrite: boolean, taskId: string): Promise<void> {
+    const st = await fsp.stat(output).catch(() => undefined);
+    if (!st) {
+      const dir = await fsp.stat(path.dirname(output)).catch(() => undefined);
+      if (!dir?.isDirectory()) throw new InvalidArgumentError(`directory of output path ${output} does not exist`);
+      return;
+    }
+    if (st.isDirectory()) throw new InvalidArgumentError(`output path ${output} is a directory`);
+    if (overwrite) return;
+    const entry = this.store.get(taskId);
+    const own = entry ? await fsp.stat(entry.contentPath).catch(() => undefined) : undefined;
+    if (own && own.ino === st.ino && own.dev === st.dev) return;
+    throw new ConflictError(`output path ${output} already exists (use overwrite)`);
+  }
+
+  /** Hardlink (or copy) into a temp name beside the output, then rename: never a partial file at `output`. */
+  private async place(entry: TaskEntry, output: string, overwrite: boolean): Promise<void> {
+    const tmp = path.join(path.dirname(output), `.${path.basename(output)}.dfdaemon-${randomBytes(6).toString('hex')}`);
+    try {
+      try {
+        await fsp.link(entry.contentPath, tmp);
+      } catch {
+        await fsp.copyFile(entry.contentPath, tmp);
+      }
+      if (!overwrite) {
+        const st = await fsp.stat(output).catch(() => undefined);
+        const own = await fsp.stat(entry.contentPath);
+        if (st && !(st.ino === own.ino && st.dev === own.dev)) throw new ConflictError(`output path ${output} already exists (use overwrite)`);
+      }
+      await fsp.rename(tmp, output);
+    } finally {
+      await fsp.rm(tmp, { force: true });
+    }
+  }
+
+  stat(taskId: string): TaskInfo | undefined {
+    const e = this.store.get(taskId);
+    if (!e) return undefined;
+    return {
+      taskId,
+      url: e.meta.url,
+      contentLength: e.meta.contentLength,
+      pieceLength: e.meta.pieceLength,
+      finishedPieces: e.finishedPieceCount,
+      pieceCount: e.pieceCount,
+      finished: e.finished,
+      responseHeaders: e.meta.responseHeaders,
+    };
+  }
+
+  entry(taskId: string): TaskEntry | undefined {
+    return this.store.get(taskId);
+  }
+
+  async delete(taskId: string): Promise<void> {
+    const d = this.downloads.get(taskId);
+    if (d) {
+      d.stop();
+      this.downloads.delete(taskId);
+    }
+    await this.store.remove(taskId);
+    this.updateGauge();
+  }
+
+  /** Aborts running downloads (their partial tasks stay for resumption) and flushes metadata. */
+  async stop(): Promise<void> {
+    const running = [...this.downloads.values()];
+    for (const d of running) d.stop();
+    await Promise.allSettled(running.map((d) => d.done.promise));
+    this.downloads.clear();
+    for (const c of this.uploadClients.values()) c.close();
+    this.uploadClients.clear();
+  }
+}
+
+export type { TaskDownload };

@@ -1,0 +1,194 @@
+/**
+ * Piece upload server: `GET /download/<id[0:3]>/<id>?peerId=` with one `Range` → 206
+ * streamed from the task's content file. 416 when a piece in the range is not stored yet,
+ * 404 for an unknown task, 429 over `upload.concurrentLimit`.
+ */
+import * as http from 'node:http';
+import type { Logger } from 'pino';
+import type { DfdaemonMetrics } from './metrics';
+import { Limiters, type TokenBucket } from './rate-limiter';
+import type { TaskEntry, TaskStore } from './storage';
+
+export interface UploadServerOptions {
+  readonly store: TaskStore;
+  readonly concurrentLimit: number;
+  /** upload.rateLimit bucket; undefined = unlimited. */
+  readonly rateLimit?: TokenBucket;
+  readonly metrics?: DfdaemonMetrics;
+  readonly logger: Logger;
+}
+
+export interface UploadStats {
+  readonly active: number;
+  readonly total: number;
+  readonly failed: number;
+}
+
+/** Parses one "bytes=a-b" / "bytes=a-" / "bytes=-n" range against `size`; undefined when unsatisfiable or multiple. */
+export function parseSingleRange(header: string, size: number): { start: number; length: number } | undefined {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return undefined;
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start > end || start >= size) return undefined;
+  return { start, length: end - start + 1 };
+}
+
+const SEND_BUFFER = 1024 * 1024;
+/** Buffers kept for reuse across requests: serving allocates (and garbage-collects) nothing per chunk. */
+const bufferPool: Buffer[] = [];
+const MAX_POOLED = 16;
+const takeBuffer = () => bufferPool.pop() ?? Buffer.allocUnsafeSlow(SEND_BUFFER);
+const giveBuffer = (b: Buffer) => {
+  if (bufferPool.length < MAX_POOLED) bufferPool.push(b);
+};
+
+/**
+ * Streams [start, start+length) of the task file into `res` with 1 MiB positional reads
+ * into pooled buffers; the next read overlaps the previous socket write, and a buffer goes
+ * back to the pool once the socket has taken its bytes.
+ */
+async function sendRange(entry: TaskEntry, res: http.ServerResponse, start: number, length: number, limiters: Limiters, onBytes: (n: number) => void): Promise<void> {
+  const fh = await entry.handle();
+  let closed = false;
+  let wake: (() => void) | undefined;
+  const onClose = () => {
+    closed = true;
+    wake?.();
+  };
+  res.on('close', onClose);
+  let inFlight = 0;
+  const MAX_IN_FLIGHT = 2;
+  try {
+    for (let pos = start, end = start + length; pos < end; ) {
+      while (!closed && (inFlight >= MAX_IN_FLIGHT || res.writableNeedDrain)) {
+        await new Promise<void>((r) => {
+          const done = () => {
+            res.off('drain', done);
+            wake = undefined;
+            r();
+          };
+          wake = done;
+          res.once('drain', done);
+        });
+      }
+      if (closed) throw new Error('client went away');
+      const n = Math.min(SEND_BUFFER, end - pos);
+      const buf = takeBuffer();
+      const { bytesRead } = await fh.read(buf, 0, n, pos);
+      if (bytesRead !== n) {
+        giveBuffer(buf);
+        throw new Error(`short read at ${pos}`);
+      }
+      pos += n;
+      if (!limiters.empty) {
+        const wait = limiters.consume(n);
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      if (closed) {
+        giveBuffer(buf);
+        throw new Error('client went away');
+      }
+      inFlight++;
+      res.write(buf.subarray(0, n), (err) => {
+        inFlight--;
+        // Only a fully written buffer is safe to reuse.
+        if (!err) giveBuffer(buf);
+        wake?.();
+      });
+      onBytes(n);
+    }
+    await new Promise<void>((resolve, reject) => {
+      res.end(() => resolve());
+      res.once('error', reject);
+    });
+  } finally {
+    res.off('close', onClose);
+  }
+}
+
+export class UploadServer {
+  readonly server: http.Server;
+  private active = 0;
+  private total = 0;
+  private failed = 0;
+  private readonly limiters: Limiters;
+
+  constructor(private readonly options: UploadServerOptions) {
+    this.limiters = new Limiters(options.rateLimit ? [options.rateLimit] : []);
+    this.server = http.createServer((req, res) => this.handle(req, res));
+    this.server.keepAliveTimeout = 65_000;
+  }
+
+  stats(): UploadStats {
+    return { active: this.active, total: this.total, failed: this.failed };
+  }
+
+  private reply(res: http.ServerResponse, code: number, message: string, headers: http.OutgoingHttpHeaders = {}): void {
+    this.options.metrics?.uploadRequests.inc({ code: String(code) });
+    if (code >= 400) this.failed++;
+    res.writeHead(code, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ message }));
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/healthy') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
+      return;
+    }
+    const m = /^\/download\/([^/]{1,3})\/([^/]+)$/.exec(url.pathname);
+    if (!m) return this.reply(res, 404, `no route ${url.pathname}`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return this.reply(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+    const taskId = m[2];
+    const entry = this.options.store.get(taskId);
+    if (!entry || m[1] !== taskId.slice(0, 3)) return this.reply(res, 404, `task ${taskId} not found`);
+    const size = entry.meta.contentLength;
+    const rangeHeader = req.headers.range;
+    let range = { start: 0, length: size };
+    if (rangeHeader) {
+      const parsed = parseSingleRange(rangeHeader, size);
+      if (!parsed) return this.reply(res, 416, `range ${rangeHeader} not satisfiable`, { 'content-range': `bytes */${size}` });
+      range = parsed;
+    }
+    if (!entry.holdsRange(range.start, range.length)) {
+      return this.reply(res, 416, `pieces for bytes ${range.start}+${range.length} are not stored yet`, { 'content-range': `bytes */${size}` });
+    }
+    if (this.active >= this.options.concurrentLimit) return this.reply(res, 429, `upload limit of ${this.options.concurrentLimit} concurrent requests reached`);
+
+    const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/octet-stream', 'content-length': range.length, 'accept-ranges': 'bytes' };
+    const code = rangeHeader ? 206 : 200;
+    if (rangeHeader) headers['content-range'] = `bytes ${range.start}-${range.start + range.length - 1}/${size}`;
+    this.options.metrics?.uploadRequests.inc({ code: String(code) });
+    res.writeHead(code, headers);
+    if (req.method === 'HEAD' || range.length === 0) {
+      res.end();
+      return;
+    }
+    this.active++;
+    this.total++;
+    entry.acquire();
+    let sent = 0;
+    sendRange(entry, res, range.start, range.length, this.limiters, (n) => {
+      sent += n;
+    })
+      .catch((err: unknown) => {
+        this.failed++;
+        this.options.logger.debug({ err, taskId }, 'piece upload aborted');
+        res.destroy();
+      })
+      .finally(() => {
+        this.active--;
+        entry.release();
+        this.options.metrics?.uploadBytes.inc(sent);
+      });
+  }
+}

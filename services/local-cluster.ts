@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+/**
+ * `npm start`: a whole Dragonfly cluster on this one machine with embedded defaults — the
+ * manager (embedded SQLite), a scheduler, a seed peer and a peer — each with its own data
+ * under one work directory (LOCAL_CLUSTER_DIR, default <tmp>/dragonfly-local-cluster).
+ * Ctrl-C / SIGTERM stops them all, newest first.
+ */
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseConfig } from './common/config';
+import { onShutdown } from './common/lifecycle';
+import { createLogger, type Logger } from './common/logger';
+import { startDfdaemon, type DfdaemonHandle } from './dfdaemon/daemon';
+import { startManager, type ManagerHandle } from './manager/server';
+import { startScheduler, type SchedulerHandle } from './scheduler/server';
+
+export interface LocalClusterOptions {
+  readonly workDir: string;
+  readonly logger: Logger;
+  /** Ports of the well-known endpoints; 0 everywhere picks free ones (tests). */
+  readonly ports?: Partial<typeof DEFAULT_PORTS>;
+}
+
+export const DEFAULT_PORTS = {
+  managerRest: 8080,
+  managerGrpc: 65003,
+  managerMetrics: 8000,
+  scheduler: 8002,
+  schedulerMetrics: 8001,
+  peerGrpc: 65000,
+  peerProxy: 65001,
+  peerUpload: 65002,
+  peerMetrics: 8004,
+  seedMetrics: 8003,
+};
+
+export interface LocalCluster {
+  readonly lines: readonly string[];
+  readonly manager: ManagerHandle;
+  readonly scheduler: SchedulerHandle;
+  readonly seed: DfdaemonHandle;
+  readonly peer: DfdaemonHandle;
+  stop(): Promise<void>;
+}
+
+const LOOPBACK = '127.0.0.1';
+
+export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  const ports = { ...DEFAULT_PORTS, ...options.ports };
+  const { workDir, logger } = options;
+  fs.mkdirSync(workDir, { recursive: true });
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const s of stops.splice(0).reverse()) await s().catch((err: unknown) => logger.warn({ err }, 'stop failed'));
+  };
+  try {
+    const manager = await startManager(
+      parseConfig('manager', {
+        server: { workHome: path.join(workDir, 'manager'), rest: { addr: `${LOOPBACK}:${ports.managerRest}` }, grpc: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: { start: ports.managerGrpc, end: ports.managerGrpc } } },
+        database: { type: 'sqlite', sqlite: { file: path.join(workDir, 'manager', 'manager.db') } },
+        metrics: { enable: true, addr: `${LOOPBACK}:${ports.managerMetrics}` },
+      }),
+      { logger: logger.child({ component: 'manager' }) },
+    );
+    stops.push(() => manager.stop());
+    const managerAddr = `${LOOPBACK}:${manager.grpcPort}`;
+
+    const scheduler = await startScheduler(
+      parseConfig('scheduler', {
+        server: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: ports.scheduler, workHome: path.join(workDir, 'scheduler') },
+        manager: { addr: managerAddr, schedulerClusterID: 1, keepAlive: { interval: '5s' } },
+        dynConfig: { refreshInterval: '10s' },
+        metrics: { enable: true, addr: `${LOOPBACK}:${ports.schedulerMetrics}` },
+      }),
+      { logger: logger.child({ component: 'scheduler' }) },
+    );
+    stops.push(() => scheduler.stop());
+
+    const daemonConfig = (name: string, seed: boolean, p: { grpc: number; proxy: number; upload: number; metrics: number }) =>
+      parseConfig('dfdaemon', {
+        workHome: path.join(workDir, name),
+        dataDir: path.join(workDir, name, 'data'),
+        host: { advertiseIP: LOOPBACK, hostname: name },
+        metrics: `${LOOPBACK}:${p.metrics}`,
+        scheduler: {
+          manager: { enable: true, netAddrs: [{ type: 'tcp', addr: managerAddr }], refreshInterval: '10s', seedPeer: { enable: seed, clusterID: 1 } },
+          announceInterval: '10s',
+        },
+        download: { downloadGRPC: { unixListen: { socket: path.join(workDir, name, 'dfdaemon.sock') } }, peerGRPC: { tcpListen: { listen: LOOPBACK, port: p.grpc } } },
+        upload: { tcpListen: { listen: LOOPBACK, port: p.upload } },
+        proxy: { tcpListen: { listen: LOOPBACK, port: p.proxy } },
+      });
+
+    const seed = await startDfdaemon(daemonConfig('seed-peer', true, { grpc: 0, proxy: 0, upload: 0, metrics: ports.seedMetrics }), { logger: logger.child({ component: 'seed-peer' }) });
+    stops.push(() => seed.stop());
+    const peer = await startDfdaemon(
+      daemonConfig('peer', false, { grpc: ports.peerGrpc, proxy: ports.peerProxy, upload: ports.peerUpload, metrics: ports.peerMetrics }),
+      { logger: logger.child({ component: 'peer' }) },
+    );
+    stops.push(() => peer.stop());
+
+    const lines = [
+      `work dir         ${workDir}`,
+      `manager          REST + console http://${LOOPBACK}:${manager.restPort}  gRPC ${managerAddr}  metrics :${manager.metricsPort ?? '-'}  (user root / dragonfly)`,
+      `scheduler        gRPC ${LOOPBACK}:${scheduler.port}  metrics :${scheduler.metricsPort}`,
+      `seed peer        gRPC ${LOOPBACK}:${seed.grpcPort}  proxy :${seed.proxyPort}  upload :${seed.uploadPort}  metrics :${seed.metricsPort}`,
+      `peer             gRPC ${LOOPBACK}:${peer.grpcPort}  proxy :${peer.proxyPort}  upload :${peer.uploadPort}  metrics :${peer.metricsPort}  socket ${peer.config.download.downloadGRPC.unixListen.socket}`,
+      '',
+      'try it:',
+      `  node build/services/dfget/main.js <url> -O /tmp/x -e ${LOOPBACK}:${peer.grpcPort}`,
+      `  curl -o /dev/null -H 'X-Dragonfly-Registry: https://<registry>' http://${LOOPBACK}:${peer.proxyPort}/v2/<repo>/blobs/sha256:<digest>`,
+      '',
+      'Ctrl-C stops everything.',
+    ];
+    return { lines, manager, scheduler, seed, peer, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+if (require.main === module) {
+  const logger = createLogger({ name: 'local-cluster', level: (process.env.LOG_LEVEL as 'info' | undefined) ?? 'warn' });
+  const workDir = process.env.LOCAL_CLUSTER_DIR ?? path.join(tmpdir(), 'dragonfly-local-cluster');
+  startLocalCluster({ workDir, logger })
+    .then((cluster) => {
+      process.stdout.write(`Dragonfly local cluster is up:\n${cluster.lines.map((l) => `  ${l}`).join('\n')}\n`);
+      onShutdown(logger, () => cluster.stop(), 15_000);
+    })
+    .catch((err: unknown) => {
+      process.stderr.write(`local-cluster: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    });
+}

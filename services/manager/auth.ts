@@ -1,0 +1,173 @@
+/**
+ * Users, roles, sessions (JWT) and personal access tokens. RBAC is two roles: `root` may
+ * write, `guest` may read. Transport-free; the REST middleware calls `authenticate*`.
+ */
+import bcrypt from 'bcryptjs';
+import { randomBytes } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import { z } from 'zod';
+import { ConflictError, NotFoundError, PermissionDeniedError, UnauthenticatedError } from '../common/errors';
+import type { ManagerStore, PersonalAccessTokenRecord, UserRecord } from './store/types';
+import { parseInput } from './validation';
+
+export const ROOT_ROLE = 'root';
+export const GUEST_ROLE = 'guest';
+export const ROLES = [ROOT_ROLE, GUEST_ROLE] as const;
+export const PAT_SCOPES = ['job', 'cluster'] as const;
+const BCRYPT_COST = 10;
+
+export interface Principal {
+  user: UserRecord;
+  roles: string[];
+  /** How the request authenticated. */
+  via: 'jwt' | 'pat';
+}
+
+export const signinSchema = z.strictObject({
+  name: z.string().min(3, 'expected 3 to 10 characters').max(10, 'expected 3 to 10 characters'),
+  password: z.string().min(8, 'expected 8 to 20 characters').max(20, 'expected 8 to 20 characters'),
+});
+
+export const signupSchema = signinSchema.extend({ email: z.email('expected an email address').or(z.literal('')).default('') });
+
+export const tokenBodySchema = z.strictObject({
+  name: z.string().min(1).max(256),
+  bio: z.string().max(1024).default(''),
+  scopes: z.array(z.enum(PAT_SCOPES)).default([]),
+  state: z.enum(['active', 'inactive']).default('active'),
+  /** RFC 3339 time; default one year from now. */
+  expired_at: z.iso.datetime({ offset: true }).optional(),
+});
+
+export function userView(u: UserRecord) {
+  return { id: u.id, name: u.name, email: u.email, state: u.state, created_at: new Date(u.createdAt).toISOString(), updated_at: new Date(u.updatedAt).toISOString() };
+}
+
+export function tokenView(t: PersonalAccessTokenRecord, showToken = false) {
+  return {
+    id: t.id,
+    name: t.name,
+    bio: t.bio,
+    scopes: t.scopes,
+    state: t.state,
+    expired_at: new Date(t.expiredAt).toISOString(),
+    user_id: t.userId,
+    created_at: new Date(t.createdAt).toISOString(),
+    updated_at: new Date(t.updatedAt).toISOString(),
+    ...(showToken ? { token: t.token } : {}),
+  };
+}
+
+export class AuthService {
+  constructor(
+    private readonly store: ManagerStore,
+    private readonly jwtKey: string,
+    private readonly sessionTtlMs: number,
+  ) {}
+
+  async signin(body: unknown): Promise<{ token: string; expire: string }> {
+    const { name, password } = parseInput(signinSchema, body);
+    const user = await this.store.getUserByName(name);
+    if (!user || !(await bcrypt.compare(password, user.passwordHash))) throw new UnauthenticatedError('incorrect name or password');
+    if (user.state !== 'enable') throw new UnauthenticatedError(`user ${name} is disabled`);
+    const expire = new Date(Date.now() + this.sessionTtlMs);
+    const token = jwt.sign({ id: user.id }, this.jwtKey, { algorithm: 'HS256', expiresIn: Math.floor(this.sessionTtlMs / 1000) });
+    return { token, expire: expire.toISOString() };
+  }
+
+  async signup(body: unknown): Promise<UserRecord> {
+    const { name, password, email } = parseInput(signupSchema, body);
+    if (await this.store.getUserByName(name)) throw new ConflictError(`user ${name} already exists`);
+    const user = await this.store.createUser({ name, email, passwordHash: await bcrypt.hash(password, BCRYPT_COST) });
+    await this.store.addUserRole(user.id, GUEST_ROLE);
+    return user;
+  }
+
+  async authenticateJwt(token: string): Promise<Principal> {
+    let claims: unknown;
+    try {
+      claims = jwt.verify(token, this.jwtKey, { algorithms: ['HS256'] });
+    } catch (err) {
+      throw new UnauthenticatedError(err instanceof jwt.TokenExpiredError ? 'token expired' : 'invalid token');
+    }
+    const id = typeof claims === 'object' && claims !== null ? (claims as { id?: unknown }).id : undefined;
+    if (typeof id !== 'number') throw new UnauthenticatedError('invalid token');
+    const user = await this.store.getUser(id);
+    if (!user || user.state !== 'enable') throw new UnauthenticatedError('user of this token no longer exists or is disabled');
+    return { user, roles: await this.store.rolesOf(user.id), via: 'jwt' };
+  }
+
+  /** A personal access token for the open API; `scope` must be granted (empty scopes grant all). */
+  async authenticatePat(token: string, scope: (typeof PAT_SCOPES)[number]): Promise<Principal> {
+    const pat = await this.store.findPersonalAccessToken(token);
+    if (!pat) throw new UnauthenticatedError('invalid personal access token');
+    if (pat.state !== 'active') throw new PermissionDeniedError('personal access token is inactive');
+    if (pat.expiredAt <= Date.now()) throw new PermissionDeniedError('personal access token expired');
+    if (pat.scopes.length > 0 && !pat.scopes.includes(scope)) throw new PermissionDeniedError(`personal access token lacks scope ${scope}`);
+    const user = await this.store.getUser(pat.userId);
+    if (!user || user.state !== 'enable') throw new PermissionDeniedError('owner of this personal access token no longer exists or is disabled');
+    return { user, roles: await this.store.rolesOf(user.id), via: 'pat' };
+  }
+
+  /** root writes, guest reads. */
+  authorize(principal: Principal, write: boolean): void {
+    if (principal.roles.includes(ROOT_ROLE)) return;
+    if (!write && principal.roles.includes(GUEST_ROLE)) return;
+    throw new PermissionDeniedError(write ? 'permission denied: writing needs the root role' : 'permission denied: no role grants read access');
+  }
+
+  async getUser(id: number): Promise<UserRecord> {
+    const user = await this.store.getUser(id);
+    if (!user) throw new NotFoundError(`user ${id} not found`);
+    return user;
+  }
+
+  async createToken(userId: number, body: unknown): Promise<PersonalAccessTokenRecord> {
+    const b = parseInput(tokenBodySchema, body);
+    return this.store.createPersonalAccessToken({
+      name: b.name,
+      bio: b.bio,
+      scopes: b.scopes,
+      state: b.state,
+      expiredAt: b.expired_at ? Date.parse(b.expired_at) : Date.now() + 365 * 24 * 3600 * 1000,
+      userId,
+      token: randomBytes(24).toString('base64url'),
+    });
+  }
+
+  async updateToken(id: number, body: unknown): Promise<PersonalAccessTokenRecord> {
+    const b = parseInput(tokenBodySchema.partial(), body);
+    return this.store.updatePersonalAccessToken(id, { name: b.name, bio: b.bio, scopes: b.scopes, state: b.state, expiredAt: b.expired_at ? Date.parse(b.expired_at) : undefined });
+  }
+}
+
+/** The JWT signing key: configured, or generated once and kept in the database (shared by replicas). */
+export async function resolveJwtKey(store: ManagerStore, configured: string): Promise<string> {
+  if (configured) return configured;
+  return store.getOrSetSetting('jwt_key', randomBytes(32).toString('hex'));
+}
+
+/** First-start data: roles, user root, cluster-1 (scheduler + seed-peer cluster 1, linked, default). Idempotent. */
+export async function seedStore(store: ManagerStore, rootPassword: string): Promise<void> {
+  for (const role of ROLES) await store.ensureRole(role);
+  if (!(await store.getUserByName('root'))) {
+    try {
+      const root = await store.createUser({ name: 'root', email: '', passwordHash: await bcrypt.hash(rootPassword, BCRYPT_COST) });
+      await store.addUserRole(root.id, ROOT_ROLE);
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err; // another replica seeded it
+    }
+  }
+  const existing = (await store.getSchedulerCluster(1)) ?? (await store.listSchedulerClusters({ name: 'cluster-1' })).items[0];
+  if (!existing) {
+    try {
+      await store.createCluster(
+        { name: 'cluster-1', bio: '', config: { candidate_parent_limit: 4, filter_parent_limit: 40, job_rate_limit: 10 }, clientConfig: { load_limit: 200 }, scopes: { idc: '', location: '', cidrs: [], hostnames: [] }, isDefault: true },
+        { name: 'cluster-1', bio: '', config: { load_limit: 2000 } },
+        1,
+      );
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+    }
+  }
+}

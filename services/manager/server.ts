@@ -1,0 +1,124 @@
+/**
+ * Wires the manager together: store (migrated + seeded), cache, registry, REST, gRPC,
+ * metrics, keep-alive sweep. `startManager` resolves once every port is bound.
+ */
+import * as http from 'node:http';
+import type { Logger } from 'pino';
+import type { ManagerConfig } from '../common/config/manager';
+import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
+import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
+import { createLogger } from '../common/logger';
+import { managerService } from '../proto';
+import { AuthService, resolveJwtKey, seedStore } from './auth';
+import { createRedis, SchedulerListCache } from './cache';
+import { createManagerHandlers } from './grpc';
+import { ManagerMetrics } from './metrics';
+import { Registry } from './registry';
+import { createRestApp } from './rest';
+import { openStore } from './store';
+import type { ManagerStore } from './store/types';
+
+export interface ManagerHandle {
+  readonly restPort: number;
+  readonly grpcPort: number;
+  /** undefined when `metrics.enable` is false. */
+  readonly metricsPort: number | undefined;
+  readonly store: ManagerStore;
+  readonly registry: Registry;
+  stop(): Promise<void>;
+}
+
+export interface StartManagerOptions {
+  logger?: Logger;
+  /** Bypass both cache levels (benchmarks of the uncached path). */
+  disableCache?: boolean;
+}
+
+async function bindGrpc(config: ManagerConfig, services: Parameters<typeof startGrpcServer>[1]): Promise<GrpcServerHandle> {
+  const { listenIP, port } = config.server.grpc;
+  const host = listenIP.includes(':') ? `[${listenIP}]` : listenIP || '0.0.0.0';
+  let lastError: unknown;
+  for (let p = port.start; p <= Math.max(port.start, port.end); p++) {
+    try {
+      return await startGrpcServer(`${host}:${p}`, services);
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new Error(`cannot bind gRPC on ${host} ports ${port.start}-${port.end}: ${(lastError as Error).message}`);
+}
+
+export async function startManager(config: ManagerConfig, options: StartManagerOptions = {}): Promise<ManagerHandle> {
+  const logger = options.logger ?? createLogger({ name: 'manager', verbose: config.verbose });
+  const cleanups: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => logger.warn({ err }, 'error while stopping'));
+    cleanups.length = 0;
+  };
+  try {
+    const store = await openStore(config);
+    cleanups.push(() => store.close());
+    await seedStore(store, process.env.DRAGONFLY_INITIAL_ROOT_PASSWORD || config.auth.initialRootPassword);
+    const jwtKey = await resolveJwtKey(store, config.auth.jwt.key);
+
+    const redis = createRedis(config);
+    const cache = new SchedulerListCache(
+      { localTtlMs: config.cache.local.ttl, localSize: config.cache.local.size, redisTtlMs: config.cache.redis.ttl, disabled: options.disableCache },
+      redis,
+      config.database.redis.keyPrefix,
+      logger,
+    );
+    cleanups.push(() => cache.close());
+    await cache.connect();
+
+    const registry = createMetricsRegistry('manager');
+    const metrics = new ManagerMetrics(registry, () => store.countActiveSchedulers());
+    const schedulers = new Registry(store, cache, logger, metrics);
+    const auth = new AuthService(store, jwtKey, config.auth.jwt.timeout);
+
+    const app = createRestApp({ store, auth, registry: schedulers, logger, metrics });
+    const rest = http.createServer(app);
+    const restPort = await listen(rest, config.server.rest.addr);
+    cleanups.push(() => closeServer(rest));
+
+    const grpcHandlers = createManagerHandlers(schedulers, logger, metrics);
+    const grpcServer = await bindGrpc(config, [{ name: 'manager.v2.Manager', definition: managerService(), handlers: grpcHandlers.handlers }]);
+    cleanups.push(async () => {
+      grpcHandlers.closeStreams();
+      await grpcServer.shutdown(3000);
+    });
+
+    let metricsPort: number | undefined;
+    if (config.metrics.enable) {
+      const ops = createOpsServer(registry);
+      metricsPort = await listen(ops, config.metrics.addr);
+      cleanups.push(() => closeServer(ops));
+    }
+
+    // Keep-alive sweep: marks senders silent for `keepAlive.timeout` inactive.
+    const timeout = config.keepAlive.timeout;
+    const sweep = setInterval(() => {
+      schedulers.sweep(timeout).catch((err: unknown) => logger.warn({ err }, 'keep-alive sweep failed'));
+    }, Math.max(100, Math.min(5000, Math.floor(timeout / 3))));
+    sweep.unref();
+    cleanups.push(async () => clearInterval(sweep));
+
+    logger.info({ restPort, grpcPort: grpcServer.port, metricsPort, database: store.kind }, 'manager started');
+    let stopped = false;
+    return {
+      restPort,
+      grpcPort: grpcServer.port,
+      metricsPort,
+      store,
+      registry: schedulers,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await stopAll();
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

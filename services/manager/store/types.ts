@@ -1,0 +1,216 @@
+/**
+ * The manager's storage contract. Domain code and transports only see `ManagerStore`;
+ * `SqlManagerStore` implements it over a `SqlDriver` (SQLite embedded, or MySQL/MariaDB).
+ */
+import type { ClusterScopes } from '../../common/config/cluster-spec';
+
+export type JsonObject = Record<string, unknown>;
+export type ActiveState = 'active' | 'inactive';
+
+export interface Page {
+  readonly page: number;
+  readonly perPage: number;
+}
+
+export interface PageResult<T> {
+  readonly items: T[];
+  readonly total: number;
+}
+
+export interface SchedulerCluster {
+  id: number;
+  name: string;
+  bio: string;
+  config: JsonObject;
+  clientConfig: JsonObject;
+  scopes: ClusterScopes;
+  isDefault: boolean;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface SeedPeerCluster {
+  id: number;
+  name: string;
+  bio: string;
+  config: JsonObject;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface SchedulerRecord {
+  id: number;
+  hostname: string;
+  ip: string;
+  port: number;
+  idc: string;
+  location: string;
+  state: ActiveState;
+  features: string[];
+  config: JsonObject;
+  schedulerClusterId: number;
+  lastKeepAliveAt: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface SeedPeerRecord {
+  id: number;
+  hostname: string;
+  type: string;
+  ip: string;
+  port: number;
+  downloadPort: number;
+  idc: string;
+  location: string;
+  state: ActiveState;
+  seedPeerClusterId: number;
+  lastKeepAliveAt: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface UserRecord {
+  id: number;
+  name: string;
+  email: string;
+  passwordHash: string;
+  state: 'enable' | 'disable';
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface PersonalAccessTokenRecord {
+  id: number;
+  name: string;
+  bio: string;
+  token: string;
+  scopes: string[];
+  state: ActiveState;
+  expiredAt: number;
+  userId: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface JobRecord {
+  id: number;
+  type: string;
+  state: string;
+  args: JsonObject;
+  result: JsonObject;
+  userId: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type SchedulerClusterInput = Omit<SchedulerCluster, 'id' | 'createdAt' | 'updatedAt'> & { id?: number };
+export type SeedPeerClusterInput = Omit<SeedPeerCluster, 'id' | 'createdAt' | 'updatedAt'> & { id?: number };
+
+export interface SchedulerKey {
+  hostname: string;
+  ip: string;
+  schedulerClusterId: number;
+}
+
+export interface SeedPeerKey {
+  hostname: string;
+  ip: string;
+  seedPeerClusterId: number;
+}
+
+export type SchedulerUpsert = SchedulerKey & Pick<SchedulerRecord, 'port' | 'idc' | 'location' | 'features' | 'config'>;
+export type SeedPeerUpsert = SeedPeerKey & Pick<SeedPeerRecord, 'type' | 'port' | 'downloadPort' | 'idc' | 'location'>;
+
+export interface SchedulerFilter {
+  schedulerClusterId?: number;
+  state?: ActiveState;
+  hostname?: string;
+  ip?: string;
+}
+
+export interface SeedPeerFilter {
+  seedPeerClusterId?: number;
+  state?: ActiveState;
+  hostname?: string;
+  ip?: string;
+}
+
+/** A scheduler cluster and the seed-peer cluster created with it (what /clusters shows). */
+export interface ClusterRecord {
+  schedulerCluster: SchedulerCluster;
+  seedPeerCluster: SeedPeerCluster | undefined;
+}
+
+export interface ManagerStore {
+  /** "sqlite" or "mysql". */
+  readonly kind: string;
+  close(): Promise<void>;
+
+  /** Creates a scheduler cluster, a seed-peer cluster and their link in one transaction; both get `id` when given. */
+  createCluster(schedulerCluster: SchedulerClusterInput, seedPeerCluster: SeedPeerClusterInput, id?: number): Promise<ClusterRecord>;
+  /** Updates both halves of a cluster in one transaction. */
+  updateCluster(id: number, schedulerCluster: Partial<SchedulerClusterInput>, seedPeerCluster: Partial<SeedPeerClusterInput>): Promise<ClusterRecord>;
+  getCluster(id: number): Promise<ClusterRecord | undefined>;
+  listClusters(filter: { name?: string }, page: Page): Promise<PageResult<ClusterRecord>>;
+  /** Deletes the scheduler cluster, its schedulers, and the linked seed-peer clusters that no other scheduler cluster uses. */
+  deleteCluster(id: number): Promise<void>;
+
+  createSchedulerCluster(input: SchedulerClusterInput): Promise<SchedulerCluster>;
+  getSchedulerCluster(id: number): Promise<SchedulerCluster | undefined>;
+  listSchedulerClusters(filter: { name?: string }, page?: Page): Promise<PageResult<SchedulerCluster>>;
+  updateSchedulerCluster(id: number, patch: Partial<SchedulerClusterInput>): Promise<SchedulerCluster>;
+  deleteSchedulerCluster(id: number): Promise<void>;
+
+  createSeedPeerCluster(input: SeedPeerClusterInput): Promise<SeedPeerCluster>;
+  getSeedPeerCluster(id: number): Promise<SeedPeerCluster | undefined>;
+  listSeedPeerClusters(filter: { name?: string }, page?: Page): Promise<PageResult<SeedPeerCluster>>;
+  updateSeedPeerCluster(id: number, patch: Partial<SeedPeerClusterInput>): Promise<SeedPeerCluster>;
+  deleteSeedPeerCluster(id: number): Promise<void>;
+
+  linkClusters(seedPeerClusterId: number, schedulerClusterId: number): Promise<void>;
+  seedPeerClusterIdsOf(schedulerClusterId: number): Promise<number[]>;
+  schedulerClusterIdsOf(seedPeerClusterId: number): Promise<number[]>;
+
+  upsertScheduler(input: SchedulerUpsert): Promise<SchedulerRecord>;
+  findScheduler(key: SchedulerKey): Promise<SchedulerRecord | undefined>;
+  getScheduler(id: number): Promise<SchedulerRecord | undefined>;
+  listSchedulers(filter: SchedulerFilter, page?: Page): Promise<PageResult<SchedulerRecord>>;
+  deleteScheduler(id: number): Promise<void>;
+  /** Sets the state and refreshes last_keep_alive_at; returns whether the state changed. Throws NotFound for an unknown key. */
+  markScheduler(key: SchedulerKey, state: ActiveState, now: number): Promise<boolean>;
+  /** Marks active schedulers silent since `before` inactive; returns how many changed. */
+  expireSchedulers(before: number): Promise<number>;
+  countActiveSchedulers(): Promise<number>;
+
+  upsertSeedPeer(input: SeedPeerUpsert): Promise<SeedPeerRecord>;
+  findSeedPeer(key: SeedPeerKey): Promise<SeedPeerRecord | undefined>;
+  getSeedPeer(id: number): Promise<SeedPeerRecord | undefined>;
+  listSeedPeers(filter: SeedPeerFilter, page?: Page): Promise<PageResult<SeedPeerRecord>>;
+  deleteSeedPeer(id: number): Promise<void>;
+  markSeedPeer(key: SeedPeerKey, state: ActiveState, now: number): Promise<boolean>;
+  expireSeedPeers(before: number): Promise<number>;
+
+  createUser(input: { name: string; email: string; passwordHash: string; state?: UserRecord['state'] }): Promise<UserRecord>;
+  getUser(id: number): Promise<UserRecord | undefined>;
+  getUserByName(name: string): Promise<UserRecord | undefined>;
+  listUsers(page?: Page): Promise<PageResult<UserRecord>>;
+  ensureRole(name: string): Promise<void>;
+  listRoles(): Promise<string[]>;
+  rolesOf(userId: number): Promise<string[]>;
+  addUserRole(userId: number, role: string): Promise<void>;
+  removeUserRole(userId: number, role: string): Promise<void>;
+
+  createPersonalAccessToken(input: Omit<PersonalAccessTokenRecord, 'id' | 'createdAt' | 'updatedAt'>): Promise<PersonalAccessTokenRecord>;
+  getPersonalAccessToken(id: number): Promise<PersonalAccessTokenRecord | undefined>;
+  findPersonalAccessToken(token: string): Promise<PersonalAccessTokenRecord | undefined>;
+  listPersonalAccessTokens(filter: { userId?: number }, page?: Page): Promise<PageResult<PersonalAccessTokenRecord>>;
+  updatePersonalAccessToken(id: number, patch: Partial<Pick<PersonalAccessTokenRecord, 'name' | 'bio' | 'scopes' | 'state' | 'expiredAt'>>): Promise<PersonalAccessTokenRecord>;
+  deletePersonalAccessToken(id: number): Promise<void>;
+
+  createJob(input: Omit<JobRecord, 'id' | 'createdAt' | 'updatedAt'>): Promise<JobRecord>;
+  getJob(id: number): Promise<JobRecord | undefined>;
+
+  /** Stores `value` under `name` unless a value exists; returns the stored value either way. */
+  getOrSetSetting(name: string, value: string): Promise<string>;
+}

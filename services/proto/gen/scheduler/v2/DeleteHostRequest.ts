@@ -1,0 +1,10 @@
+// Original file: services/proto/scheduler.proto
+
+
+export interface DeleteHostRequest {
+  'hostId'?: (string);
+}
+
+export interface DeleteHostRequest__Output {
+  'hostId': (string);
+}

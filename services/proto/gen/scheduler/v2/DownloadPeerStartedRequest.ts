@@ -1,0 +1,8 @@
+// Original file: services/proto/scheduler.proto
+
+
+export interface DownloadPeerStartedRequest {
+}
+
+export interface DownloadPeerStartedRequest__Output {
+}

@@ -1,0 +1,8 @@
+// Original file: services/proto/scheduler.proto
+
+
+export interface EmptyTaskResponse {
+}
+
+export interface EmptyTaskResponse__Output {
+}

@@ -1,0 +1,342 @@
+/**
+ * The scheduler's resource model: hosts, tasks, peers and the per-task parent DAG. Plain
+ * classes with no transport; the service mutates them and the parent chooser reads them.
+ *
+ * Indexes kept per task so a scheduling decision never scans every peer of the task:
+ * - `parentPool`: peers that can serve data now (origin-sourcing or holding ≥ 1 piece);
+ * - `originPeers`: peers currently going to the origin (seeds included);
+ * - `waiting`: peers told to wait for a parent;
+ * - `underServed`: downloading peers with fewer parents than the candidate limit, topped up
+ *   when a new parent appears.
+ */
+import type { AnnouncePeerResponse } from '../../proto';
+import type { DragonflyError } from '../../common/errors';
+import { PieceBitset } from './bitset';
+import { nextPeerState, nextTaskState, type PeerEvent, type PeerState, type TaskEvent, type TaskState } from './state';
+
+export type HostType = 'NORMAL_HOST' | 'SUPER_HOST';
+
+export interface HostInfo {
+  readonly id: string;
+  readonly type: HostType;
+  readonly hostname: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly downloadPort: number;
+  readonly idc: string;
+  readonly location: string;
+  readonly disableShared: boolean;
+  readonly concurrentUploadLimit: number;
+  readonly concurrentUploadCount: number;
+  readonly uploadCount: number;
+  readonly uploadFailedCount: number;
+  readonly maxTxBandwidth: number;
+  readonly txBandwidth: number;
+  readonly schedulerClusterId: number;
+}
+
+export class Host {
+  info: HostInfo;
+  /** 0: unknown, the host is collected after hostTTL instead. */
+  announceIntervalMs: number;
+  lastAnnounceAt: number;
+  readonly peers = new Set<Peer>();
+  /** Download edges this scheduler handed out with a peer of this host as parent. */
+  assignedChildren = 0;
+  /** Upload failures reported by children (download_piece_failed naming a peer of this host). */
+  uploadFailures = 0;
+  private locationCache: { location: string; parts: readonly string[] } | undefined;
+
+  constructor(info: HostInfo, intervalMs: number, now: number) {
+    this.info = info;
+    this.announceIntervalMs = intervalMs;
+    this.lastAnnounceAt = now;
+  }
+
+  get id(): string {
+    return this.info.id;
+  }
+
+  get isSeed(): boolean {
+    return this.info.type === 'SUPER_HOST';
+  }
+
+  /** network.location split on "|", cached (it is compared on every scheduling decision). */
+  locationParts(): readonly string[] {
+    const location = this.info.location;
+    if (this.locationCache?.location !== location) this.locationCache = { location, parts: location === '' ? [] : location.split('|') };
+    return this.locationCache.parts;
+  }
+
+  uploadLimit(defaultLimit: number): number {
+    return this.info.concurrentUploadLimit > 0 ? this.info.concurrentUploadLimit : defaultLimit;
+  }
+
+  /** Upload slots left: the limit minus the larger of what the host reported and what we assigned. */
+  freeUploadSlots(defaultLimit: number): number {
+    return Math.max(0, this.uploadLimit(defaultLimit) - Math.max(this.info.concurrentUploadCount, this.assignedChildren));
+  }
+}
+
+export type SizeScope = 'NORMAL' | 'SMALL' | 'TINY' | 'EMPTY' | 'UNKNOW';
+
+export interface TaskInfo {
+  readonly id: string;
+  readonly url: string;
+  readonly digest?: string;
+  readonly tag?: string;
+  readonly application?: string;
+  readonly filteredQueryParams: readonly string[];
+  readonly requestHeader: Readonly<Record<string, string>>;
+}
+
+export class Task {
+  readonly id: string;
+  info: TaskInfo;
+  state: TaskState = 'Pending';
+  /** undefined until a peer learned it from the origin. */
+  contentLength: number | undefined;
+  pieceLength = 0;
+  pieceCount = 0;
+  responseHeader: Record<string, string> = {};
+  readonly peers = new Map<string, Peer>();
+  readonly originPeers = new Set<Peer>();
+  readonly waiting = new Set<Peer>();
+  readonly underServed = new Set<Peer>();
+  private readonly pool: Peer[] = [];
+  private readonly poolIndex = new Map<Peer, number>();
+  /** When this scheduler last asked a seed peer to fetch the task, and whether that is still pending. */
+  seedTriggeredAt: number | undefined;
+  seedTriggerPending = false;
+  /** Last time a seed peer failed this task (trigger call or its back-to-source); seeds are skipped for a while after. */
+  seedFailedAt: number | undefined;
+  createdAt: number;
+  updatedAt: number;
+
+  constructor(info: TaskInfo, now: number) {
+    this.id = info.id;
+    this.info = info;
+    this.createdAt = now;
+    this.updatedAt = now;
+  }
+
+  transition(event: TaskEvent): void {
+    this.state = nextTaskState(this.state, event);
+  }
+
+  get sizeScope(): SizeScope {
+    if (this.contentLength === undefined) return 'UNKNOW';
+    if (this.contentLength === 0) return 'EMPTY';
+    if (this.contentLength <= 128) return 'TINY';
+    if (this.pieceCount === 1) return 'SMALL';
+    return 'NORMAL';
+  }
+
+  /** Records what the origin said; the first complete answer wins (later ones must agree). */
+  setMetadata(contentLength: number, pieceLength: number, responseHeader?: Record<string, string>): void {
+    if (this.contentLength === undefined || this.pieceLength === 0) {
+      this.contentLength = contentLength;
+      this.pieceLength = pieceLength;
+      this.pieceCount = contentLength === 0 || pieceLength === 0 ? 0 : Math.ceil(contentLength / pieceLength);
+    }
+    if (responseHeader && Object.keys(responseHeader).length > 0) this.responseHeader = { ...responseHeader };
+  }
+
+  /** Normal (non-seed) peers currently sent to the origin: the ones `backToSourceCount` limits. */
+  normalOriginPeerCount(): number {
+    let n = 0;
+    for (const p of this.originPeers) if (!p.isSeed) n++;
+    return n;
+  }
+
+  inPool(peer: Peer): boolean {
+    return this.poolIndex.has(peer);
+  }
+
+  addToPool(peer: Peer): boolean {
+    if (this.poolIndex.has(peer)) return false;
+    this.poolIndex.set(peer, this.pool.length);
+    this.pool.push(peer);
+    return true;
+  }
+
+  removeFromPool(peer: Peer): void {
+    const i = this.poolIndex.get(peer);
+    if (i === undefined) return;
+    const last = this.pool.pop() as Peer;
+    if (last !== peer) {
+      this.pool[i] = last;
+      this.poolIndex.set(last, i);
+    }
+    this.poolIndex.delete(peer);
+  }
+
+  get poolSize(): number {
+    return this.pool.length;
+  }
+
+  /**
+   * Up to `limit` distinct pool members chosen uniformly at random (partial Fisher–Yates
+   * over a scratch index list; O(limit), not O(pool)).
+   */
+  samplePool(limit: number, random: () => number = Math.random): Peer[] {
+    const n = this.pool.length;
+    if (n <= limit) return this.pool.slice();
+    const picked: Peer[] = [];
+    const swapped = new Map<number, number>();
+    for (let i = 0; i < limit; i++) {
+      const j = i + Math.floor(random() * (n - i));
+      const at = swapped.get(j) ?? j;
+      swapped.set(j, swapped.get(i) ?? i);
+      picked.push(this.pool[at]);
+    }
+    return picked;
+  }
+
+  /** A pool member other than on `excludeHost`, for has_available_peer. */
+  hasAvailablePeer(excludeHost?: Host): boolean {
+    for (const p of this.pool) if (p.host !== excludeHost) return true;
+    return false;
+  }
+}
+
+/** Answers and errors for one peer's AnnouncePeer stream. */
+export interface PeerSession {
+  send(response: AnnouncePeerResponse): void;
+  fail(err: DragonflyError): void;
+}
+
+const COST_WINDOW = 100;
+
+export class Peer {
+  readonly id: string;
+  readonly task: Task;
+  readonly host: Host;
+  state: PeerState = 'Pending';
+  priority: string;
+  needBackToSource: boolean;
+  readonly finished = new PieceBitset();
+  readonly blockedParents = new Set<string>();
+  readonly parents = new Set<Peer>();
+  readonly children = new Set<Peer>();
+  /** Reschedules so far (retryLimit / retryBackToSourceLimit). */
+  retryCount = 0;
+  /** Sent need_back_to_source and has not finished/failed since. */
+  sentToOrigin = false;
+  session: PeerSession | undefined;
+  createdAt: number;
+  updatedAt: number;
+  /** Allocated on the first sample: most peers never serve anyone. */
+  private costs: Float64Array | undefined;
+  private costCount = 0;
+  private costSum = 0;
+  private costSumSq = 0;
+  private lastCost = 0;
+
+  constructor(id: string, task: Task, host: Host, now: number, options: { priority?: string; needBackToSource?: boolean } = {}) {
+    this.id = id;
+    this.task = task;
+    this.host = host;
+    this.priority = options.priority ?? 'LEVEL0';
+    this.needBackToSource = options.needBackToSource ?? false;
+    this.createdAt = now;
+    this.updatedAt = now;
+  }
+
+  get isSeed(): boolean {
+    return this.host.isSeed;
+  }
+
+  transition(event: PeerEvent): void {
+    this.state = nextPeerState(this.state, event);
+  }
+
+  /** Finished pieces, or every piece of the task once the peer succeeded. */
+  finishedPieceCount(): number {
+    if (this.state === 'Succeeded' && this.task.pieceCount > 0) return this.task.pieceCount;
+    return this.finished.size;
+  }
+
+  /** Piece download cost in nanoseconds; keeps a rolling window for the bad-parent test. */
+  recordPieceCost(costNs: number): void {
+    if (!(costNs > 0)) return;
+    this.costs ??= new Float64Array(COST_WINDOW);
+    const slot = this.costCount % COST_WINDOW;
+    if (this.costCount >= COST_WINDOW) {
+      const old = this.costs[slot];
+      this.costSum -= old;
+      this.costSumSq -= old * old;
+    }
+    this.costs[slot] = costNs;
+    this.costSum += costNs;
+    this.costSumSq += costNs * costNs;
+    this.costCount++;
+    this.lastCost = costNs;
+  }
+
+  /**
+   * Upstream's bad-parent test on piece costs: with ≥ 2 samples, the last cost is more than
+   * 20× the mean of the earlier ones (window not full) or above mean + 3σ (window full).
+   */
+  isSlowParent(): boolean {
+    const n = Math.min(this.costCount, COST_WINDOW);
+    if (n < 2) return false;
+    const prevN = n - 1;
+    const prevSum = this.costSum - this.lastCost;
+    const mean = prevSum / prevN;
+    if (this.costCount < COST_WINDOW) return this.lastCost > 20 * mean;
+    const variance = Math.max(0, (this.costSumSq - this.lastCost * this.lastCost) / prevN - mean * mean);
+    return this.lastCost > mean + 3 * Math.sqrt(variance);
+  }
+}
+
+/** True when `ancestor` is `peer` or reachable from it through parent edges. */
+export function isAncestor(ancestor: Peer, peer: Peer): boolean {
+  if (ancestor === peer) return true;
+  const seen = new Set<Peer>();
+  const stack: Peer[] = [peer];
+  while (stack.length > 0) {
+    const cur = stack.pop() as Peer;
+    for (const p of cur.parents) {
+      if (p === ancestor) return true;
+      if (!seen.has(p)) {
+        seen.add(p);
+        stack.push(p);
+      }
+    }
+  }
+  return false;
+}
+
+/** Whether parent → child may be added without a cycle (child must not be an ancestor of parent). */
+export function canAddEdge(parent: Peer, child: Peer): boolean {
+  if (parent === child || parent.task !== child.task || child.parents.has(parent)) return false;
+  // A peer with no children is nobody's ancestor: the common case needs no walk.
+  return child.children.size === 0 || !isAncestor(child, parent);
+}
+
+export function addEdge(parent: Peer, child: Peer): boolean {
+  if (!canAddEdge(parent, child)) return false;
+  parent.children.add(child);
+  child.parents.add(parent);
+  parent.host.assignedChildren++;
+  return true;
+}
+
+export function removeEdge(parent: Peer, child: Peer): void {
+  if (!child.parents.delete(parent)) return;
+  parent.children.delete(child);
+  parent.host.assignedChildren = Math.max(0, parent.host.assignedChildren - 1);
+}
+
+export function removeInEdges(child: Peer): void {
+  for (const p of [...child.parents]) removeEdge(p, child);
+}
+
+/** Removes every edge of the peer; returns its former children. */
+export function removeAllEdges(peer: Peer): Peer[] {
+  removeInEdges(peer);
+  const orphans = [...peer.children];
+  for (const c of orphans) removeEdge(peer, c);
+  return orphans;
+}

@@ -1,0 +1,126 @@
+/**
+ * Parent choice for one child peer: filter a bounded sample of the task's parent pool, score
+ * what is left, keep the best `candidateParentLimit`.
+ *
+ * Filter (a candidate is dropped when any holds):
+ *   same peer or same host as the child; state not Running / BackToSource / Succeeded;
+ *   holds no piece the child lacks (a back-to-source peer counts as holding everything it
+ *   will fetch; a running peer is compared bitset against bitset, so in-flight parents
+ *   qualify as soon as they hold one piece the child lacks); blocked for this child; host
+ *   disable_shared; no free upload slot; slow by its piece costs; the edge would close a cycle.
+ *
+ * Score, each term in [0, 1]:
+ *   score = 0.40 · load + 0.20 · pieces + 0.20 · hostType + 0.12 · idc + 0.08 · location
+ *   load     = free upload slots / upload limit of the parent's host
+ *   pieces   = parent's finished pieces / task piece count (1 once it succeeded)
+ *   hostType = 1 for a seed peer while it is fetching (BackToSource / Running), 0.5 for a
+ *              normal peer, 0 for a seed that is done (spare the seed once peers hold data)
+ *   idc      = 1 when both hosts name the same non-empty IDC
+ *   location = shared leading "|"-separated location elements / 5 (capped at 1)
+ *
+ * Cost: O(filterParentLimit + origin peers) per decision, independent of the task's peer count.
+ */
+import { canAddEdge, type Peer } from '../resource/model';
+
+export interface ParentChoiceOptions {
+  readonly candidateParentLimit: number;
+  readonly filterParentLimit: number;
+  /** Upload limit for hosts that announced none. */
+  readonly defaultUploadLimit: number;
+  readonly random?: () => number;
+}
+
+export const SCORE_WEIGHTS = { load: 0.4, pieces: 0.2, hostType: 0.2, idc: 0.12, location: 0.08 } as const;
+
+const MAX_LOCATION_ELEMENTS = 5;
+
+export function idcAffinity(a: string, b: string): number {
+  return a !== '' && a === b ? 1 : 0;
+}
+
+export function locationAffinity(a: string, b: string): number {
+  if (a === '' || b === '') return 0;
+  if (a === b) return 1;
+  return locationPartsAffinity(a.split('|'), b.split('|'));
+}
+
+function locationPartsAffinity(x: readonly string[], y: readonly string[]): number {
+  if (x.length === 0 || y.length === 0) return 0;
+  let same = 0;
+  while (same < x.length && same < y.length && same < MAX_LOCATION_ELEMENTS && x[same] === y[same]) same++;
+  if (same === x.length && same === y.length) return 1;
+  return same / MAX_LOCATION_ELEMENTS;
+}
+
+function hostTypeScore(parent: Peer): number {
+  if (!parent.isSeed) return 0.5;
+  return parent.state === 'BackToSource' || parent.state === 'Running' ? 1 : 0;
+}
+
+/** Whether the parent holds (or, going to the origin, will hold) a piece the child lacks. */
+export function holdsPiecesChildLacks(parent: Peer, child: Peer): boolean {
+  const total = parent.task.pieceCount;
+  if (parent.state === 'Succeeded' || parent.state === 'BackToSource') return total === 0 || child.finished.size < total;
+  return parent.finished.hasAnyNotIn(child.finished);
+}
+
+export function isEligibleParent(parent: Peer, child: Peer, defaultUploadLimit: number): boolean {
+  if (parent === child || parent.host === child.host) return false;
+  if (parent.state !== 'Running' && parent.state !== 'BackToSource' && parent.state !== 'Succeeded') return false;
+  if (child.blockedParents.has(parent.id)) return false;
+  if (parent.host.info.disableShared) return false;
+  if (parent.host.freeUploadSlots(defaultUploadLimit) <= 0) return false;
+  if (!holdsPiecesChildLacks(parent, child)) return false;
+  if (parent.isSlowParent()) return false;
+  return canAddEdge(parent, child);
+}
+
+export function scoreParent(parent: Peer, child: Peer, defaultUploadLimit: number): number {
+  const host = parent.host;
+  const limit = host.uploadLimit(defaultUploadLimit);
+  const load = limit > 0 ? host.freeUploadSlots(defaultUploadLimit) / limit : 0;
+  const total = parent.task.pieceCount;
+  const pieces = parent.state === 'Succeeded' ? 1 : total > 0 ? Math.min(1, parent.finished.size / total) : 0;
+  return (
+    SCORE_WEIGHTS.load * load +
+    SCORE_WEIGHTS.pieces * pieces +
+    SCORE_WEIGHTS.hostType * hostTypeScore(parent) +
+    SCORE_WEIGHTS.idc * idcAffinity(host.info.idc, child.host.info.idc) +
+    SCORE_WEIGHTS.location * locationPartsAffinity(host.locationParts(), child.host.locationParts())
+  );
+}
+
+/**
+ * The best parents for `child`, best first, at most `candidateParentLimit`. Candidates are a
+ * random sample of at most `filterParentLimit` pool members plus every peer currently going
+ * to the origin (few per task, and the ones that hold data first). Peers in `exclude`
+ * (already parents of the child, say) are skipped.
+ */
+export function chooseParents(child: Peer, options: ParentChoiceOptions, exclude?: ReadonlySet<Peer>): Peer[] {
+  const task = child.task;
+  const limit = Math.max(1, options.candidateParentLimit);
+  const sample = task.samplePool(Math.max(1, options.filterParentLimit), options.random);
+  const seen = new Set<Peer>();
+  const best: Peer[] = [];
+  const scores: number[] = [];
+  const consider = (p: Peer): void => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    if (exclude?.has(p) || !isEligibleParent(p, child, options.defaultUploadLimit)) return;
+    const s = scoreParent(p, child, options.defaultUploadLimit);
+    if (best.length === limit && s <= scores[limit - 1]) return;
+    let i = best.length < limit ? best.length : limit - 1;
+    while (i > 0 && scores[i - 1] < s) {
+      if (i < limit) {
+        best[i] = best[i - 1];
+        scores[i] = scores[i - 1];
+      }
+      i--;
+    }
+    best[i] = p;
+    scores[i] = s;
+  };
+  for (const p of task.originPeers) consider(p);
+  for (const p of sample) consider(p);
+  return best;
+}

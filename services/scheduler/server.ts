@@ -1,0 +1,150 @@
+/**
+ * Wires the scheduler: resource store + service, gRPC server (scheduler.v2.Scheduler and
+ * grpc.health.v1), ops server (/metrics, /healthy), GC timers and the manager link.
+ */
+import * as os from 'node:os';
+import type * as http from 'node:http';
+import type { SchedulerConfig } from '../common/config';
+import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
+import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
+import { createLogger, type Logger } from '../common/logger';
+import { schedulerService } from '../proto';
+import { schedulerHandlers } from './grpc-handlers';
+import { ManagerLink, type ClusterConfig } from './manager-link';
+import { createSchedulerMetrics } from './metrics';
+import { ResourceStore } from './resource/store';
+import { GrpcSeedTrigger, type SeedHost, type SeedTrigger } from './seed-peers';
+import { SchedulerService, type SchedulingSettings } from './service';
+
+/** Upload slots of a peer that announced none and for which the manager gave no load_limit. */
+export const DEFAULT_UPLOAD_LIMIT = 50;
+
+export interface SchedulerHandle {
+  readonly port: number;
+  /** 0 when metrics are disabled. */
+  readonly metricsPort: number;
+  readonly service: SchedulerService;
+  /** The manager link, when manager.addr is set. */
+  readonly manager?: ManagerLink;
+  /** The settings in force (static config overlaid with the manager's cluster config). */
+  settings(): SchedulingSettings;
+  stop(): Promise<void>;
+}
+
+export interface StartSchedulerOptions {
+  readonly logger?: Logger;
+  /** Replaces the gRPC seed trigger (tests). */
+  readonly seedTrigger?: SeedTrigger;
+  /** Manager registration backoff (tests shorten it). */
+  readonly managerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+}
+
+/** server.advertiseIP, else the first non-internal IPv4 address, else 127.0.0.1. */
+export function advertiseIPOf(configured: string): string {
+  if (configured) return configured;
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+export async function startScheduler(config: SchedulerConfig, options: StartSchedulerOptions = {}): Promise<SchedulerHandle> {
+  const logger = options.logger ?? createLogger({ name: 'scheduler', verbose: config.verbose });
+  const store = new ResourceStore();
+  const registry = createMetricsRegistry('scheduler');
+  const events = createSchedulerMetrics(registry, store);
+  const trigger = options.seedTrigger ?? new GrpcSeedTrigger(logger);
+  let cluster: ClusterConfig | undefined;
+  const settings = (): SchedulingSettings => ({
+    candidateParentLimit: cluster?.candidateParentLimit ?? config.scheduler.candidateParentLimit,
+    filterParentLimit: cluster?.filterParentLimit ?? config.scheduler.filterParentLimit,
+    defaultUploadLimit: cluster?.loadLimit ?? DEFAULT_UPLOAD_LIMIT,
+    backToSourceCount: config.scheduler.backToSourceCount,
+    retryLimit: config.scheduler.retryLimit,
+    retryBackToSourceLimit: config.scheduler.retryBackToSourceLimit,
+    retryIntervalMs: config.scheduler.retryInterval,
+    seedPeerEnabled: config.seedPeer.enable,
+  });
+  // Settings are read on every decision: cache the object and rebuild it only on change.
+  let current = settings();
+  const service = new SchedulerService({
+    store,
+    settings: () => current,
+    trigger,
+    managerSeeds: (): readonly SeedHost[] => cluster?.seedPeers ?? [],
+    events,
+    logger,
+  });
+
+  const grpcServer: GrpcServerHandle = await startGrpcServer(`${config.server.listenIP.includes(':') ? `[${config.server.listenIP}]` : config.server.listenIP}:${config.server.port}`, [
+    { name: 'scheduler.v2.Scheduler', definition: schedulerService(), handlers: schedulerHandlers(service, logger) },
+  ]);
+
+  let ops: http.Server | undefined;
+  let metricsPort = 0;
+  try {
+    if (config.metrics.enable) {
+      ops = createOpsServer(registry, () => true);
+      metricsPort = await listen(ops, config.metrics.addr);
+    }
+  } catch (err) {
+    await grpcServer.shutdown(0);
+    throw err;
+  }
+
+  const gcPolicy = { hostTTLMs: config.scheduler.gc.hostTTL, peerTTLMs: config.scheduler.gc.peerTTL };
+  const timers = [
+    setInterval(() => {
+      try {
+        service.gc(gcPolicy);
+      } catch (err) {
+        logger.error({ err }, 'garbage collection failed');
+      }
+    }, Math.min(config.scheduler.gc.peerGCInterval, config.scheduler.gc.hostGCInterval, config.scheduler.gc.taskGCInterval)),
+  ];
+  for (const t of timers) t.unref();
+
+  let manager: ManagerLink | undefined;
+  if (config.manager.addr) {
+    manager = new ManagerLink({
+      addr: config.manager.addr,
+      hostname: config.server.host || os.hostname(),
+      ip: advertiseIPOf(config.server.advertiseIP),
+      port: config.server.advertisePort || grpcServer.port,
+      idc: config.host.idc,
+      location: config.host.location,
+      clusterId: config.manager.schedulerClusterID,
+      keepAliveIntervalMs: config.manager.keepAlive.interval,
+      refreshIntervalMs: config.dynConfig.refreshInterval,
+      logger,
+      backoff: options.managerBackoff,
+      onConfig: (c) => {
+        cluster = c;
+        current = settings();
+        logger.debug({ candidateParentLimit: current.candidateParentLimit, filterParentLimit: current.filterParentLimit, seedPeers: c.seedPeers.length }, 'cluster config applied');
+      },
+    });
+    manager.start();
+  }
+
+  logger.info({ port: grpcServer.port, metricsPort, manager: config.manager.addr || undefined }, 'scheduler started');
+  let stopping: Promise<void> | undefined;
+  return {
+    port: grpcServer.port,
+    metricsPort,
+    service,
+    manager,
+    settings: () => current,
+    stop: () => {
+      stopping ??= (async () => {
+        for (const t of timers) clearInterval(t);
+        await manager?.stop();
+        service.close();
+        trigger.close();
+        await grpcServer.shutdown(2000);
+        if (ops) await closeServer(ops);
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Issue 8 fan-out: N worker hosts of cluster A (from dist/cluster-a.k8s.yaml) pull the same
+ * large image cold at the same moment, the origin's link shaped with tbf. Measured: one direct
+ * pull alone (the baseline), all N pulling directly, all N pulling through Dragonfly; total
+ * times and the origin's bytes. Correctness is asserted (every pull complete, the origin sends the
+ * image about once through Dragonfly); the speed goal (P2P ≤ 1.5× one direct pull) is reported as
+ * a figure, like a benchmark, because it depends on the machine.
+ *
+ * Knobs: DF_E2E_FANOUT_MIB (image size, default 512), DF_E2E_FANOUT_NODES (default 8),
+ * DF_E2E_ORIGIN_MBIT (origin link, default 200). tc here has tbf but no netem: rate only, no delay.
+ */
+import type { BenchFigure } from '../bench/types';
+import { NetnsLab, startClusterLab, type ClusterLab, type LabNode, type PullResult } from './harness';
+import { recordE2eFigures } from './walkthrough-figures';
+
+const MiB = 2 ** 20;
+const imageMiB = Number(process.env.DF_E2E_FANOUT_MIB ?? 512);
+const nodeCount = Number(process.env.DF_E2E_FANOUT_NODES ?? 8);
+const originMbit = Number(process.env.DF_E2E_ORIGIN_MBIT ?? 200);
+const layerCount = 4;
+/** Time one image takes over the shaped link. */
+const onePullSec = (imageMiB * MiB * 8) / (originMbit * 1e6);
+const pullTimeoutMs = Math.round((3 * nodeCount * onePullSec + 120) * 1000);
+
+jest.setTimeout(pullTimeoutMs + 60_000);
+
+describe(`fan-out: ${nodeCount} nodes pull a ${imageMiB} MiB image cold at once (origin ${originMbit} Mbit/s)`, () => {
+  let cl: ClusterLab;
+  let single: PullResult;
+  let direct: { ms: number; originBytes: number; mark: number };
+  let p2p: { ms: number; originBytes: number; mark: number };
+
+  beforeAll(async () => {
+    if (!(imageMiB >= 4 && nodeCount >= 2 && originMbit > 0)) throw new Error('DF_E2E_FANOUT_MIB ≥ 4, DF_E2E_FANOUT_NODES ≥ 2, DF_E2E_ORIGIN_MBIT > 0 expected');
+    cl = await startClusterLab({
+      manifestFiles: [`${process.env.DF_E2E_MANIFEST_DIR ?? 'dist'}/cluster-a.k8s.yaml`],
+      nodes: Array.from({ length: nodeCount }, (_, i) => ({ name: `node-${i + 1}`, labels: { cluster: 'a' } })),
+      // Uncompressed random layers: no gzip CPU on either side, bytes on the wire = image size.
+      layerSizes: Array.from({ length: layerCount }, () => Math.floor((imageMiB * MiB) / layerCount)),
+      gzip: false,
+      originRateMbit: originMbit,
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    await NetnsLab.teardownAll();
+  });
+
+  const pullAll = async (nodes: readonly LabNode[], direct: boolean): Promise<{ ms: number; originBytes: number; mark: number }> => {
+    const mark = cl.origin.mark();
+    const started = performance.now();
+    const results = await Promise.all(
+      nodes.map((n) => n.containerd.pull(cl.ref, { plainHttp: false, timeoutMs: pullTimeoutMs, ...(direct ? { hostsDir: cl.directHostsDir } : {}) })),
+    );
+    const ms = Math.round(performance.now() - started);
+    for (const n of nodes) await n.containerd.verifyImage(cl.ref, cl.image);
+    console.log(`${direct ? 'direct' : 'p2p'} x${nodes.length}: total ${ms} ms; per node ${results.map((r) => r.ms).join(', ')} ms`);
+    return { ms, originBytes: cl.origin.blobBytes(mark), mark };
+  };
+
+  it('baseline: one node pulls directly from the shaped origin', async () => {
+    const n = cl.nodes[0];
+    const mark = cl.origin.mark();
+    single = await n.containerd.pull(cl.ref, { plainHttp: false, hostsDir: cl.directHostsDir, timeoutMs: pullTimeoutMs });
+    await n.containerd.verifyImage(cl.ref, cl.image);
+    expect(cl.origin.blobBytes(mark)).toBeGreaterThanOrEqual(cl.image.layerBytes);
+    await n.containerd.removeImage(cl.ref, cl.image);
+    console.log(`direct x1: ${single.ms} ms (link time alone ≈ ${(onePullSec * 1000).toFixed(0)} ms)`);
+  });
+
+  it(`all ${nodeCount} nodes pull directly at once`, async () => {
+    direct = await pullAll(cl.nodes, true);
+    expect(direct.originBytes).toBeGreaterThanOrEqual(nodeCount * cl.image.layerBytes);
+    for (const n of cl.nodes) await n.containerd.removeImage(cl.ref, cl.image);
+  });
+
+  it(`all ${nodeCount} nodes pull through Dragonfly at once; the origin sends the image about once`, async () => {
+    p2p = await pullAll(cl.nodes, false);
+    expect(cl.origin.notServedOnce(cl.image.layers, p2p.mark)).toEqual([]);
+  });
+
+  it('records the figures', () => {
+    expect(single && direct && p2p).toBeTruthy();
+    const note = `${nodeCount} netns nodes, ${imageMiB} MiB in ${layerCount} random layers, origin tbf ${originMbit} Mbit/s, ctr pull incl. unpack, 2-core machine`;
+    const figures: BenchFigure[] = [
+      {
+        area: 'e2e',
+        name: `fan-out ${nodeCount} nodes cold pull through Dragonfly (all done)`,
+        value: p2p.ms / 1000,
+        unit: 's',
+        baselineName: 'one direct pull',
+        baselineValue: single.ms / 1000,
+        baselineUnit: 's',
+        goal: '≤ 1.5× one direct pull',
+        met: p2p.ms <= 1.5 * single.ms,
+        note,
+      },
+      { area: 'e2e', name: `fan-out ${nodeCount} nodes cold pull all direct (all done)`, value: direct.ms / 1000, unit: 's', baselineName: 'one direct pull', baselineValue: single.ms / 1000, baselineUnit: 's', note },
+      {
+        area: 'e2e',
+        name: `fan-out ${nodeCount} nodes origin egress through Dragonfly`,
+        value: p2p.originBytes / MiB,
+        unit: 'MiB',
+        baselineName: `all direct (${nodeCount} pulls)`,
+        baselineValue: direct.originBytes / MiB,
+        baselineUnit: 'MiB',
+        goal: '≈ 1× image size',
+        met: p2p.originBytes <= 1.1 * cl.image.layerBytes,
+        note,
+      },
+    ];
+    recordE2eFigures(figures, 'fan-out ');
+    console.log(figures.map((f) => `${f.name}: ${f.value.toFixed(2)} ${f.unit} (baseline ${f.baselineName} ${f.baselineValue?.toFixed(2)} ${f.baselineUnit})${f.goal ? ` goal ${f.goal}: ${f.met ? 'met' : 'NOT met'}` : ''}`).join('\n'));
+  });
+});

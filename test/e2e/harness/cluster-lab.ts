@@ -1,0 +1,177 @@
+/**
+ * The seed-000 setting on the netns lab: kind-like worker nodes labelled by cluster, each with
+ * its own containerd; an HTTPS origin that answers as ghcr.io (lab CA, trusted through
+ * NODE_EXTRA_CA_CERTS for the programs and SSL_CERT_FILE for ctr); the synthesized manifests
+ * deployed onto the nodes; MariaDB and Redis of this machine standing in for the chart's MySQL
+ * and Redis (a database, user and key prefix per run).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ContainerdHost } from './containerd';
+import { Deployment, type LabNode } from './deploy';
+import { ManagerRest, REPO_ROOT, programMain } from './dragonfly';
+import { run, waitFor } from './exec';
+import { ManifestSet } from './manifests';
+import { NetnsLab, type NetnsHost } from './netns-lab';
+import { buildTestImage, pushTestImage, type TestImage } from './oci-image';
+import { OriginRegistry, createTlsIdentity, type TlsIdentity } from './origin';
+
+export const ORIGIN_NAME = 'ghcr.io';
+/** The image seed 000 pulls; here it is a random test image pushed under that name. */
+export const SEED_IMAGE_REPO = 'dragonflyoss/dragonfly2/scheduler';
+export const SEED_IMAGE_TAG = 'v2.0.5';
+export const PROXY_PORT = 65001;
+export const UPLOAD_PORT = 65002;
+
+export interface ClusterLabOptions {
+  readonly manifestFiles: readonly string[];
+  readonly nodes: ReadonlyArray<{ name: string; labels: Record<string, string> }>;
+  readonly layerSizes: readonly number[];
+  readonly gzip?: boolean;
+  /** Shape the origin's link before anything is pulled (Mbit/s). */
+  readonly originRateMbit?: number;
+}
+
+export interface ClusterLab {
+  readonly lab: NetnsLab;
+  readonly origin: OriginRegistry;
+  readonly tls: TlsIdentity;
+  readonly nodes: LabNode[];
+  readonly deployment: Deployment;
+  readonly manifests: ManifestSet;
+  readonly image: TestImage;
+  readonly ref: string;
+  readonly manager: ManagerRest;
+  /** An empty hosts dir: `pull(ref, {hostsDir})` with it goes straight to the origin. */
+  readonly directHostsDir: string;
+  node(name: string): LabNode;
+  teardown(): Promise<void>;
+}
+
+async function mysqlExec(sql: string): Promise<void> {
+  await run('mysql', ['-uroot', '-h', '127.0.0.1', '-e', sql]);
+}
+
+export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterLab> {
+  for (const p of ['manager', 'scheduler', 'dfdaemon', 'dfinit'] as const) programMain(p);
+  const manifests = ManifestSet.load(opts.manifestFiles.map((f) => path.resolve(REPO_ROOT, f)));
+  const lab = await NetnsLab.create();
+  const dbName = `e2e_${lab.runId}_manager`;
+  const dbUser = `e2e_${lab.runId}`;
+  try {
+    const tls = await createTlsIdentity(path.join(lab.workDir, 'tls'), [ORIGIN_NAME]);
+    const originHost = await lab.addHost('origin');
+    lab.addDnsName(ORIGIN_NAME, originHost.ip);
+    const nodeHosts: NetnsHost[] = [];
+    for (const n of opts.nodes) nodeHosts.push(await lab.addHost(n.name));
+    const [origin, ...containerds] = await Promise.all([
+      OriginRegistry.start(originHost, { port: 443, tls }),
+      ...nodeHosts.map((h) => ContainerdHost.start(h, { caBundle: tls.bundleFile })),
+    ]);
+    if (!origin || !(origin instanceof OriginRegistry)) throw new Error('origin did not start');
+    const nodes: LabNode[] = nodeHosts.map((host, i) => ({ host, labels: opts.nodes[i]?.labels ?? {}, containerd: containerds[i] }));
+
+    const image = await buildTestImage({ dir: path.join(lab.workDir, 'image'), tag: SEED_IMAGE_TAG, layerSizes: opts.layerSizes, gzip: opts.gzip ?? true });
+    await pushTestImage(image, { registry: `${originHost.ip}:443`, repository: SEED_IMAGE_REPO });
+    const ref = `${ORIGIN_NAME}/${SEED_IMAGE_REPO}:${SEED_IMAGE_TAG}`;
+    if (opts.originRateMbit) await originHost.shape({ rateMbit: opts.originRateMbit });
+
+    // The chart's MySQL: this machine's MariaDB, one database and user per run, with the
+    // password from the manifests' Secret.
+    const mysqlPassword = manifests.secretValue('cluster-a', 'dragonfly-mysql', 'mysql-password');
+    await mysqlExec(
+      `CREATE DATABASE \`${dbName}\`; CREATE USER '${dbUser}'@'%' IDENTIFIED BY '${mysqlPassword.replace(/'/g, "''")}'; CREATE USER '${dbUser}'@'localhost' IDENTIFIED BY '${mysqlPassword.replace(/'/g, "''")}'; GRANT ALL ON \`${dbName}\`.* TO '${dbUser}'@'%'; GRANT ALL ON \`${dbName}\`.* TO '${dbUser}'@'localhost';`,
+    );
+    lab.onTeardown(async () => {
+      await mysqlExec(`DROP DATABASE IF EXISTS \`${dbName}\`; DROP USER IF EXISTS '${dbUser}'@'%'; DROP USER IF EXISTS '${dbUser}'@'localhost';`);
+      const keys = await run('redis-cli', ['--scan', '--pattern', `e2e-${lab.runId}:*`], { allowFailure: true });
+      const list = keys.stdout.split('\n').filter(Boolean);
+      if (list.length > 0) await run('redis-cli', ['del', ...list], { allowFailure: true });
+    });
+
+    const deployment = await Deployment.apply({
+      lab,
+      manifests,
+      nodes,
+      externals: { 'mysql:': { localPort: 3306 }, 'redis:': { localPort: 6379 } },
+      skipImages: ['jaegertracing/'],
+      programEnv: {
+        manager: {
+          DFMANAGER__database__mysql__dbname: dbName,
+          DFMANAGER__database__mysql__user: dbUser,
+          // Env values are YAML scalars: quote the colons.
+          DFMANAGER__database__redis__keyPrefix: `"e2e-${lab.runId}:manager:"`,
+        },
+        // In a real cluster the origin's certificate chains to a public root.
+        dfdaemon: { NODE_EXTRA_CA_CERTS: tls.caFile },
+      },
+    });
+
+    const managerIp = deployment.resolve('dragonfly-manager.cluster-a.svc.cluster.local');
+    if (!managerIp) throw new Error('manifests have no dragonfly-manager Service in cluster-a');
+    const manager = new ManagerRest(`http://${managerIp}:8080`, {
+      name: manifests.secretValue('cluster-a', 'dragonfly-manager-credentials', 'username'),
+      password: manifests.secretValue('cluster-a', 'dragonfly-manager-credentials', 'password'),
+    });
+    for (const w of ['dragonfly-scheduler', 'dragonfly-seed-peer']) {
+      for (const pod of deployment.pods.filter((p) => p.workload.name === w)) {
+        await manager.waitActive(w === 'dragonfly-scheduler' ? 'scheduler' : 'seed-peer', pod.ip, 60_000);
+      }
+    }
+    for (const pod of deployment.pods.filter((p) => p.workload.kind === 'DaemonSet')) {
+      await pod.host.waitForPort(PROXY_PORT, 30_000);
+    }
+    const directHostsDir = path.join(lab.workDir, 'direct-hosts.d');
+    fs.mkdirSync(directHostsDir, { recursive: true });
+    return {
+      lab,
+      origin,
+      tls,
+      nodes,
+      deployment,
+      manifests,
+      image,
+      ref,
+      manager,
+      directHostsDir,
+      node(name: string) {
+        const n = nodes.find((x) => x.host.name === name);
+        if (!n) throw new Error(`no node ${name}`);
+        return n;
+      },
+      teardown: () => lab.teardown(),
+    };
+  } catch (e) {
+    await lab.teardown().catch(() => undefined);
+    throw e;
+  }
+}
+
+/**
+ * Seed 000's "delete the dfdaemon pod" step: stop the node's dfdaemon, wipe its storage (the
+ * chart's emptyDir went with the pod), start it again with the same command and env, and wait
+ * for its proxy.
+ */
+export async function clearDfdaemonCache(cl: ClusterLab, nodeName: string): Promise<void> {
+  const pod = cl.deployment.podOn('dragonfly-dfdaemon', nodeName);
+  const c = pod.container('dfdaemon');
+  await c.process?.stop();
+  for (const key of ['DFDAEMON__dataDir', 'DFDAEMON__workHome']) {
+    const dir = c.env[key];
+    if (dir) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir, { recursive: true });
+    }
+  }
+  pod.start(c);
+  await waitFor(`${nodeName} dfdaemon proxy back`, async () => ((await canReach(pod.host, PROXY_PORT)) ? true : undefined), 30_000);
+}
+
+async function canReach(host: NetnsHost, port: number): Promise<boolean> {
+  try {
+    await host.waitForPort(port, 500);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,68 @@
+/** The proxy and dfget on the `npm start` cluster (manager, scheduler, seed peer, peer; free ports). */
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { silentLogger } from '../../../services/common/logger';
+import { main as dfget } from '../../../services/dfget/main';
+import { startLocalCluster, type LocalCluster } from '../../../services/local-cluster';
+import { blobOf, request, startOrigin, type Origin } from '../../unit/proxy/helpers';
+
+const FREE = { managerRest: 0, managerGrpc: 0, managerMetrics: 0, scheduler: 0, schedulerMetrics: 0, peerGrpc: 0, peerProxy: 0, peerUpload: 0, peerMetrics: 0, seedMetrics: 0 };
+
+describe('proxy on a local cluster', () => {
+  let dir: string;
+  let origin: Origin;
+  let cluster: LocalCluster;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'proxy-cluster-'));
+    origin = await startOrigin();
+    cluster = await startLocalCluster({ workDir: dir, logger: silentLogger(), ports: FREE });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+    await origin.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function bytesBySource(registry: LocalCluster['peer']['registry']): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    const text = await registry.metrics();
+    for (const m of text.matchAll(/^dragonfly_dfdaemon_download_bytes_total\{source="([a-z_]+)"[^}]*\} (\d+)/gm)) out[m[1]] = Number(m[2]);
+    return out;
+  }
+
+  it('a blob pulled through the peer proxy comes via the seed peer, then from the local cache', async () => {
+    const content = randomBytes(5 * 1024 * 1024 + 17);
+    const { digest, hex } = blobOf(content);
+    origin.blobs.set(digest, content);
+    const url = `/v2/library/app/blobs/${digest}?ns=registry.local`;
+    const first = await request(cluster.peer.proxyPort, url, { headers: { 'X-Dragonfly-Registry': origin.base } });
+    expect(first.status).toBe(200);
+    expect(first.body.equals(content)).toBe(true);
+    expect(first.headers['x-dragonfly-task-id']).toBe(hex);
+    expect((await bytesBySource(cluster.seed.registry)).back_to_source).toBeGreaterThanOrEqual(content.length);
+    expect((await bytesBySource(cluster.peer.registry)).remote_peer).toBeGreaterThanOrEqual(content.length);
+
+    const second = await request(cluster.peer.proxyPort, url, { headers: { 'X-Dragonfly-Registry': origin.base } });
+    expect(second.status).toBe(200);
+    expect(second.headers['x-dragonfly-task-download-finished']).toBe('true');
+    expect(second.body.equals(content)).toBe(true);
+  });
+
+  it('dfget downloads through the peer over TCP', async () => {
+    const content = randomBytes(3 * 1024 * 1024);
+    const { digest } = blobOf(content);
+    origin.blobs.set(digest, content);
+    const out = path.join(dir, 'out.bin');
+    const lines: string[] = [];
+    const code = await dfget(
+      ['node', 'dfget', `${origin.base}/v2/other/blobs/${digest}`, '-O', out, '-e', `127.0.0.1:${cluster.peer.grpcPort}`, '--digest', `sha256:${createHash('sha256').update(content).digest('hex')}`],
+      { stderr: { write: (s: string) => lines.push(s), isTTY: false } },
+    );
+    expect(lines.join('')).toBe('');
+    expect(code).toBe(0);
+    expect((await fs.readFile(out)).equals(content)).toBe(true);
+  });
+});

@@ -1,0 +1,193 @@
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { silentLogger } from '../../../services/common';
+import { crc32Of, TaskStore, type StorageOptions } from '../../../services/dfdaemon/storage';
+
+const MiB = 1024 * 1024;
+
+async function tmpDir(): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), 'dfdaemon-store-'));
+}
+
+function opts(dataDir: string, extra: Partial<StorageOptions> = {}): StorageOptions {
+  return {
+    dataDir,
+    keepStorage: true,
+    taskExpireMs: 3600_000,
+    diskGCThreshold: 0,
+    highPercent: 90,
+    lowPercent: 70,
+    logger: silentLogger(),
+    metadataFlushMs: 10,
+    ...extra,
+  };
+}
+
+const taskId = (c: string) => c.repeat(64);
+
+async function writePiece(store: TaskStore, id: string, n: number, data: Buffer): Promise<void> {
+  const e = store.get(id)!;
+  const fh = await e.handle();
+  await fh.write(data, 0, data.length, n * e.meta.pieceLength);
+  store.markPiece(e, n, crc32Of(data));
+}
+
+describe('TaskStore', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await tmpDir();
+  });
+  afterEach(async () => {
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('preallocates the content file and writes pieces at their offsets', async () => {
+    const store = await TaskStore.open(opts(dir));
+    const id = taskId('a');
+    const data = randomBytes(10 * MiB);
+    const e = await store.create({ taskId: id, url: 'http://o/x', contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: { 'content-type': 'x' } });
+    expect(e.contentPath).toBe(path.join(dir, 'content', 'tasks', 'aaa', id));
+    expect((await fsp.stat(e.contentPath)).size).toBe(data.length);
+    // out of order
+    await writePiece(store, id, 2, data.subarray(8 * MiB));
+    await writePiece(store, id, 0, data.subarray(0, 4 * MiB));
+    expect(e.holdsRange(0, 4 * MiB)).toBe(true);
+    expect(e.holdsRange(0, 4 * MiB + 1)).toBe(false);
+    await writePiece(store, id, 1, data.subarray(4 * MiB, 8 * MiB));
+    await store.finish(e);
+    expect(Buffer.compare(await fsp.readFile(e.contentPath), data)).toBe(0);
+    expect(e.pieces().map((p) => p.digest)).toEqual([0, 1, 2].map((n) => crc32Of(data.subarray(n * 4 * MiB, (n + 1) * 4 * MiB))));
+    await store.close();
+  });
+
+  it('persists metadata atomically and serves finished tasks after a restart', async () => {
+    const id = taskId('b');
+    const data = randomBytes(5 * MiB);
+    let store = await TaskStore.open(opts(dir));
+    const e = await store.create({ taskId: id, url: 'http://o/b', contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: { etag: '"1"' } });
+    await writePiece(store, id, 0, data.subarray(0, 4 * MiB));
+    await writePiece(store, id, 1, data.subarray(4 * MiB));
+    await store.finish(e);
+    await store.close();
+    const metaFiles = await fsp.readdir(path.join(dir, 'metadata', 'tasks'));
+    expect(metaFiles).toEqual([`${id}.json`]); // no temp files left behind
+
+    store = await TaskStore.open(opts(dir));
+    const again = store.get(id)!;
+    expect(again.finished).toBe(true);
+    expect(again.meta.url).toBe('http://o/b');
+    expect(again.meta.responseHeaders).toEqual({ etag: '"1"' });
+    expect(again.finishedPieceCount).toBe(2);
+    await store.close();
+  });
+
+  it('never reloads a partial task as complete, and drops pieces whose bytes do not match', async () => {
+    const id = taskId('c');
+    const data = randomBytes(12 * MiB);
+    let store = await TaskStore.open(opts(dir));
+    const e = await store.create({ taskId: id, url: 'http://o/c', contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: {} });
+    await writePiece(store, id, 0, data.subarray(0, 4 * MiB));
+    await writePiece(store, id, 1, data.subarray(4 * MiB, 8 * MiB));
+    await store.close();
+    // Tear piece 1 on disk (as a crash between write and sync could).
+    const fh = await fsp.open(e.contentPath, 'r+');
+    await fh.write(Buffer.alloc(100, 7), 0, 100, 4 * MiB + 10);
+    await fh.close();
+
+    store = await TaskStore.open(opts(dir));
+    const again = store.get(id)!;
+    expect(again.finished).toBe(false);
+    expect(again.hasPiece(0)).toBe(true);
+    expect(again.hasPiece(1)).toBe(false);
+    expect(again.hasPiece(2)).toBe(false);
+    expect(again.holdsRange(0, data.length)).toBe(false);
+    await store.close();
+  });
+
+  it('drops tasks whose content file vanished, and wipes everything without keepStorage', async () => {
+    const store = await TaskStore.open(opts(dir));
+    const e = await store.create({ taskId: taskId('d'), url: 'http://o/d', contentLength: 10, pieceLength: 4 * MiB, responseHeaders: {} });
+    await store.create({ taskId: taskId('e'), url: 'http://o/e', contentLength: 10, pieceLength: 4 * MiB, responseHeaders: {} });
+    await store.close();
+    await fsp.rm(e.contentPath);
+    const reopened = await TaskStore.open(opts(dir));
+    expect(reopened.get(taskId('d'))).toBeUndefined();
+    expect(reopened.get(taskId('e'))).toBeDefined();
+    await reopened.close();
+    const wiped = await TaskStore.open(opts(dir, { keepStorage: false }));
+    expect(wiped.all()).toHaveLength(0);
+    await wiped.close();
+  });
+
+  it('GC removes tasks unused for taskExpireTime, but not ones in use', async () => {
+    const store = await TaskStore.open(opts(dir, { taskExpireMs: 1000 }));
+    const old = await store.create({ taskId: taskId('1'), url: 'http://o/1', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} });
+    const busy = await store.create({ taskId: taskId('2'), url: 'http://o/2', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} });
+    const fresh = await store.create({ taskId: taskId('3'), url: 'http://o/3', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} });
+    old.meta.lastUsedAt -= 5000;
+    busy.meta.lastUsedAt -= 5000;
+    busy.acquire();
+    busy.meta.lastUsedAt -= 5000;
+    const res = await store.gc();
+    expect(res.expired).toEqual([old.taskId]);
+    expect(store.get(old.taskId)).toBeUndefined();
+    await expect(fsp.stat(old.contentPath)).rejects.toThrow();
+    expect(store.get(busy.taskId)).toBeDefined();
+    expect(store.get(fresh.taskId)).toBeDefined();
+    await store.close();
+  });
+
+  it('GC evicts least-recently-used finished tasks from the high to the low watermark, counting only its own files', async () => {
+    // 10 MiB budget: 90% high, 50% low. Someone else's 50 MiB file in the data dir does not count.
+    await fsp.writeFile(path.join(dir, 'foreign.bin'), Buffer.alloc(50 * MiB));
+    const store = await TaskStore.open(opts(dir, { diskGCThreshold: 10 * MiB, highPercent: 90, lowPercent: 50 }));
+    const ids = ['4', '5', '6', '7'].map(taskId);
+    const t0 = Date.now();
+    for (const [i, id] of ids.entries()) {
+      const e = await store.create({ taskId: id, url: `http://o/${i}`, contentLength: 2.5 * MiB, pieceLength: 4 * MiB, responseHeaders: {} });
+      if (i < 3) await store.finish(e);
+      e.meta.lastUsedAt = t0 - (10 - i) * 1000; // ids[0] least recently used
+    }
+    // 10 MiB used = 100% ≥ 90%: must get to ≤ 5 MiB; ids[3] is partial (downloading) and stays.
+    store.get(ids[1])!.acquire(); // being read: stays
+    const res = await store.gc();
+    expect(res.evicted).toEqual([ids[0], ids[2]]);
+    expect(store.get(ids[1])).toBeDefined();
+    expect(store.get(ids[3])).toBeDefined();
+    expect(store.ownBytes()).toBe(5 * MiB);
+    expect((await fsp.stat(path.join(dir, 'foreign.bin'))).size).toBe(50 * MiB);
+    // Under the high mark now: nothing more goes.
+    expect((await store.gc()).evicted).toEqual([]);
+    await store.close();
+  });
+
+  it('GC by file-system usage frees only what it needs', async () => {
+    let used = 95;
+    const store = await TaskStore.open(opts(dir, { fsUsage: async () => ({ total: 100 * MiB, used: used * MiB }) }));
+    for (const [i, c] of ['8', '9'].entries()) {
+      const e = await store.create({ taskId: taskId(c), url: `http://o/${c}`, contentLength: 20 * MiB, pieceLength: 4 * MiB, responseHeaders: {} });
+      await store.finish(e);
+      e.meta.lastUsedAt = Date.now() - (5 - i) * 1000;
+    }
+    const res = await store.gc(); // 95 → needs 25 MiB freed to reach 70: both 20 MiB tasks go
+    expect(res.evicted).toEqual([taskId('8'), taskId('9')]);
+    used = 50;
+    expect((await store.gc()).evicted).toEqual([]);
+    await store.close();
+  });
+
+  it('waitForPiece resolves when the piece lands and rejects when the task is removed', async () => {
+    const store = await TaskStore.open(opts(dir));
+    const id = taskId('f');
+    const e = await store.create({ taskId: id, url: 'http://o/f', contentLength: 8 * MiB, pieceLength: 4 * MiB, responseHeaders: {} });
+    const waiting = e.waitForPiece(1);
+    await writePiece(store, id, 1, Buffer.alloc(4 * MiB, 1));
+    await expect(waiting).resolves.toBeUndefined();
+    const never = expect(e.waitForPiece(0)).rejects.toThrow(/deleted/);
+    await store.remove(id);
+    await never;
+    await store.close();
+  });
+});

@@ -1,0 +1,97 @@
+import { forwardableHeaders, parseRange, registryBase, resolveRange, route } from '../../../services/dfdaemon/proxy/routing';
+import { proxyConfig } from './helpers';
+
+const blob = `/v2/library/alpine/blobs/sha256:${'b'.repeat(64)}`;
+
+describe('proxy routing', () => {
+  const proxy = proxyConfig().proxy;
+
+  it('prepends https:// to a scheme-less ns and maps docker.io to its API host', () => {
+    expect(route(proxy, 'GET', `${blob}?ns=ghcr.io`, {}).upstream.toString()).toBe(`https://ghcr.io${blob}`);
+    expect(route(proxy, 'GET', `${blob}?ns=docker.io`, {}).upstream.toString()).toBe(`https://index.docker.io${blob}`);
+    expect(route(proxy, 'GET', `${blob}?ns=registry.local:5000`, {}).upstream.toString()).toBe(`https://registry.local:5000${blob}`);
+    expect(registryBase('http://10.0.0.1:5000').toString()).toBe('http://10.0.0.1:5000/');
+    expect(() => registryBase('ftp://x')).toThrow('unsupported registry scheme');
+  });
+
+  it('prefers X-Dragonfly-Registry over ns over registryMirror.url', () => {
+    expect(route(proxy, 'GET', `${blob}?ns=ghcr.io`, { 'x-dragonfly-registry': 'https://mirror.example' }).upstream.origin).toBe('https://mirror.example');
+    expect(route(proxy, 'GET', blob, {}).upstream.origin).toBe('https://index.docker.io');
+  });
+
+  it('ignores X-Dragonfly-Registry when registryMirror.dynamic is false', () => {
+    const cfg = proxyConfig({ registryMirror: { url: 'https://fixed.example', dynamic: false } }).proxy;
+    expect(route(cfg, 'GET', blob, { 'x-dragonfly-registry': 'https://mirror.example' }).upstream.origin).toBe('https://fixed.example');
+  });
+
+  it('keeps a registry path prefix', () => {
+    const d = route(proxy, 'GET', `${blob}?ns=x`, { 'x-dragonfly-registry': 'https://harbor.example/proxy-cache/' });
+    expect(d.upstream.toString()).toBe(`https://harbor.example/proxy-cache${blob}`);
+  });
+
+  it('only GETs matching the first rule go through P2P', () => {
+    expect(route(proxy, 'GET', blob, {}).mode).toBe('p2p');
+    expect(route(proxy, 'HEAD', blob, {}).mode).toBe('pass-through');
+    expect(route(proxy, 'PUT', blob, {}).mode).toBe('pass-through');
+    expect(route(proxy, 'GET', '/v2/library/alpine/manifests/latest', {}).mode).toBe('pass-through');
+    expect(route(proxy, 'GET', '/v2/library/alpine/manifests/latest', { 'x-dragonfly-use-p2p': 'true' }).mode).toBe('p2p');
+    expect(route(proxy, 'HEAD', '/v2/x/manifests/latest', { 'x-dragonfly-use-p2p': 'true' }).mode).toBe('pass-through');
+  });
+
+  it('matches rules against the URL without its query', () => {
+    const cfg = proxyConfig({ proxies: [{ regx: 'file\\.bin$' }] }).proxy;
+    expect(route(cfg, 'GET', 'http://h.example/file.bin?x=1', {}).mode).toBe('p2p');
+    expect(route(cfg, 'GET', 'http://h.example/other?f=file.bin', {}).mode).toBe('pass-through');
+  });
+
+  it('a matching rule with direct: true passes through; useHTTPS upgrades forward requests', () => {
+    const cfg = proxyConfig({ proxies: [{ regx: 'blobs/sha256.*', direct: true }, { regx: '.*', useHTTPS: true }] }).proxy;
+    expect(route(cfg, 'GET', blob, {}).mode).toBe('pass-through');
+    const d = route(cfg, 'GET', 'http://files.example:80/a.tar', {});
+    expect(d).toMatchObject({ mode: 'p2p', kind: 'forward' });
+    expect(d.upstream.toString()).toBe('https://files.example/a.tar');
+  });
+
+  it('registryMirror.direct sends every mirror request straight to the origin', () => {
+    const cfg = proxyConfig({ registryMirror: { direct: true } }).proxy;
+    expect(route(cfg, 'GET', blob, {}).mode).toBe('pass-through');
+  });
+
+  it('rejects request targets it cannot route', () => {
+    expect(() => route(proxy, 'GET', '*', {})).toThrow('unsupported request target');
+    expect(() => route(proxy, 'GET', '/v2/x', { 'x-dragonfly-registry': 'https://bad host' })).toThrow('invalid registry');
+  });
+
+  it('forwards client headers minus Host, hop-by-hop and X-Dragonfly-* ones', () => {
+    const headers: Record<string, string | string[]> = {
+      host: 'proxy:65001',
+      authorization: 'Bearer t',
+      connection: 'keep-alive, x-private',
+      'x-private': '1',
+      'keep-alive': 'timeout=5',
+      'x-dragonfly-registry': 'https://r',
+      accept: ['a', 'b'],
+      range: 'bytes=0-1',
+    };
+    const out = forwardableHeaders(headers, { dropRange: true });
+    expect(out).toEqual({ authorization: 'Bearer t', accept: ['a', 'b'] });
+  });
+
+  it('parses and resolves single byte ranges', () => {
+    expect(parseRange(undefined)).toEqual({ kind: 'none' });
+    expect(parseRange('bytes=0-1,5-6')).toEqual({ kind: 'multi' });
+    expect(parseRange('bytes=5-1')).toEqual({ kind: 'invalid' });
+    expect(parseRange('items=0-1')).toEqual({ kind: 'invalid' });
+    const r = parseRange('bytes=10-');
+    if (r.kind !== 'single') throw new Error('expected a single range');
+    expect(resolveRange(r, 100)).toEqual({ start: 10, end: 99 });
+    expect(resolveRange(r, 10)).toBeUndefined();
+    const s = parseRange('bytes=-30');
+    if (s.kind !== 'single') throw new Error('expected a single range');
+    expect(resolveRange(s, 100)).toEqual({ start: 70, end: 99 });
+    expect(resolveRange(s, 10)).toEqual({ start: 0, end: 9 });
+    const e = parseRange('bytes=90-200');
+    if (e.kind !== 'single') throw new Error('expected a single range');
+    expect(resolveRange(e, 100)).toEqual({ start: 90, end: 99 });
+  });
+});

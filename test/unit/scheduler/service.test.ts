@@ -1,0 +1,179 @@
+import { silentLogger } from '../../../services/common/logger';
+import type { DragonflyError } from '../../../services/common/errors';
+import type { AnnouncePeerRequest__Output, AnnouncePeerResponse, AnnounceHostRequest__Output, Download } from '../../../services/proto';
+import { ResourceStore } from '../../../services/scheduler/resource/store';
+import type { SeedHost, SeedTrigger } from '../../../services/scheduler/seed-peers';
+import { SchedulerService, type PeerStream, type SchedulingSettings } from '../../../services/scheduler/service';
+
+class FakeTrigger implements SeedTrigger {
+  calls: { seed: SeedHost; download: Download; done: (err?: DragonflyError) => void }[] = [];
+  trigger(seed: SeedHost, download: Download, onDone: (err?: DragonflyError) => void): void {
+    this.calls.push({ seed, download, done: onDone });
+  }
+  close(): void {}
+}
+
+interface Client extends PeerStream {
+  answers: AnnouncePeerResponse[];
+  error?: DragonflyError;
+  id: string;
+  hostId: string;
+}
+
+const settings: SchedulingSettings = {
+  candidateParentLimit: 3,
+  filterParentLimit: 40,
+  defaultUploadLimit: 50,
+  backToSourceCount: 1,
+  retryLimit: 3,
+  retryBackToSourceLimit: 2,
+  retryIntervalMs: 60_000,
+  seedPeerEnabled: true,
+};
+
+function setup(over: Partial<SchedulingSettings> = {}) {
+  let now = 1_000;
+  const trigger = new FakeTrigger();
+  const s = { ...settings, ...over };
+  const service = new SchedulerService({ store: new ResourceStore(), settings: () => s, trigger, logger: silentLogger(), now: () => now });
+  const announce = (n: number, seed = false, intervalMs = 10_000): string => {
+    const id = `10.0.1.${n}-node${n}${seed ? '-seed' : ''}`;
+    const req: AnnounceHostRequest__Output = {
+      host: {
+        id, type: seed ? 'SUPER_HOST' : 'NORMAL_HOST', hostname: `node${n}`, ip: `10.0.1.${n}`, port: 65000 + n, downloadPort: 66000 + n,
+        network: { idc: '', location: '', maxTxBandwidth: 0, txBandwidth: 0 }, schedulerClusterId: 1, disableShared: false, proxyPort: 0,
+        concurrentUploadLimit: 0, concurrentUploadCount: 0, uploadCount: 0, uploadFailedCount: 0,
+      },
+      intervalMs,
+    };
+    service.announceHost(req);
+    return id;
+  };
+  const send = (c: Client, body: Partial<AnnouncePeerRequest__Output>): void =>
+    service.handle(c, { hostId: c.hostId, taskId: 'task-1', peerId: c.id, ...body });
+  const register = (hostId: string, peerId: string, needBackToSource = false): Client => {
+    const c: Client = {
+      id: peerId,
+      hostId,
+      answers: [],
+      session: { send: (r) => c.answers.push(r), fail: (e) => (c.error = e) },
+    };
+    const download = { url: 'http://origin/file', requestHeader: { authorization: 'Bearer x' }, filteredQueryParams: ['X-Sig'], tag: 't', application: 'app', needBackToSource } as unknown as Download;
+    send(c, { request: 'registerPeerRequest', registerPeerRequest: { download: download as never } });
+    return c;
+  };
+  const last = (c: Client) => {
+    const r = c.answers[c.answers.length - 1];
+    return { ...r, response: r ? Object.keys(r).find((k) => k.endsWith('Response')) : undefined };
+  };
+  return { service, trigger, announce, register, send, last, advance: (ms: number) => (now += ms) };
+}
+
+describe('SchedulerService origin control', () => {
+  test('the first peer triggers one seed peer, peers wait, then get the seed as parent once it starts', () => {
+    const t = setup();
+    const seedHost = t.announce(100, true);
+    const a = t.register(t.announce(1), 'peer-a');
+    const b = t.register(t.announce(2), 'peer-b');
+    expect(t.last(a).response).toBe('waitResponse');
+    expect(t.last(b).response).toBe('waitResponse');
+    expect(t.trigger.calls).toHaveLength(1);
+    expect(t.trigger.calls[0].seed).toMatchObject({ ip: '10.0.1.100', port: 65100 });
+    expect(t.trigger.calls[0].download).toMatchObject({ url: 'http://origin/file', tag: 't', application: 'app', filteredQueryParams: ['X-Sig'], requestHeader: { authorization: 'Bearer x' } });
+
+    const seed = t.register(seedHost, 'seed-peer', true);
+    expect(t.last(seed).response).toBe('needBackToSourceResponse');
+    expect(a.answers).toHaveLength(1);
+    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40, pieceLength: 10, responseHeader: { etag: 'x' } } });
+    for (const c of [a, b]) {
+      const r = t.last(c).normalTaskResponse;
+      expect(r?.candidateParents?.map((p) => p.id)).toEqual(['seed-peer']);
+      expect(r?.candidateParents?.[0].host).toMatchObject({ id: seedHost, ip: '10.0.1.100', port: 65100, downloadPort: 66100, type: 'SUPER_HOST' });
+      expect(r?.task).toMatchObject({ contentLength: 40, pieceLength: 10, pieceCount: 4, responseHeader: { etag: 'x' } });
+    }
+    // Nobody but the seed was sent to the origin.
+    expect([a, b].some((c) => c.answers.some((r) => r.needBackToSourceResponse !== undefined))).toBe(false);
+  });
+
+  test('a failed trigger lets at most backToSourceCount peers go to the origin; the others wait for them', () => {
+    const t = setup({ backToSourceCount: 1 });
+    t.announce(100, true);
+    const a = t.register(t.announce(1), 'peer-a');
+    const b = t.register(t.announce(2), 'peer-b');
+    t.trigger.calls[0].done({ kind: 'Unavailable', message: 'connect refused' } as DragonflyError);
+    const answers = [t.last(a).response, t.last(b).response].sort();
+    expect(answers).toEqual(['needBackToSourceResponse', 'waitResponse']);
+    const [origin, waiter] = t.last(a).response === 'needBackToSourceResponse' ? [a, b] : [b, a];
+    t.send(origin, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40, pieceLength: 10, responseHeader: {} } });
+    expect(t.last(waiter).normalTaskResponse?.candidateParents?.map((p) => p.id)).toEqual([origin.id]);
+  });
+
+  test('without any seed host the first peer goes to the origin itself', () => {
+    const t = setup();
+    const a = t.register(t.announce(1), 'peer-a');
+    expect(t.last(a).response).toBe('needBackToSourceResponse');
+    expect(t.trigger.calls).toHaveLength(0);
+  });
+
+  test('a new parent is pushed to an under-served child; reschedule blocks parents; retry limits', () => {
+    const t = setup({ backToSourceCount: 0 });
+    const seedHost = t.announce(100, true);
+    const a = t.register(t.announce(1), 'peer-a');
+    const seed = t.register(seedHost, 'seed-peer', true);
+    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40, pieceLength: 10, responseHeader: {} } });
+    const b = t.register(t.announce(2), 'peer-b');
+    expect(t.last(b).normalTaskResponse?.candidateParents?.map((p) => p.id)).toEqual(['seed-peer']);
+    t.send(a, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
+    t.send(b, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
+    // a stores its first piece (from the seed): b gets a as an extra parent while a is still downloading.
+    t.send(a, { request: 'downloadPieceFinishedRequest', downloadPieceFinishedRequest: { piece: { number: 0, parentId: 'seed-peer', offset: 0, length: 10, digest: '', trafficType: 'REMOTE_PEER', costNs: 1000, createdAtMs: 0 } } as never });
+    expect(t.last(b).normalTaskResponse?.candidateParents?.map((p) => p.id).sort()).toEqual(['peer-a', 'seed-peer']);
+    // b reschedules blaming both: nothing left, it waits; after retryLimit it fails.
+    t.send(b, { request: 'reschedulePeerRequest', reschedulePeerRequest: { candidateParentIds: ['peer-a', 'seed-peer'] } });
+    expect(t.last(b).response).toBe('waitResponse');
+    t.send(b, { request: 'reschedulePeerRequest', reschedulePeerRequest: { candidateParentIds: [] } });
+    t.send(b, { request: 'reschedulePeerRequest', reschedulePeerRequest: { candidateParentIds: [] } });
+    expect(b.error?.kind).toBe('FailedPrecondition');
+  });
+
+  test('finished, stat and empty tasks', () => {
+    const t = setup();
+    const a = t.register(t.announce(1), 'peer-a');
+    expect(t.last(a).response).toBe('needBackToSourceResponse');
+    t.send(a, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 0, pieceLength: 4, responseHeader: {} } });
+    t.send(a, { request: 'downloadPeerBackToSourceFinishedRequest', downloadPeerBackToSourceFinishedRequest: { contentLength: 0, pieceCount: 0, pieceLength: 4, responseHeader: {} } });
+    expect(t.service.statTask('task-1')).toMatchObject({ sizeScope: 'EMPTY', state: 'Succeeded' });
+    const b = t.register(t.announce(2), 'peer-b');
+    expect(t.last(b).response).toBe('emptyTaskResponse');
+    expect(() => t.service.statTask('nope')).toThrow(/not found/);
+    // Illegal transition: finishing again from a Pending-like state is refused.
+    const c = t.register(t.announce(3), 'peer-c');
+    expect(() => t.send(c, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} })).not.toThrow();
+  });
+
+  test('GC removes silent hosts with their peers, left peers and empty tasks', () => {
+    const t = setup();
+    const h1 = t.announce(1, false, 1000);
+    const a = t.register(h1, 'peer-a');
+    t.service.streamClosed(a);
+    expect(t.service.store.peers.get('peer-a')?.state).toBe('Leave');
+    t.announce(2, false, 1000);
+    t.advance(1500);
+    t.announce(2, false, 1000);
+    let r = t.service.gc({ hostTTLMs: 3_600_000, peerTTLMs: 86_400_000 });
+    expect(r.peers).toEqual(['peer-a']);
+    expect(r.tasks).toEqual(['task-1']);
+    expect(r.hosts).toEqual([]);
+    t.advance(1000);
+    r = t.service.gc({ hostTTLMs: 3_600_000, peerTTLMs: 86_400_000 });
+    expect(r.hosts).toEqual([h1]);
+    expect(t.service.listHosts().map((h) => h.id)).toEqual(['10.0.1.2-node2']);
+  });
+
+  test('register without an announced host is NOT_FOUND; messages before register are refused', () => {
+    const t = setup();
+    expect(() => t.register('unknown-host', 'p')).toThrow(/not announced/);
+    const c: Client = { id: 'x', hostId: 'h', answers: [], session: { send: () => undefined, fail: () => undefined } };
+    expect(() => t.send(c, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} })).toThrow(/before register_peer_request/);
+  });
+});
