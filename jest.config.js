@@ -4,7 +4,8 @@
  * timeout in a setup file.
  */
 const tsJest = ['ts-jest', { diagnostics: false }];
-const base = { transform: { '^.+\\.ts$': tsJest }, testEnvironment: 'node', moduleFileExtensions: ['ts', 'js', 'json'] };
+// build/ holds tsc output (with its own copy of package.json): keep it out of module resolution.
+const base = { transform: { '^.+\\.ts$': tsJest }, testEnvironment: 'node', moduleFileExtensions: ['ts', 'js', 'json'], modulePathIgnorePatterns: ['<rootDir>/build/'] };
 module.exports = {
   // The file crawler, not watchman: a watchman install on a CI host can hang jest at start.
   watchman: false,

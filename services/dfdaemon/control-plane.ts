@@ -69,6 +69,12 @@ export interface SchedulerPoolOptions {
   readonly logger: Logger;
 }
 
+/** Backoff while the manager lists no scheduler for this host: 1 s, 2 s, 4 s, then every 8 s. */
+const EMPTY_RETRY_MIN_MS = 1000;
+const EMPTY_RETRY_MAX_MS = 8000;
+/** How long a download waits for that one extra ListSchedulers before going to the origin. */
+const RESOLVE_WAIT_MS = 2000;
+
 export class SchedulerPool {
   private addrs: string[] = [];
   private schedulerClusterId = 0;
@@ -76,6 +82,8 @@ export class SchedulerPool {
   private readonly managers: ManagerClient[];
   private timers: NodeJS.Timeout[] = [];
   private stopped = false;
+  private pendingResolve: Promise<void> | undefined;
+  private lastResolveAt = 0;
 
   constructor(private readonly options: SchedulerPoolOptions) {
     this.managers = managerClients(options.config);
@@ -105,15 +113,49 @@ export class SchedulerPool {
   async start(): Promise<void> {
     await this.refresh();
     await this.announceAll();
-    const { refreshInterval } = this.options.config.scheduler.manager;
-    if (this.managers.length > 0) {
-      const t = setInterval(() => void this.refresh().then(() => this.announceAll()), Math.max(1000, refreshInterval));
-      t.unref();
-      this.timers.push(t);
-    }
+    if (this.managers.length > 0) this.scheduleRefresh(0);
     const a = setInterval(() => void this.announceAll(), Math.max(1000, this.options.config.scheduler.announceInterval));
     a.unref();
     this.timers.push(a);
+  }
+
+  /**
+   * Re-asks the manager every refreshInterval; while it knows no scheduler for us yet (the
+   * cluster is still being declared, or its scheduler has not registered) much sooner, so a
+   * node that starts before its scheduler does not spend refreshInterval going to the origin.
+   */
+  private scheduleRefresh(emptyRounds: number): void {
+    if (this.stopped) return;
+    const { refreshInterval } = this.options.config.scheduler.manager;
+    const delay = this.addrs.length > 0 ? Math.max(1000, refreshInterval) : Math.min(EMPTY_RETRY_MAX_MS, EMPTY_RETRY_MIN_MS * 2 ** emptyRounds, Math.max(1000, refreshInterval));
+    const t = setTimeout(() => {
+      this.timers = this.timers.filter((x) => x !== t);
+      void this.refresh()
+        .then(() => this.announceAll())
+        .finally(() => this.scheduleRefresh(this.addrs.length > 0 ? 0 : emptyRounds + 1));
+    }, delay);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  /**
+   * For a download that finds no scheduler: asks the manager once more now (at most once a
+   * second, shared by concurrent callers) instead of waiting for the next refresh round.
+   */
+  async resolveIfEmpty(): Promise<void> {
+    if (this.addrs.length > 0 || this.managers.length === 0 || this.stopped) return;
+    if (!this.pendingResolve && Date.now() - this.lastResolveAt >= 1000) {
+      this.lastResolveAt = Date.now();
+      this.pendingResolve = this.refresh()
+        .then(() => (this.addrs.length > 0 ? this.announceAll() : undefined))
+        .finally(() => {
+          this.pendingResolve = undefined;
+        });
+    }
+    // A manager that does not answer must not hold the download up for a whole RPC deadline.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.pendingResolve, new Promise<void>((r) => (timer = setTimeout(r, RESOLVE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   /** Asks the manager for schedulers (first cluster, active ones); keeps the last answer on failure. */
@@ -170,7 +212,7 @@ export class SchedulerPool {
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.timers) clearTimeout(t);
     this.timers = [];
     for (const c of this.clients.values()) c.close();
     for (const m of this.managers) m.close();

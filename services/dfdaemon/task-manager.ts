@@ -164,6 +164,7 @@ class TaskDownload extends EventEmitter {
       const canOrigin = !this.options.disableBackToSource;
       const pool = this.mgr.schedulers;
       let scheduled = false;
+      if (pool && this.entry?.finished !== true) await pool.resolveIfEmpty();
       if (pool && pool.addresses().length > 0 && this.entry?.finished !== true) {
         scheduled = await this.viaScheduler(pool);
       }
@@ -399,13 +400,25 @@ class TaskDownload extends EventEmitter {
           // After a reschedule the scheduler may answer "wait" while the only holders are the
           // parents we blocked: ask again now and then (each ask counts toward its
           // retryBackToSourceLimit, and toward ours).
-          const retryMs = this.rescheduleRequested ? RESCHEDULE_RETRY_MS : 0;
+          // Without a reschedule pending, a scheduler that keeps us waiting longer than
+          // scheduleTimeout has lost track of us: go to the origin (upstream's behaviour).
+          const retryMs = this.rescheduleRequested ? RESCHEDULE_RETRY_MS : this.cfg.scheduler.scheduleTimeout;
+          let timer: NodeJS.Timeout | undefined;
           const answered = await new Promise<boolean>((r) => {
             answerWake = () => r(true);
             if (answers.length > 0 || streamEnded() !== undefined) r(true);
-            if (retryMs > 0) setTimeout(() => r(false), retryMs).unref();
+            timer = setTimeout(() => r(false), retryMs);
           });
+          clearTimeout(timer);
           answerWake = undefined;
+          if (!answered && answers.length === 0 && !this.rescheduleRequested) {
+            if (this.options.disableBackToSource || this.cfg.scheduler.disableAutoBackSource) {
+              throw new UnavailableError(`scheduler gave no parent within scheduleTimeout (${retryMs} ms) and back-to-source is disabled`);
+            }
+            this.log.warn({ scheduleTimeoutMs: retryMs }, 'scheduler gave no parent within scheduleTimeout: going back to source');
+            await this.backToSource();
+            return;
+          }
           if (!answered && answers.length === 0) {
             if (this.rescheduleCount >= MAX_RESCHEDULES && !this.options.disableBackToSource) {
               this.log.warn({ reschedules: this.rescheduleCount }, 'no parent after repeated reschedules: going back to source');

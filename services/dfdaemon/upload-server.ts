@@ -92,7 +92,18 @@ async function sendRange(entry: TaskEntry, res: http.ServerResponse, start: numb
       pos += n;
       if (!limiters.empty) {
         const wait = limiters.consume(n);
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        // Paced, but a child that hangs up frees its upload slot at once, not after the pause.
+        if (wait > 0 && !closed) {
+          await new Promise<void>((r) => {
+            const timer = setTimeout(() => done(), wait);
+            const done = () => {
+              clearTimeout(timer);
+              wake = undefined;
+              r();
+            };
+            wake = done;
+          });
+        }
       }
       if (closed) {
         giveBuffer(buf);

@@ -257,6 +257,15 @@ export class SchedulerService {
       this.closeSession(previous);
       this.rescue(this.store.removePeer(previous));
     }
+    // A dfdaemon runs one download per task, so a host asking for a task again under a new
+    // peer id no longer holds what its earlier peers had (cache wiped, restarted): forget them
+    // instead of offering them as parents or waiting on them.
+    for (const stale of [...task.peers.values()]) {
+      if (stale.host !== host || stale.id === req.peerId) continue;
+      this.logger.info({ task: task.id, peer: stale.id, host: host.id }, 'host registered the task again: dropping its earlier peer');
+      this.closeSession(stale);
+      this.rescue(this.store.removePeer(stale));
+    }
     const peer = new Peer(req.peerId, task, host, now, {
       priority: download.priority,
       needBackToSource: download.needBackToSource || host.isSeed,

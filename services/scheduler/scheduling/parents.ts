@@ -7,7 +7,8 @@
  *   holds no piece the child lacks (a back-to-source peer counts as holding everything it
  *   will fetch; a running peer is compared bitset against bitset, so in-flight parents
  *   qualify as soon as they hold one piece the child lacks); blocked for this child; host
- *   disable_shared; no free upload slot; slow by its piece costs; the edge would close a cycle.
+ *   disable_shared; no free upload slot; slow by its piece costs (kept as a last resort
+ *   when nothing else is left); the edge would close a cycle.
  *
  * Score, each term in [0, 1]:
  *   score = 0.40 · load + 0.20 · pieces + 0.20 · hostType + 0.12 · idc + 0.08 · location
@@ -64,14 +65,14 @@ export function holdsPiecesChildLacks(parent: Peer, child: Peer): boolean {
   return parent.finished.hasAnyNotIn(child.finished);
 }
 
-export function isEligibleParent(parent: Peer, child: Peer, defaultUploadLimit: number): boolean {
+export function isEligibleParent(parent: Peer, child: Peer, defaultUploadLimit: number, allowSlow = false): boolean {
   if (parent === child || parent.host === child.host) return false;
   if (parent.state !== 'Running' && parent.state !== 'BackToSource' && parent.state !== 'Succeeded') return false;
   if (child.blockedParents.has(parent.id)) return false;
   if (parent.host.info.disableShared) return false;
   if (parent.host.freeUploadSlots(defaultUploadLimit) <= 0) return false;
   if (!holdsPiecesChildLacks(parent, child)) return false;
-  if (parent.isSlowParent()) return false;
+  if (!allowSlow && parent.isSlowParent()) return false;
   return canAddEdge(parent, child);
 }
 
@@ -97,16 +98,23 @@ export function scoreParent(parent: Peer, child: Peer, defaultUploadLimit: numbe
  * (already parents of the child, say) are skipped.
  */
 export function chooseParents(child: Peer, options: ParentChoiceOptions, exclude?: ReadonlySet<Peer>): Peer[] {
+  const sample = child.task.samplePool(Math.max(1, options.filterParentLimit), options.random);
+  const chosen = bestParents(child, sample, options, false, exclude);
+  // Slowness is judged on a parent's last piece cost, which stays put once it stops serving:
+  // a slow parent beats none (the child would otherwise wait on a task that is already done).
+  return chosen.length > 0 ? chosen : bestParents(child, sample, options, true, exclude);
+}
+
+function bestParents(child: Peer, sample: readonly Peer[], options: ParentChoiceOptions, allowSlow: boolean, exclude?: ReadonlySet<Peer>): Peer[] {
   const task = child.task;
   const limit = Math.max(1, options.candidateParentLimit);
-  const sample = task.samplePool(Math.max(1, options.filterParentLimit), options.random);
   const seen = new Set<Peer>();
   const best: Peer[] = [];
   const scores: number[] = [];
   const consider = (p: Peer): void => {
     if (seen.has(p)) return;
     seen.add(p);
-    if (exclude?.has(p) || !isEligibleParent(p, child, options.defaultUploadLimit)) return;
+    if (exclude?.has(p) || !isEligibleParent(p, child, options.defaultUploadLimit, allowSlow)) return;
     const s = scoreParent(p, child, options.defaultUploadLimit);
     if (best.length === limit && s <= scores[limit - 1]) return;
     let i = best.length < limit ? best.length : limit - 1;

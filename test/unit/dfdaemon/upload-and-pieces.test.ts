@@ -79,26 +79,34 @@ describe('upload server and piece transfer', () => {
   });
 
   it('429 over the concurrent upload limit', async () => {
-    // Hold two slow downloads open (concurrentLimit 2), the third is refused.
+    // A throttled server (1 MiB/s) so two 4 MiB answers stay in flight whatever the socket
+    // buffers hold; concurrentLimit 2: the third request is refused.
+    const slow = new UploadServer({ store, concurrentLimit: 2, rateLimit: new TokenBucket(MiB, 64 * 1024), logger: silentLogger() });
+    await new Promise<void>((r) => slow.server.listen(0, '127.0.0.1', r));
+    const slowPort = (slow.server.address() as AddressInfo).port;
     const holders: http.ClientRequest[] = [];
-    const opened = await Promise.all(
-      [0, 1].map(
-        () =>
-          new Promise<http.IncomingMessage>((resolve) => {
-            const r = http.get({ host: '127.0.0.1', port, path: `/download/${ID.slice(0, 3)}/${ID}`, headers: { range: `bytes=0-${4 * MiB - 1}` }, agent: false }, (res) => {
-              res.pause();
-              resolve(res);
-            });
-            holders.push(r);
-          }),
-      ),
-    );
-    expect(server.stats().active).toBe(2);
-    expect((await get(port, `/download/${ID.slice(0, 3)}/${ID}`, { range: 'bytes=0-1' })).status).toBe(429);
-    for (const res of opened) res.destroy();
-    for (const r of holders) r.destroy();
-    await new Promise((r) => setTimeout(r, 100));
-    expect(server.stats().active).toBe(0);
+    try {
+      const opened = await Promise.all(
+        [0, 1].map(
+          () =>
+            new Promise<http.IncomingMessage>((resolve) => {
+              const r = http.get({ host: '127.0.0.1', port: slowPort, path: `/download/${ID.slice(0, 3)}/${ID}`, headers: { range: `bytes=0-${4 * MiB - 1}` }, agent: false }, resolve);
+              holders.push(r);
+            }),
+        ),
+      );
+      expect(slow.stats().active).toBe(2);
+      const refused = await get(slowPort, `/download/${ID.slice(0, 3)}/${ID}`, { range: 'bytes=0-1' });
+      expect(refused.status).toBe(429);
+      expect((JSON.parse(refused.body.toString()) as { message: string }).message).toMatch(/concurrent|limit/i);
+      for (const res of opened) res.destroy();
+      for (const r of holders) r.destroy();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(slow.stats().active).toBe(0);
+    } finally {
+      slow.server.closeAllConnections();
+      await new Promise((r) => slow.server.close(r));
+    }
   });
 
   it.each([

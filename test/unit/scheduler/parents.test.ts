@@ -52,6 +52,19 @@ describe('chooseParents', () => {
     expect(chooseParents(child, opts)).toEqual([seed, normal]);
   });
 
+  test('a slow parent is skipped while a better one exists, and chosen when it is the only one', () => {
+    const task = makeTask();
+    const child = makePeer(task, makeHost(), 'ReceivedNormal');
+    const slow = makePeer(task, makeHost(), 'Succeeded');
+    // Piece costs: steady, then one 50x outlier as the last one: isSlowParent() holds.
+    for (const cost of [1e6, 1e6, 1e6, 50e6]) slow.recordPieceCost(cost);
+    expect(slow.isSlowParent()).toBe(true);
+    const fast = makePeer(task, makeHost(), 'Running', [0]);
+    expect(chooseParents(child, opts)).toEqual([fast]);
+    child.blockedParents.add(fast.id);
+    expect(chooseParents(child, opts)).toEqual([slow]);
+  });
+
   test('skips blocked parents, the same host, disable_shared hosts and non-serving states', () => {
     const task = makeTask();
     const childHost = makeHost();

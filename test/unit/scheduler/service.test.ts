@@ -136,6 +136,27 @@ describe('SchedulerService origin control', () => {
     expect(b.error?.kind).toBe('FailedPrecondition');
   });
 
+  test('a host that asks for a finished task again (cache wiped) loses its earlier peer and gets the others as parents', () => {
+    const t = setup();
+    const seedHost = t.announce(100, true);
+    const h1 = t.announce(1);
+    const a = t.register(h1, 'peer-a');
+    const seed = t.register(seedHost, 'seed-peer', true);
+    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40, pieceLength: 10, responseHeader: {} } });
+    t.send(seed, { request: 'downloadPeerBackToSourceFinishedRequest', downloadPeerBackToSourceFinishedRequest: { contentLength: 40, pieceCount: 4, pieceLength: 10, responseHeader: {} } });
+    t.send(a, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
+    t.send(a, { request: 'downloadPeerFinishedRequest', downloadPeerFinishedRequest: { contentLength: 40, pieceCount: 4 } });
+    expect(t.service.store.peers.get('peer-a')?.state).toBe('Succeeded');
+
+    // Same host, restarted with an empty cache: a new peer id for the same task.
+    const again = t.register(h1, 'peer-a2');
+    expect(t.service.store.peers.has('peer-a')).toBe(false);
+    expect(t.last(again).normalTaskResponse?.candidateParents?.map((p) => p.id)).toEqual(['seed-peer']);
+    // Another host is never offered the dropped peer.
+    const b = t.register(t.announce(2), 'peer-b');
+    expect(t.last(b).normalTaskResponse?.candidateParents?.map((p) => p.id)).not.toContain('peer-a');
+  });
+
   test('finished, stat and empty tasks', () => {
     const t = setup();
     const a = t.register(t.announce(1), 'peer-a');
