@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the e2e suite needs (containerd, the distribution registry, skopeo, iproute2)
+# Installs what the e2e suite needs (containerd, the distribution registry, skopeo, iproute2, iptables)
 # from Debian packages. Idempotent and quiet: does nothing when every tool is already present.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ command -v ctr >/dev/null 2>&1 || need+=(containerd)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 { command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1; } || need+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
 
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0
