@@ -97,7 +97,7 @@ describe('dfdaemon with late or silent schedulers', () => {
         call.on('end', () => call.end());
         call.on('error', () => undefined);
       },
-    } as unknown as grpc.UntypedServiceImplementation);
+    });
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
