@@ -257,11 +257,12 @@ export class SchedulerService {
       this.closeSession(previous);
       this.rescue(this.store.removePeer(previous));
     }
-    // A dfdaemon runs one download per task, so a host asking for a task again under a new
-    // peer id no longer holds what its earlier peers had (cache wiped, restarted): forget them
-    // instead of offering them as parents or waiting on them.
+    // A dfdaemon serves a task it holds from its own store, so a host asking for it again under
+    // a new peer id no longer holds what its earlier, disconnected peers had (cache wiped,
+    // restarted): forget them instead of offering them as parents or waiting on them. Peers of
+    // the host still on a live stream are left alone.
     for (const stale of [...task.peers.values()]) {
-      if (stale.host !== host || stale.id === req.peerId) continue;
+      if (stale.host !== host || stale.id === req.peerId || stale.session) continue;
       this.logger.info({ task: task.id, peer: stale.id, host: host.id }, 'host registered the task again: dropping its earlier peer');
       this.closeSession(stale);
       this.rescue(this.store.removePeer(stale));

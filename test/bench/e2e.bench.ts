@@ -15,11 +15,13 @@ import { FIGURES_FILE, readE2eFigures, type FiguresFile } from '../e2e/walkthrou
 import { printFigures, type BenchFigure } from './types';
 
 const ROOT = path.resolve(__dirname, '../../..');
+/** The tests write under the repository root (this file runs from build/test/bench). */
+const FIGURES = path.join(ROOT, path.relative(path.resolve(__dirname, '../..'), FIGURES_FILE));
 const TESTS = ['test/e2e/walkthrough.test.ts', 'test/e2e/fanout.test.ts'];
 
 function lastRunAt(): string {
-  if (!fs.existsSync(FIGURES_FILE)) return 'never';
-  return (JSON.parse(fs.readFileSync(FIGURES_FILE, 'utf8')) as FiguresFile).updated;
+  if (!fs.existsSync(FIGURES)) return 'never';
+  return (JSON.parse(fs.readFileSync(FIGURES, 'utf8')) as FiguresFile).updated;
 }
 
 export async function run(): Promise<BenchFigure[]> {
@@ -35,7 +37,7 @@ export async function run(): Promise<BenchFigure[]> {
     }
   }
   const updated = lastRunAt();
-  const figures = readE2eFigures();
+  const figures = readE2eFigures(FIGURES);
   if (figures.length === 0) throw new Error('no e2e figures recorded yet: run without BENCH_E2E=reuse (needs root) or `npm run test:e2e`');
   const when = `measured ${updated.slice(0, 16).replace('T', ' ')} UTC`;
   return figures.map((f) => ({ ...f, note: f.note ? `${f.note}; ${when}` : when }));

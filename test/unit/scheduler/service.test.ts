@@ -147,11 +147,15 @@ describe('SchedulerService origin control', () => {
     t.send(a, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
     t.send(a, { request: 'downloadPeerFinishedRequest', downloadPeerFinishedRequest: { contentLength: 40, pieceCount: 4 } });
     expect(t.service.store.peers.get('peer-a')?.state).toBe('Succeeded');
+    t.service.streamClosed(a);
 
     // Same host, restarted with an empty cache: a new peer id for the same task.
     const again = t.register(h1, 'peer-a2');
     expect(t.service.store.peers.has('peer-a')).toBe(false);
     expect(t.last(again).normalTaskResponse?.candidateParents?.map((p) => p.id)).toEqual(['seed-peer']);
+    // A peer of the same host still on its stream is not dropped by another registration.
+    t.register(h1, 'peer-a3');
+    expect(t.service.store.peers.has('peer-a2')).toBe(true);
     // Another host is never offered the dropped peer.
     const b = t.register(t.announce(2), 'peer-b');
     expect(t.last(b).normalTaskResponse?.candidateParents?.map((p) => p.id)).not.toContain('peer-a');
