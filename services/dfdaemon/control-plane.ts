@@ -126,8 +126,8 @@ export class SchedulerPool {
    */
   private scheduleRefresh(emptyRounds: number): void {
     if (this.stopped) return;
-    const { refreshInterval } = this.options.config.scheduler.manager;
-    const delay = this.addrs.length > 0 ? Math.max(1000, refreshInterval) : Math.min(EMPTY_RETRY_MAX_MS, EMPTY_RETRY_MIN_MS * 2 ** emptyRounds, Math.max(1000, refreshInterval));
+    const interval = Math.max(1000, this.options.config.scheduler.manager.refreshInterval);
+    const delay = this.addrs.length > 0 ? interval : Math.min(EMPTY_RETRY_MAX_MS, EMPTY_RETRY_MIN_MS * 2 ** emptyRounds, interval);
     const t = setTimeout(() => {
       this.timers = this.timers.filter((x) => x !== t);
       void this.refresh()

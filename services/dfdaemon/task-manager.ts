@@ -161,25 +161,32 @@ class TaskDownload extends EventEmitter {
     try {
       const existing = this.mgr.store.get(this.taskId);
       if (existing) await this.useEntry(existing);
-      const canOrigin = !this.options.disableBackToSource;
       const pool = this.mgr.schedulers;
       let scheduled = false;
-      if (pool && this.entry?.finished !== true) await pool.resolveIfEmpty();
-      if (pool && pool.addresses().length > 0 && this.entry?.finished !== true) {
-        scheduled = await this.viaScheduler(pool);
+      if (pool && this.entry?.finished !== true) {
+        await pool.resolveIfEmpty();
+        if (pool.addresses().length > 0) scheduled = await this.viaScheduler(pool);
       }
       if (!scheduled && this.entry?.finished !== true) {
-        if (!canOrigin || this.cfg.scheduler.disableAutoBackSource) {
-          throw new UnavailableError(`no scheduler reachable for task ${this.taskId} and back-to-source is disabled`);
-        }
-        this.log.warn('no scheduler reachable: downloading from the origin directly');
-        await this.backToSource();
+        await this.originInsteadOfScheduler(`no scheduler reachable for task ${this.taskId}`, 'no scheduler reachable: downloading from the origin directly');
       }
       if (!this.entry) throw new Error('download ended without content');
       this.done.resolve(this.entry);
     } catch (err) {
       await this.fail(err as Error);
     }
+  }
+
+  /**
+   * The scheduler cannot help (none reachable, or it went silent): the origin, unless back-to-source
+   * is disabled for this download or by scheduler.disableAutoBackSource.
+   */
+  private async originInsteadOfScheduler(reason: string, logMessage: string): Promise<void> {
+    if (this.options.disableBackToSource || this.cfg.scheduler.disableAutoBackSource) {
+      throw new UnavailableError(`${reason} and back-to-source is disabled`);
+    }
+    this.log.warn(logMessage);
+    await this.backToSource();
   }
 
   private async fail(err: Error): Promise<void> {
@@ -411,15 +418,14 @@ class TaskDownload extends EventEmitter {
           });
           clearTimeout(timer);
           answerWake = undefined;
-          if (!answered && answers.length === 0 && !this.rescheduleRequested) {
-            if (this.options.disableBackToSource || this.cfg.scheduler.disableAutoBackSource) {
-              throw new UnavailableError(`scheduler gave no parent within scheduleTimeout (${retryMs} ms) and back-to-source is disabled`);
-            }
-            this.log.warn({ scheduleTimeoutMs: retryMs }, 'scheduler gave no parent within scheduleTimeout: going back to source');
-            await this.backToSource();
-            return;
-          }
           if (!answered && answers.length === 0) {
+            if (!this.rescheduleRequested) {
+              await this.originInsteadOfScheduler(
+                `scheduler gave no parent within scheduleTimeout (${retryMs} ms)`,
+                'scheduler gave no parent within scheduleTimeout: going back to source',
+              );
+              return;
+            }
             if (this.rescheduleCount >= MAX_RESCHEDULES && !this.options.disableBackToSource) {
               this.log.warn({ reschedules: this.rescheduleCount }, 'no parent after repeated reschedules: going back to source');
               await this.backToSource();

@@ -7,7 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BenchFigure } from '../bench/types';
 
-export const FIGURES_FILE = path.resolve(__dirname, '../../.e2e-work/figures.json');
+/** The repository root, whether this file runs from its source (jest) or from build/ (the bench runner). */
+const twoUp = path.resolve(__dirname, '../..');
+export const REPO_ROOT = fs.existsSync(path.join(twoUp, 'tsconfig.json')) ? twoUp : path.dirname(twoUp);
+export const FIGURES_FILE = path.join(REPO_ROOT, '.e2e-work', 'figures.json');
 
 export interface FiguresFile {
   readonly updated: string;

@@ -11,6 +11,15 @@ import { createLogger, parseConfig, silentLogger, type DfdaemonConfig, type Dfda
 
 export const MiB = 1024 * 1024;
 
+/** Polls `check` every 50 ms until it holds; throws after `timeoutMs`. */
+export async function until(check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export async function tempDir(prefix: string): Promise<string> {
   return fsp.mkdtemp(path.join(os.tmpdir(), `${prefix}-`));
 }

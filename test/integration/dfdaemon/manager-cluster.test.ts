@@ -9,17 +9,9 @@ import { parseConfig } from '../../../services/common';
 import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/daemon';
 import { startManager, type ManagerHandle } from '../../../services/manager/server';
 import { startScheduler, type SchedulerHandle } from '../../../services/scheduler/server';
-import { daemonConfig, MiB, quiet, randomFile, sha256File, startOrigin, tempDir, type Origin } from './helpers';
+import { daemonConfig, MiB, quiet, randomFile, sha256File, startOrigin, tempDir, until, type Origin } from './helpers';
 
 jest.setTimeout(60_000);
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('dfdaemon with manager and scheduler', () => {
   let root: string;

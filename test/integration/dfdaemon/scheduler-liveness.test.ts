@@ -13,17 +13,9 @@ import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/d
 import { startManager, type ManagerHandle } from '../../../services/manager/server';
 import { protos, type AnnouncePeerRequest__Output } from '../../../services/proto';
 import { startScheduler, type SchedulerHandle } from '../../../services/scheduler/server';
-import { daemonConfig, MiB, quiet, randomFile, sha256File, startOrigin, tempDir, type Origin } from './helpers';
+import { daemonConfig, MiB, quiet, randomFile, sha256File, startOrigin, tempDir, until, type Origin } from './helpers';
 
 jest.setTimeout(60_000);
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('dfdaemon with late or silent schedulers', () => {
   let root: string;
