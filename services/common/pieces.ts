@@ -33,3 +33,22 @@ export function piecesInRange(start: number, length: number, pieceLength: number
   const last = Math.floor((start + length - 1) / pieceLength);
   return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
+
+/** Largest content a task may have (1 TiB); a claim beyond it is refused, not allocated for. */
+export const MAX_CONTENT_LENGTH = 2 ** 40;
+/** Most pieces a valid task can have: the largest content cut at the smallest piece length. */
+export const MAX_PIECE_COUNT = Math.ceil(MAX_CONTENT_LENGTH / MIN_PIECE_LENGTH);
+
+/**
+ * Why a (contentLength, pieceLength) pair that came over the network cannot describe a task, or
+ * undefined when it can. Shared by the scheduler (peers' reports) and dfdaemon (the scheduler's
+ * answers) so that both sides enforce the same bounds.
+ */
+export function taskMetadataProblem(contentLength: number, pieceLength: number): string | undefined {
+  if (!Number.isSafeInteger(contentLength) || contentLength < 0) return `content length ${contentLength} is not a non-negative integer`;
+  if (contentLength > MAX_CONTENT_LENGTH) return `content length ${contentLength} exceeds the maximum of ${MAX_CONTENT_LENGTH} bytes`;
+  if (!Number.isSafeInteger(pieceLength) || pieceLength < MIN_PIECE_LENGTH || pieceLength > MAX_PIECE_LENGTH) {
+    return `piece length ${pieceLength} is outside [${MIN_PIECE_LENGTH}, ${MAX_PIECE_LENGTH}]`;
+  }
+  return undefined;
+}
