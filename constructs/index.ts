@@ -1,5 +1,6 @@
 /**
- * cdk8s construct library for Dragonfly-shaped P2P distribution on Kubernetes.
+ * cdk8s construct library for Dragonfly-shaped P2P distribution on Kubernetes
+ * (published as `@dragonfly-ts/constructs`).
  *
  * ```ts
  * const central = new Chart(app, 'central', { namespace: 'dragonfly' });
@@ -10,16 +11,31 @@
  *   new RemoteCluster(chart, 'cluster', { manager: manager.endpoint, clusterId: i + 2, scopes: { idc: region } });
  * }
  * ```
+ *
+ * This file is the public API: each name is listed on purpose. Helpers the constructs share
+ * (config rendering, wiring, validation) stay in their modules.
  */
-export * from './endpoints';
-export * from './images';
-export * from './scheduler';
-export * from './seed-peer';
-export * from './dfdaemon';
-export * from './jaeger';
-export * from './datastores';
-export * from './dragonfly-cluster';
-export * from './central-manager';
-export * from './remote-cluster';
-export * from './helm-values';
+export { CentralManager, type CentralManagerProps, type ConsoleNodePort, type ExternalMysql, type ExternalRedis } from './central-manager';
+export { DragonflyCluster, DEFAULT_REGISTRIES, type DragonflyClusterProps, type HostScope } from './dragonfly-cluster';
+export { RemoteCluster, ClusterRecord, type RemoteClusterProps, type ClusterRecordProps, type ClusterScopes, type ManagerCredentials } from './remote-cluster';
+export { fromHelmValues, type HelmImportOptions, type HelmImportResult, type UnmappedValue } from './helm-values';
+export { Scheduler, type SchedulerOptions, type SchedulerProps } from './scheduler';
+export { SeedPeer, type SeedPeerOptions, type SeedPeerProps } from './seed-peer';
+export { Dfdaemon, type DfdaemonOptions, type DfdaemonProps, type DfdaemonPorts, type DfinitOptions } from './dfdaemon';
+export { Jaeger, jaegerCollectorUrl, JAEGER_OTLP_GRPC_PORT, JAEGER_OTLP_HTTP_PORT, JAEGER_QUERY_PORT, type JaegerProps } from './jaeger';
+export { InClusterMysql, InClusterRedis, MYSQL_PORT, REDIS_PORT, type InClusterMysqlProps, type InClusterRedisProps } from './datastores';
+export {
+  DFDAEMON_GRPC_PORT,
+  DFDAEMON_PROXY_PORT,
+  DFDAEMON_UPLOAD_PORT,
+  MANAGER_GRPC_PORT,
+  MANAGER_REST_PORT,
+  METRICS_PORT,
+  SCHEDULER_GRPC_PORT,
+  type ManagerEndpoint,
+} from './endpoints';
+export { DEFAULT_IMAGE_REGISTRY, DEFAULT_IMAGE_TAG, type DragonflyComponentImage, type ImageRef } from './images';
 export type { ResourceSettings, SecretKeyRef } from './_util';
+// The programs' config input types (what `config:` props accept) and the error a rejected config throws.
+export { ConfigError, type ConfigProblem } from '../services/common/config';
+export type { ClusterSpecInput, DfdaemonConfigInput, DfinitConfigInput, ManagerConfigInput, SchedulerConfigInput } from '../services/common/config';
