@@ -1,3 +1,6 @@
+// The declarations name Node's types (config loading takes a NodeJS.ProcessEnv; zod's use URL):
+// pull them in for apps whose tsconfig does not list "node" in "types".
+/// <reference types="node" preserve="true" />
 /**
  * cdk8s construct library for Dragonfly-shaped P2P distribution on Kubernetes
  * (published as `@dragonfly-ts/constructs`).
