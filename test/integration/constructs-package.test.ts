@@ -152,6 +152,14 @@ describe('@dragonfly-ts/constructs in a user\'s cdk8s app', () => {
     for (const workload of ['Deployment', 'StatefulSet', 'DaemonSet']) {
       expect(charts.central.some((o) => o.kind === workload)).toBe(true);
     }
+    // The package's default image tag is the repository's version (the images the Dockerfile builds).
+    const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+    const images = Object.values(charts)
+      .flat()
+      .filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(o.kind))
+      .flatMap((o) => [...podTemplate(o).spec.containers, ...(podTemplate(o).spec.initContainers ?? [])].map((c) => c.image))
+      .filter((image) => image.startsWith('ghcr.io/dragonfly-ts/'));
+    expect(new Set(images)).toEqual(new Set(['manager', 'scheduler', 'dfdaemon'].map((c) => `ghcr.io/dragonfly-ts/${c}:${version}`)));
   });
 
   test('the central cluster: manager Service on 65003/8080, its own scheduler as the default cluster 1', () => {
