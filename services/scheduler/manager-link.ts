@@ -168,18 +168,21 @@ export class ManagerLink {
   }
 
   /**
-   * A refresh on demand (an unlisted seed peer announced): shared by concurrent callers, at
-   * most one a second, waited for at most 3 s, so announces cannot be turned into a flood
-   * of manager calls or held up by a slow manager.
+   * A refresh on demand (an unlisted seed peer announced): concurrent callers share one, and
+   * they start at most once a second (a caller inside that second waits for the next slot
+   * rather than being answered from an older list), so announces cannot be turned into a
+   * flood of manager calls. Each waits at most 3 s for the manager.
    */
   refreshOnDemand(): Promise<void> {
-    if (!this.onDemand && Date.now() - this.lastOnDemandAt >= 1000) {
+    this.onDemand ??= (async () => {
+      const wait = this.lastOnDemandAt + 1000 - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
       this.lastOnDemandAt = Date.now();
-      this.onDemand = this.refresh(3000).finally(() => {
-        this.onDemand = undefined;
-      });
-    }
-    return this.onDemand ?? Promise.resolve();
+      await this.refresh(3000);
+    })().finally(() => {
+      this.onDemand = undefined;
+    });
+    return this.onDemand;
   }
 
   async stop(): Promise<void> {

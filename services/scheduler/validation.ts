@@ -24,13 +24,17 @@ export const MIN_ANNOUNCE_INTERVAL_MS = 1000;
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 /**
- * The caller's IP from grpc-js `call.getPeer()` ("ipv4:10.0.0.5:51234", "ipv6:[::1]:51234",
- * "10.0.0.5:51234"), IPv4-mapped IPv6 written as IPv4; the whole string when it has no port.
+ * The caller's IP from grpc-js `call.getPeer()`: "10.0.0.5:51234", "::ffff:10.0.0.5:51234",
+ * "::1:51234" (IPv6 without brackets), also "[::1]:51234" and "ipv4:"/"ipv6:" prefixed
+ * forms; IPv4-mapped IPv6 is written as IPv4.
  */
 export function callerIpOf(peer: string): string {
   const bare = peer.replace(/^ipv[46]:/, '');
-  const m = /^\[([^\]]+)\]:\d+$/.exec(bare) ?? /^([^:]+):\d+$/.exec(bare);
-  return normalizeIp(m ? m[1] : bare);
+  const bracketed = /^\[([^\]]+)\]:\d+$/.exec(bare);
+  if (bracketed) return normalizeIp(bracketed[1]);
+  const withPort = /^(.+):\d+$/.exec(bare);
+  if (withPort && isIP(withPort[1]) !== 0) return normalizeIp(withPort[1]);
+  return normalizeIp(bare);
 }
 
 /** "::ffff:10.0.0.5" → "10.0.0.5"; IPv6 lower-cased. */
@@ -136,6 +140,7 @@ export function pieceLengthFromCount(contentLength: number, pieceCount: number):
   checkCount('content_length', contentLength, MAX_CONTENT_LENGTH);
   checkCount('piece_count', pieceCount, MAX_PIECE_COUNT);
   if (contentLength === 0) return pieceCount === 0 ? 0 : undefined;
+  if (pieceCount === 0) throw new InvalidArgumentError(`piece_count 0 cannot hold content_length ${contentLength}`);
   const length = pieceLengthFor(contentLength);
   return pieceCountOf(contentLength, length) === pieceCount ? length : undefined;
 }
