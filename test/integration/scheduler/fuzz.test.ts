@@ -85,11 +85,11 @@ const envelope = fc.record({
   taskId: fc.oneof(fc.constantFrom(...URLS.map((u) => taskIdOf({ url: u }))), hostileText),
   peerId: fc.oneof(fc.constantFrom(...PEER_IDS), hostileText),
 });
-const message = fc.tuple(envelope, body).map(([e, b]) => ({ ...e, ...b }) as AnnouncePeerRequest);
+const message = fc.tuple(envelope, body).map(([e, b]): AnnouncePeerRequest => ({ ...e, ...b }));
 
 /** One stream: from which address, optionally a valid registration first (to reach deeper states), then the messages. */
 const conversation = fc.record({
-  from: fc.constantFrom('honest', 'attacker') as fc.Arbitrary<'honest' | 'attacker'>,
+  from: fc.constantFrom<'honest' | 'attacker'>('honest', 'attacker'),
   registerFirst: fc.option(fc.tuple(fc.nat({ max: URLS.length - 1 }), fc.constantFrom(...PEER_IDS), fc.boolean()), { nil: undefined }),
   messages: fc.array(message, { minLength: 1, maxLength: 12 }),
   hangUp: fc.constantFrom('end', 'cancel', 'leave-open'),
@@ -110,7 +110,7 @@ const hostileHost: fc.Arbitrary<AnnounceHostRequest> = fc.record({
     uploadFailedCount: hostileNumber,
   }),
   intervalMs: hostileNumber,
-}) as fc.Arbitrary<AnnounceHostRequest>;
+});
 
 describe('scheduler fuzzed over gRPC', () => {
   let target: Target;
@@ -241,7 +241,7 @@ describe('scheduler fuzzed over gRPC', () => {
 
   test('AnnounceHost: random and hostile hosts from both addresses', async () => {
     await fc.assert(
-      fc.asyncProperty(hostileHost, fc.constantFrom('honest', 'attacker') as fc.Arbitrary<'honest' | 'attacker'>, async (req, from) => {
+      fc.asyncProperty(hostileHost, fc.constantFrom<'honest' | 'attacker'>('honest', 'attacker'), async (req, from) => {
         const client = target[from];
         const err = await new Promise<grpc.ServiceError | null>((resolve) => client.AnnounceHost(req, { deadline: Date.now() + 5000 }, (e) => resolve(e)));
         messagesSent++;
