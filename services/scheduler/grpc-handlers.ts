@@ -28,7 +28,7 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger, opt
   /** One line per refusal; internal errors are the scheduler's fault and logged as such. */
   const refused = (method: string, caller: string, err: DragonflyError, fields: Record<string, unknown> = {}): void => {
     if (err.kind === 'Internal') logger.error({ method, caller, ...fields, err: err.message }, 'scheduler request failed');
-    else if (err.kind === 'NotFound') logger.debug({ method, caller, ...fields, kind: err.kind, err: err.message }, 'scheduler request refused');
+    else if (err.kind === 'NotFound') logger.info({ method, caller, ...fields, kind: err.kind, err: err.message }, 'scheduler request refused');
     else logger.warn({ method, caller, ...fields, kind: err.kind, err: err.message }, 'scheduler request refused');
   };
   const answer = <T>(method: string, call: grpc.ServerUnaryCall<unknown, unknown>, callback: Callback<T>, fn: (caller: string) => T): void => {
