@@ -107,22 +107,43 @@ export function checkDownload(d: Download__Output): void {
  * is read both ways dfdaemon may have meant it (the default filter, or none).
  */
 export function checkTaskId(taskId: string, d: Download__Output): void {
+  // Most registrations repeat a download already verified (every peer of a task sends the
+  // same one): remember recent matches instead of hashing again.
+  const key = `${taskId}\n${d.url}\n${d.tag ?? ''}\n${d.application ?? ''}\n${d.filteredQueryParams.join('&')}\n${d.pieceLength ?? ''}\n${d.digest ?? ''}`;
+  if (verifiedDownloads.has(key)) return;
+  verifyTaskId(taskId, d);
+  if (key.length <= VERIFIED_KEY_MAX_LENGTH) {
+    if (verifiedDownloads.size >= VERIFIED_CACHE_SIZE) verifiedDownloads.delete(verifiedDownloads.values().next().value as string);
+    verifiedDownloads.add(key);
+  }
+}
+
+/** Recently verified (task id, download) pairs, oldest first; bounded in count and key length. */
+const verifiedDownloads = new Set<string>();
+const VERIFIED_CACHE_SIZE = 4096;
+const VERIFIED_KEY_MAX_LENGTH = 2048;
+
+function verifyTaskId(taskId: string, d: Download__Output): void {
   const base = { url: d.url, tag: d.tag ?? undefined, application: d.application ?? undefined };
   const lists = d.filteredQueryParams.length > 0 ? [d.filteredQueryParams] : [undefined, []];
-  const candidates = new Set<string>();
-  try {
-    for (const filteredQueryParams of lists) {
-      candidates.add(taskIdOf({ ...base, filteredQueryParams }));
-      if (d.pieceLength) candidates.add(taskIdOf({ ...base, filteredQueryParams, pieceLength: d.pieceLength }));
+  // Candidates in the order dfdaemon most likely used them; the first match ends the search.
+  const candidates = lists.flatMap((filteredQueryParams) => [{ ...base, filteredQueryParams }, ...(d.pieceLength ? [{ ...base, filteredQueryParams, pieceLength: d.pieceLength }] : [])]);
+  let expected: string | undefined;
+  for (const input of candidates) {
+    let id: string;
+    try {
+      id = taskIdOf(input);
+    } catch {
+      throw new InvalidArgumentError(`download.url ${JSON.stringify(d.url.slice(0, 256))} is not a valid URL`);
     }
-  } catch {
-    throw new InvalidArgumentError(`download.url ${JSON.stringify(d.url.slice(0, 256))} is not a valid URL`);
+    expected ??= id;
+    if (id === taskId) {
+      const blob = blobDigestOf(d.url);
+      if (blob && d.digest && d.digest.toLowerCase() !== blob) throw new InvalidArgumentError(`download.digest ${d.digest.slice(0, 80)} differs from the blob URL's digest ${blob}`);
+      return;
+    }
   }
-  if (!candidates.has(taskId)) {
-    throw new InvalidArgumentError(`task_id ${taskId.slice(0, 80)} does not match the download (url, tag, application, filtered query params); expected ${[...candidates][0]}`);
-  }
-  const blob = blobDigestOf(d.url);
-  if (blob && d.digest && d.digest.toLowerCase() !== blob) throw new InvalidArgumentError(`download.digest ${d.digest.slice(0, 80)} differs from the blob URL's digest ${blob}`);
+  throw new InvalidArgumentError(`task_id ${taskId.slice(0, 80)} does not match the download (url, tag, application, filtered query params); expected ${expected}`);
 }
 
 /** Task metadata a peer reports from the origin; empty content may come without a piece length. */
