@@ -30,8 +30,10 @@ export async function startGrpcServer(
   address: string,
   services: ReadonlyArray<{ name: string; definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation }>,
   credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+  /** Overrides of GRPC_OPTIONS for this server (e.g. a smaller max_receive_message_length). */
+  options: grpc.ChannelOptions = {},
 ): Promise<GrpcServerHandle> {
-  const server = new grpc.Server(GRPC_OPTIONS);
+  const server = new grpc.Server({ ...GRPC_OPTIONS, ...options });
   const statusMap: ServingStatusMap = { '': 'SERVING' };
   for (const s of services) {
     server.addService(s.definition, s.handlers);

@@ -1,25 +1,63 @@
-/** gRPC transport for scheduler.v2.Scheduler: decode, call the service, map errors once. */
+/**
+ * gRPC transport for scheduler.v2.Scheduler: decode, call the service with the caller's
+ * address, map errors once. Every refusal is logged once with the caller's address; a
+ * refused stream or call never affects anyone else's.
+ */
 import type * as grpc from '@grpc/grpc-js';
 import { DragonflyError, InternalError, toGrpcError } from '../common/errors';
 import type { Logger } from '../common/logger';
 import type { AnnouncePeerRequest__Output, AnnouncePeerResponse, SchedulerHandlers } from '../proto';
 import type { PeerStream, SchedulerService } from './service';
+import { callerIpOf, normalizeIp } from './validation';
 
 type Callback<T> = (err: Partial<grpc.ServiceError> | null, value?: T) => void;
 
-function answer<T>(callback: Callback<T>, fn: () => T): void {
-  try {
-    callback(null, fn());
-  } catch (err) {
-    callback(toGrpcError(err));
-  }
+export interface SchedulerHandlerOptions {
+  /**
+   * Asks the manager for its seed peers again (coalesced and rate-limited by the caller):
+   * a seed peer may announce before this scheduler's last refresh saw it registered.
+   */
+  readonly refreshSeeds?: () => Promise<void>;
 }
 
-export function schedulerHandlers(service: SchedulerService, logger: Logger): SchedulerHandlers {
+function typed(err: unknown): DragonflyError {
+  return err instanceof DragonflyError ? err : new InternalError(err instanceof Error ? err.message : String(err));
+}
+
+export function schedulerHandlers(service: SchedulerService, logger: Logger, options: SchedulerHandlerOptions = {}): SchedulerHandlers {
+  /** One line per refusal; internal errors are the scheduler's fault and logged as such. */
+  const refused = (method: string, caller: string, err: DragonflyError, fields: Record<string, unknown> = {}): void => {
+    if (err.kind === 'Internal') logger.error({ method, caller, ...fields, err: err.message }, 'scheduler request failed');
+    else if (err.kind === 'NotFound') logger.info({ method, caller, ...fields, kind: err.kind, err: err.message }, 'scheduler request refused');
+    else logger.warn({ method, caller, ...fields, kind: err.kind, err: err.message }, 'scheduler request refused');
+  };
+  const answer = <T>(method: string, call: grpc.ServerUnaryCall<unknown, unknown>, callback: Callback<T>, fn: (caller: string) => T): void => {
+    const caller = callerIpOf(call.getPeer());
+    try {
+      callback(null, fn(caller));
+    } catch (err) {
+      const e = typed(err);
+      refused(method, caller, e);
+      callback(toGrpcError(e));
+    }
+  };
+
   return {
     AnnouncePeer(call: grpc.ServerDuplexStream<AnnouncePeerRequest__Output, AnnouncePeerResponse>) {
+      const caller = callerIpOf(call.getPeer());
+      try {
+        service.openStream(caller);
+      } catch (err) {
+        const e = typed(err);
+        refused('AnnouncePeer', caller, e);
+        call.on('error', () => undefined);
+        call.emit('error', toGrpcError(e));
+        return;
+      }
       let closed = false;
+      let released = false;
       const stream: PeerStream = {
+        caller,
         session: {
           send: (response) => {
             if (!closed) call.write(response);
@@ -32,6 +70,10 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger): Sc
         },
       };
       const finish = (): void => {
+        if (!released) {
+          released = true;
+          service.releaseStream(caller);
+        }
         service.streamClosed(stream);
       };
       call.on('data', (req: AnnouncePeerRequest__Output) => {
@@ -39,8 +81,9 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger): Sc
         try {
           service.handle(stream, req);
         } catch (err) {
-          logger.debug({ peer: req.peerId, err: (err as Error).message }, 'announce peer request rejected');
-          stream.session.fail(err instanceof DragonflyError ? err : new InternalError((err as Error).message ?? String(err)));
+          const e = typed(err);
+          refused('AnnouncePeer', caller, e, { request: req.request, peer: (stream.peer?.id ?? req.peerId)?.slice(0, 200) });
+          stream.session.fail(e);
           finish();
         }
       });
@@ -61,35 +104,44 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger): Sc
       });
     },
     StatPeer(call, callback) {
-      answer(callback, () => service.statPeer(call.request.peerId));
+      answer('StatPeer', call, callback, () => service.statPeer(call.request.peerId));
     },
     DeletePeer(call, callback) {
-      answer(callback, () => {
-        service.deletePeer(call.request.peerId);
+      answer('DeletePeer', call, callback, (caller) => {
+        service.deletePeer(call.request.peerId, caller);
         return {};
       });
     },
     StatTask(call, callback) {
-      answer(callback, () => service.statTask(call.request.taskId));
+      answer('StatTask', call, callback, () => service.statTask(call.request.taskId));
     },
     DeleteTask(call, callback) {
-      answer(callback, () => {
-        service.deleteTask(call.request.taskId, call.request.hostId);
+      answer('DeleteTask', call, callback, (caller) => {
+        service.deleteTask(call.request.taskId, call.request.hostId, caller);
         return {};
       });
     },
     AnnounceHost(call, callback) {
-      answer(callback, () => {
-        service.announceHost(call.request);
-        return {};
-      });
+      const caller = callerIpOf(call.getPeer());
+      const h = call.request.host;
+      const run = (): void =>
+        answer('AnnounceHost', call, callback, () => {
+          service.announceHost(call.request, caller);
+          return {};
+        });
+      // A seed peer the last manager answer did not list yet: ask the manager once more first.
+      if (h?.type === 'SUPER_HOST' && options.refreshSeeds && typeof h.ip === 'string' && !service.isTrustedSeed(normalizeIp(h.ip), h.port, caller)) {
+        options.refreshSeeds().then(run, run);
+        return;
+      }
+      run();
     },
-    ListHosts(_call, callback) {
-      answer(callback, () => ({ hosts: service.listHosts() }));
+    ListHosts(call, callback) {
+      answer('ListHosts', call, callback, () => ({ hosts: service.listHosts() }));
     },
     DeleteHost(call, callback) {
-      answer(callback, () => {
-        service.deleteHost(call.request.hostId);
+      answer('DeleteHost', call, callback, (caller) => {
+        service.deleteHost(call.request.hostId, caller);
         return {};
       });
     },

@@ -73,6 +73,8 @@ export class ManagerLink {
   private refreshTimer: NodeJS.Timeout | undefined;
   private keepAlive: grpc.ClientWritableStream<unknown> | undefined;
   private attempt = 0;
+  private onDemand: Promise<void> | undefined;
+  private lastOnDemandAt = 0;
   /** True between a successful UpdateScheduler and the next keep-alive failure. */
   registered = false;
   lastConfig: ClusterConfig | undefined;
@@ -84,7 +86,7 @@ export class ManagerLink {
 
   start(): void {
     this.register();
-    this.refreshTimer = setInterval(() => this.refresh(), this.options.refreshIntervalMs);
+    this.refreshTimer = setInterval(() => void this.refresh(), this.options.refreshIntervalMs);
     this.refreshTimer.unref();
   }
 
@@ -115,7 +117,7 @@ export class ManagerLink {
         this.registered = true;
         o.logger.info({ manager: o.addr, cluster: o.clusterId }, 'registered with the manager');
         this.openKeepAlive();
-        this.refresh();
+        void this.refresh();
       },
     );
   }
@@ -143,23 +145,44 @@ export class ManagerLink {
     this.keepAliveTimer.unref();
   }
 
-  /** GetScheduler; on failure the last config stays in force. */
-  refresh(): void {
-    if (this.stopped) return;
+  /** GetScheduler; on failure the last config stays in force. Resolves when the answer is applied (or failed). */
+  refresh(deadlineMs = 10_000): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     const o = this.options;
-    this.client.GetScheduler(
-      { sourceType: 'SCHEDULER_SOURCE', hostname: o.hostname, ip: o.ip, schedulerClusterId: o.clusterId },
-      { deadline: Date.now() + 10_000 },
-      (err, answer) => {
-        if (this.stopped) return;
-        if (err || !answer) {
-          o.logger.warn({ manager: o.addr, err: err ? fromGrpcError(err).message : 'empty answer' }, 'GetScheduler failed; keeping the last cluster config');
-          return;
-        }
-        this.lastConfig = clusterConfigOf(answer);
-        o.onConfig(this.lastConfig);
-      },
-    );
+    return new Promise((resolve) => {
+      this.client.GetScheduler(
+        { sourceType: 'SCHEDULER_SOURCE', hostname: o.hostname, ip: o.ip, schedulerClusterId: o.clusterId },
+        { deadline: Date.now() + deadlineMs },
+        (err, answer) => {
+          resolve();
+          if (this.stopped) return;
+          if (err || !answer) {
+            o.logger.warn({ manager: o.addr, err: err ? fromGrpcError(err).message : 'empty answer' }, 'GetScheduler failed; keeping the last cluster config');
+            return;
+          }
+          this.lastConfig = clusterConfigOf(answer);
+          o.onConfig(this.lastConfig);
+        },
+      );
+    });
+  }
+
+  /**
+   * A refresh on demand (an unlisted seed peer announced): concurrent callers share one, and
+   * they start at most once a second (a caller inside that second waits for the next slot
+   * rather than being answered from an older list), so announces cannot be turned into a
+   * flood of manager calls. Each waits at most 3 s for the manager.
+   */
+  refreshOnDemand(): Promise<void> {
+    this.onDemand ??= (async () => {
+      const wait = this.lastOnDemandAt + 1000 - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
+      this.lastOnDemandAt = Date.now();
+      await this.refresh(3000);
+    })().finally(() => {
+      this.onDemand = undefined;
+    });
+    return this.onDemand;
   }
 
   async stop(): Promise<void> {

@@ -15,6 +15,7 @@ import { createSchedulerMetrics } from './metrics';
 import { ResourceStore } from './resource/store';
 import { GrpcSeedTrigger, type SeedHost, type SeedTrigger } from './seed-peers';
 import { SchedulerService, type SchedulingSettings } from './service';
+import { MAX_MESSAGE_BYTES } from './validation';
 
 /** Upload slots of a peer that announced none and for which the manager gave no load_limit. */
 export const DEFAULT_UPLOAD_LIMIT = 50;
@@ -67,18 +68,30 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
   });
   // Settings are read on every decision: cache the object and rebuild it only on change.
   let current = settings();
+  const staticSeeds: SeedHost[] = config.seedPeer.addrs.map((addr) => {
+    const i = addr.lastIndexOf(':');
+    const ip = addr.slice(0, i).replace(/^\[|\]$/g, '');
+    return { key: `${ip}:${addr.slice(i + 1)}`, ip, port: Number(addr.slice(i + 1)), hostname: '' };
+  });
+  let trustedSeeds: readonly SeedHost[] = staticSeeds;
+  const l = config.scheduler.limits;
   const service = new SchedulerService({
     store,
     settings: () => current,
     trigger,
-    managerSeeds: (): readonly SeedHost[] => cluster?.seedPeers ?? [],
+    managerSeeds: () => trustedSeeds,
+    limits: { hosts: l.hosts, tasks: l.tasks, peers: l.peers, peersPerTask: l.peersPerTask, streamsPerHost: l.streamsPerHost, maxAnnounceIntervalMs: l.maxAnnounceInterval },
     events,
     logger,
   });
+  let manager: ManagerLink | undefined;
 
-  const grpcServer: GrpcServerHandle = await startGrpcServer(`${config.server.listenIP.includes(':') ? `[${config.server.listenIP}]` : config.server.listenIP}:${config.server.port}`, [
-    { name: 'scheduler.v2.Scheduler', definition: schedulerService(), handlers: schedulerHandlers(service, logger) },
-  ]);
+  const grpcServer: GrpcServerHandle = await startGrpcServer(
+    `${config.server.listenIP.includes(':') ? `[${config.server.listenIP}]` : config.server.listenIP}:${config.server.port}`,
+    [{ name: 'scheduler.v2.Scheduler', definition: schedulerService(), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve() }) }],
+    undefined,
+    { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES },
+  );
 
   let ops: http.Server | undefined;
   let metricsPort = 0;
@@ -104,7 +117,6 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
   ];
   for (const t of timers) t.unref();
 
-  let manager: ManagerLink | undefined;
   if (config.manager.addr) {
     manager = new ManagerLink({
       addr: config.manager.addr,
@@ -121,6 +133,10 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
       onConfig: (c) => {
         cluster = c;
         current = settings();
+        const byKey = new Map(staticSeeds.map((s) => [s.key, s]));
+        for (const s of c.seedPeers) byKey.set(s.key, s);
+        trustedSeeds = [...byKey.values()];
+        service.revalidateSeeds();
         logger.debug({ candidateParentLimit: current.candidateParentLimit, filterParentLimit: current.filterParentLimit, seedPeers: c.seedPeers.length }, 'cluster config applied');
       },
     });

@@ -17,7 +17,7 @@
  * origin fetch fails) and every retryInterval.
  */
 import type { Logger } from '../common/logger';
-import { DragonflyError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError } from '../common/errors';
+import { DragonflyError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../common/errors';
 import type {
   AnnounceHostRequest__Output,
   AnnouncePeerRequest__Output,
@@ -32,6 +32,28 @@ import { canPeerTransition, canTaskTransition, isReceived, type PeerEvent } from
 import type { GcPolicy, ResourceStore } from './resource/store';
 import { chooseParents, isEligibleParent } from './scheduling/parents';
 import { ConsistentHashRing, type SeedHost, type SeedTrigger } from './seed-peers';
+import { MIN_ANNOUNCE_INTERVAL_MS, checkDownload, checkHeaders, checkHost, checkId, checkPiece, checkTaskId, checkTaskMetadata, normalizeIp, pieceLengthFromCount } from './validation';
+
+/** Hard caps on what peers can make the scheduler hold (scheduler.limits in scheduler.yaml). */
+export interface SchedulerLimits {
+  readonly hosts: number;
+  readonly tasks: number;
+  readonly peers: number;
+  readonly peersPerTask: number;
+  /** Open AnnouncePeer streams per caller address. */
+  readonly streamsPerHost: number;
+  /** Announce intervals above this are clamped to it. */
+  readonly maxAnnounceIntervalMs: number;
+}
+
+export const DEFAULT_LIMITS: SchedulerLimits = {
+  hosts: 20_000,
+  tasks: 100_000,
+  peers: 500_000,
+  peersPerTask: 20_000,
+  streamsPerHost: 1_000,
+  maxAnnounceIntervalMs: 10 * 60_000,
+};
 
 /** Values that may change at run time (the manager's cluster config overrides the static ones). */
 export interface SchedulingSettings {
@@ -67,8 +89,9 @@ export const SEED_FAILURE_BACKOFF_MS = 30 * 60_000;
 /** Children offered a newly available parent per event (keeps the hot path bounded). */
 const TOP_UP_BATCH = 16;
 
-/** One AnnouncePeer stream: the session to answer on and the peer once registered. */
+/** One AnnouncePeer stream: the caller's IP, the session to answer on and the peer once registered. */
 export interface PeerStream {
+  readonly caller: string;
   readonly session: PeerSession;
   peer?: Peer;
 }
@@ -77,8 +100,12 @@ export interface SchedulerServiceOptions {
   readonly store: ResourceStore;
   readonly settings: () => SchedulingSettings;
   readonly trigger: SeedTrigger;
-  /** Seed peers the manager reported active (beside SUPER hosts that announced themselves). */
+  /**
+   * The trusted seed peers: the manager's active seed peers of this cluster plus
+   * seedPeer.addrs. Only these may announce SUPER_HOST and receive seed triggers.
+   */
   readonly managerSeeds?: () => readonly SeedHost[];
+  readonly limits?: SchedulerLimits;
   readonly events?: SchedulerEvents;
   readonly logger: Logger;
   readonly now?: () => number;
@@ -94,6 +121,9 @@ export class SchedulerService {
   private readonly events: SchedulerEvents;
   private readonly logger: Logger;
   private readonly now: () => number;
+  readonly limits: SchedulerLimits;
+  /** Open AnnouncePeer streams per caller IP (entries go at zero, so bounded by open streams). */
+  private readonly streamsByCaller = new Map<string, number>();
   private readonly ring = new ConsistentHashRing<SeedHost>();
   /** Last answer kind per peer, so a still-waiting peer is not sent wait_response again. */
   private readonly lastAnswer = new WeakMap<Peer, Kind>();
@@ -111,16 +141,41 @@ export class SchedulerService {
     this.events = options.events ?? NO_EVENTS;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
+    this.limits = options.limits ?? DEFAULT_LIMITS;
   }
 
   // ---------------------------------------------------------------- hosts
 
-  announceHost(req: AnnounceHostRequest__Output): Host {
+  /**
+   * A host announce from `caller` (the connection's IP). The host id is bound to the address
+   * that first announced it: another address may not change it (unless that first address
+   * was not the host's own IP and the new caller is: a squatter loses to the real host).
+   * SUPER_HOST is granted only to a trusted seed peer calling from its own IP.
+   */
+  announceHost(req: AnnounceHostRequest__Output, caller: string): Host {
     const h = req.host;
     if (!h) throw new InvalidArgumentError('announce_host: host is required');
-    if (!h.id) throw new InvalidArgumentError('announce_host: host.id is required');
-    if (!h.ip) throw new InvalidArgumentError('announce_host: host.ip is required');
-    if (!(h.port > 0 && h.port <= 65535)) throw new InvalidArgumentError(`announce_host: host.port ${h.port} is not a port`);
+    checkHost(h);
+    const ip = normalizeIp(h.ip);
+    let existing = this.store.hosts.get(h.id);
+    if (existing && existing.owner !== caller) {
+      const squatted = existing.owner !== normalizeIp(existing.info.ip);
+      if (!squatted || caller !== ip) {
+        throw new PermissionDeniedError(`host ${h.id} was announced from ${existing.owner}; ${caller} may not announce it`);
+      }
+      this.logger.warn({ host: h.id, squatter: existing.owner, caller }, 'host id taken back from an address that was not its own');
+      this.deleteHost(existing.id, existing.owner);
+      existing = undefined;
+    }
+    if (!existing && this.store.hosts.size >= this.limits.hosts) {
+      throw new ResourceExhaustedError(`the scheduler holds ${this.store.hosts.size} hosts (scheduler.limits.hosts); host ${h.id} refused`);
+    }
+    if (h.type === 'SUPER_HOST' && !this.isTrustedSeed(ip, h.port, caller)) {
+      throw new PermissionDeniedError(
+        `host ${h.id} announces SUPER_HOST but ${h.ip}:${h.port} is not a seed peer of this scheduler's cluster (the manager's seed peers, seedPeer.addrs)` +
+          (caller === ip ? '' : `, or the call came from ${caller} instead of ${h.ip}`),
+      );
+    }
     const info: HostInfo = {
       id: h.id,
       type: h.type === 'SUPER_HOST' ? 'SUPER_HOST' : 'NORMAL_HOST',
@@ -139,25 +194,67 @@ export class SchedulerService {
       txBandwidth: h.network?.txBandwidth ?? 0,
       schedulerClusterId: h.schedulerClusterId,
     };
-    const host = this.store.upsertHost(info, req.intervalMs, this.now());
+    const host = this.store.upsertHost(info, this.announceInterval(req.intervalMs), this.now(), caller);
     this.events.announceHost();
     return host;
+  }
+
+  /** The client's interval clamped to [1 s, limits.maxAnnounceInterval]; 0 (none) stays 0 (hostTTL applies). */
+  private announceInterval(requested: number): number {
+    if (!Number.isFinite(requested) || requested <= 0) return 0;
+    return Math.min(this.limits.maxAnnounceIntervalMs, Math.max(MIN_ANNOUNCE_INTERVAL_MS, requested));
+  }
+
+  /** Whether ip:port is a trusted seed peer and the call comes from that ip. */
+  isTrustedSeed(ip: string, port: number, caller: string): boolean {
+    if (normalizeIp(ip) !== caller) return false;
+    return this.managerSeeds().some((s) => s.port === port && normalizeIp(s.ip) === caller);
+  }
+
+  /** After the trusted seed list changed: hosts no longer in it stop being seeds. */
+  revalidateSeeds(): void {
+    for (const host of this.store.hosts.values()) {
+      if (host.isSeed && !this.isTrustedSeed(host.info.ip, host.info.port, host.owner)) {
+        this.logger.warn({ host: host.id, ip: host.info.ip, port: host.info.port }, 'host is no longer a trusted seed peer: treated as a normal host');
+        host.info = { ...host.info, type: 'NORMAL_HOST' };
+      }
+    }
+  }
+
+  /** Admits a new AnnouncePeer stream from `caller` (limits.streamsPerHost). */
+  openStream(caller: string): void {
+    const open = this.streamsByCaller.get(caller) ?? 0;
+    if (open >= this.limits.streamsPerHost) {
+      throw new ResourceExhaustedError(`${caller} has ${open} AnnouncePeer streams open (scheduler.limits.streamsPerHost)`);
+    }
+    this.streamsByCaller.set(caller, open + 1);
+  }
+
+  releaseStream(caller: string): void {
+    const open = (this.streamsByCaller.get(caller) ?? 1) - 1;
+    if (open <= 0) this.streamsByCaller.delete(caller);
+    else this.streamsByCaller.set(caller, open);
+  }
+
+  openStreams(caller: string): number {
+    return this.streamsByCaller.get(caller) ?? 0;
   }
 
   listHosts(): HostProto[] {
     return [...this.store.hosts.values()].map((h) => this.hostProto(h));
   }
 
-  deleteHost(hostId: string): void {
+  deleteHost(hostId: string, caller: string): void {
     const host = this.store.hosts.get(hostId);
     if (!host) throw new NotFoundError(`host ${hostId} not found`);
+    if (host.owner !== caller) throw new PermissionDeniedError(`host ${hostId} was announced from ${host.owner}; ${caller} may not delete it`);
     const tasks = new Set([...host.peers].map((p) => p.task));
     for (const p of host.peers) this.closeSession(p);
     this.rescue(this.store.removeHost(host));
     for (const t of tasks) this.wakeWaiting(t);
   }
 
-  /** Seed hosts: SUPER hosts that announced themselves plus the manager's active seed peers. */
+  /** Seed hosts: trusted SUPER hosts that announced themselves plus the trusted list. */
   seedHosts(): SeedHost[] {
     const byKey = new Map<string, SeedHost>();
     for (const h of this.store.hosts.values()) {
@@ -184,6 +281,7 @@ export class SchedulerService {
         return this.peerStarted(peer);
       case 'downloadPeerBackToSourceStartedRequest': {
         const r = req.downloadPeerBackToSourceStartedRequest;
+        checkHeaders('response_header', r?.responseHeader ?? {});
         return this.backToSourceStarted(peer, r?.contentLength ?? 0, r?.pieceLength ?? 0, r?.responseHeader ?? {});
       }
       case 'reschedulePeerRequest':
@@ -194,6 +292,7 @@ export class SchedulerService {
       }
       case 'downloadPeerBackToSourceFinishedRequest': {
         const r = req.downloadPeerBackToSourceFinishedRequest;
+        checkHeaders('response_header', r?.responseHeader ?? {});
         return this.peerSucceeded(peer, r?.contentLength ?? 0, r?.pieceCount ?? 0, r?.pieceLength ?? 0, r?.responseHeader);
       }
       case 'downloadPeerFailedRequest':
@@ -205,6 +304,7 @@ export class SchedulerService {
         const piece = req.downloadPieceFinishedRequest?.piece ?? req.downloadPieceBackToSourceFinishedRequest?.piece;
         if (!piece) throw new InvalidArgumentError(`${req.request}: piece is required`);
         const traffic = req.request === 'downloadPieceBackToSourceFinishedRequest' ? 'BACK_TO_SOURCE' : piece.trafficType;
+        checkPiece(piece.number, piece.length, peer.task);
         return this.pieceFinished(peer, piece.number, piece.parentId ?? '', piece.length, piece.costNs, traffic);
       }
       case 'downloadPieceFailedRequest': {
@@ -232,12 +332,27 @@ export class SchedulerService {
   private register(stream: PeerStream, req: AnnouncePeerRequest__Output): void {
     if (stream.peer) throw new FailedPreconditionError(`peer ${stream.peer.id} is already registered on this stream`);
     const download = req.registerPeerRequest?.download;
-    if (!req.hostId) throw new InvalidArgumentError('register_peer_request: host_id is required');
-    if (!req.taskId) throw new InvalidArgumentError('register_peer_request: task_id is required');
-    if (!req.peerId) throw new InvalidArgumentError('register_peer_request: peer_id is required');
+    checkId('register_peer_request: host_id', req.hostId);
+    checkId('register_peer_request: task_id', req.taskId);
+    checkId('register_peer_request: peer_id', req.peerId);
     if (!download?.url) throw new InvalidArgumentError('register_peer_request: download.url is required');
+    checkDownload(download);
     const host = this.store.hosts.get(req.hostId);
     if (!host) throw new NotFoundError(`host ${req.hostId} is not announced; call AnnounceHost first`);
+    if (host.owner !== stream.caller) throw new PermissionDeniedError(`host ${req.hostId} was announced from ${host.owner}; a stream from ${stream.caller} may not register its peers`);
+    checkTaskId(req.taskId, download);
+    const previous = this.store.peers.get(req.peerId);
+    if (previous && previous.host !== host) throw new PermissionDeniedError(`peer ${req.peerId} belongs to host ${previous.host.id}, not ${host.id}`);
+    const known = this.store.tasks.get(req.taskId);
+    if (!known && this.store.tasks.size >= this.limits.tasks) {
+      throw new ResourceExhaustedError(`the scheduler holds ${this.store.tasks.size} tasks (scheduler.limits.tasks); task ${req.taskId} refused`);
+    }
+    if (!previous) {
+      if (this.store.peers.size >= this.limits.peers) throw new ResourceExhaustedError(`the scheduler holds ${this.store.peers.size} peers (scheduler.limits.peers); peer ${req.peerId} refused`);
+      if (known && known.peers.size >= this.limits.peersPerTask) {
+        throw new ResourceExhaustedError(`task ${req.taskId} has ${known.peers.size} peers (scheduler.limits.peersPerTask); peer ${req.peerId} refused`);
+      }
+    }
     const now = this.now();
     const task = this.store.getOrCreateTask(
       {
@@ -251,7 +366,6 @@ export class SchedulerService {
       },
       now,
     );
-    const previous = this.store.peers.get(req.peerId);
     if (previous) {
       // The same peer re-registering (e.g. after a broken stream): start it afresh.
       this.closeSession(previous);
@@ -261,8 +375,8 @@ export class SchedulerService {
     // a new peer id no longer holds what its earlier, disconnected peers had (cache wiped,
     // restarted): forget them instead of offering them as parents or waiting on them. Peers of
     // the host still on a live stream are left alone.
-    for (const stale of [...task.peers.values()]) {
-      if (stale.host !== host || stale.id === req.peerId || stale.session) continue;
+    for (const stale of [...host.peers]) {
+      if (stale.task !== task || stale.id === req.peerId || stale.session) continue;
       this.logger.info({ task: task.id, peer: stale.id, host: host.id }, 'host registered the task again: dropping its earlier peer');
       this.closeSession(stale);
       this.rescue(this.store.removePeer(stale));
@@ -288,6 +402,7 @@ export class SchedulerService {
 
   private backToSourceStarted(peer: Peer, contentLength: number, pieceLength: number, header: Record<string, string>): void {
     const task = peer.task;
+    if (pieceLength > 0 || contentLength > 0) checkTaskMetadata('download_peer_back_to_source_started_request', contentLength, pieceLength);
     if (peer.state !== 'BackToSource') this.applyPeerEvent(peer, 'DownloadBackToSource');
     if (pieceLength > 0) task.setMetadata(contentLength, pieceLength, header);
     task.originPeers.add(peer);
@@ -297,7 +412,8 @@ export class SchedulerService {
   }
 
   private reschedule(peer: Peer, failedParents: readonly string[]): void {
-    for (const id of failedParents) peer.blockedParents.add(id);
+    // Only peers of the task can be blocked, so the set stays within limits.peersPerTask.
+    for (const id of failedParents) if (peer.task.peers.has(id)) peer.blockedParents.add(id);
     peer.retryCount++;
     this.lastAnswer.delete(peer);
     this.schedule(peer);
@@ -306,9 +422,12 @@ export class SchedulerService {
   private peerSucceeded(peer: Peer, contentLength: number, pieceCount: number, pieceLength: number, header: Record<string, string> | undefined): void {
     const task = peer.task;
     if (peer.state === 'Succeeded') return;
+    const field = header ? 'download_peer_back_to_source_finished_request' : 'download_peer_finished_request';
+    if (pieceLength > 0) checkTaskMetadata(field, contentLength, pieceLength);
+    const derived = pieceLengthFromCount(contentLength, pieceCount);
     if (task.contentLength === undefined || task.pieceLength === 0) {
-      const length = pieceLength > 0 ? pieceLength : pieceCount > 0 ? Math.ceil(contentLength / pieceCount) : 0;
-      if (length > 0 || contentLength === 0) task.setMetadata(contentLength, length, header);
+      const length = pieceLength > 0 ? pieceLength : derived;
+      if (length !== undefined && (length > 0 || contentLength === 0)) task.setMetadata(contentLength, length, header);
     } else if (header) {
       task.setMetadata(contentLength, pieceLength, header);
     }
@@ -370,7 +489,7 @@ export class SchedulerService {
   }
 
   private pieceFailed(peer: Peer, parentId: string): void {
-    if (!parentId) return;
+    if (!parentId || !peer.task.peers.has(parentId)) return;
     peer.blockedParents.add(parentId);
     const parent = this.store.peers.get(parentId);
     if (parent) {
@@ -476,7 +595,8 @@ export class SchedulerService {
       tag: task.info.tag,
       application: task.info.application,
       filteredQueryParams: [...task.info.filteredQueryParams],
-      requestHeader: { ...task.info.requestHeader },
+      // The scheduled peer's own headers (e.g. its registry credentials), not another peer's.
+      requestHeader: { ...(d?.requestHeader ?? task.info.requestHeader) },
       priority: d?.priority,
       pieceLength: d?.pieceLength,
       type: 'STANDARD',
@@ -617,9 +737,10 @@ export class SchedulerService {
     };
   }
 
-  deletePeer(peerId: string): void {
+  deletePeer(peerId: string, caller: string): void {
     const peer = this.store.peers.get(peerId);
     if (!peer) throw new NotFoundError(`peer ${peerId} not found`);
+    if (peer.host.owner !== caller) throw new PermissionDeniedError(`peer ${peerId} is on host ${peer.host.id} announced from ${peer.host.owner}; ${caller} may not delete it`);
     this.closeSession(peer);
     if (canPeerTransition(peer.state, 'Leave')) peer.transition('Leave');
     this.detach(peer);
@@ -627,10 +748,20 @@ export class SchedulerService {
     this.wakeWaiting(peer.task);
   }
 
-  /** With a host id: that host dropped its copy (its peers of the task go). Without: the whole task goes. */
-  deleteTask(taskId: string, hostId: string): void {
+  /**
+   * With a host id: that host dropped its copy (its peers of the task go); only the host's
+   * own address may say so. Without: the whole task goes, which only the addresses of trusted
+   * seed peers may ask.
+   */
+  deleteTask(taskId: string, hostId: string, caller: string): void {
     const task = this.store.tasks.get(taskId);
     if (!task) throw new NotFoundError(`task ${taskId} not found`);
+    if (hostId) {
+      const host = this.store.hosts.get(hostId);
+      if (host && host.owner !== caller) throw new PermissionDeniedError(`host ${hostId} was announced from ${host.owner}; ${caller} may not delete its tasks`);
+    } else if (!this.managerSeeds().some((s) => normalizeIp(s.ip) === caller)) {
+      throw new PermissionDeniedError(`deleting task ${taskId} for every host is refused to ${caller}: give host_id (a host deletes only its own copy)`);
+    }
     const victims = [...task.peers.values()].filter((p) => !hostId || p.host.id === hostId);
     if (hostId && victims.length === 0) throw new NotFoundError(`task ${taskId} has no peer on host ${hostId}`);
     for (const peer of victims) {

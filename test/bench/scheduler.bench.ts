@@ -14,6 +14,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { GRPC_OPTIONS } from '../../services/common/grpc';
+import { taskIdOf } from '../../services/common/ids';
 import { protos, type AnnouncePeerRequest__Output, type AnnouncePeerResponse, type AnnouncePeerResponse__Output, type SchedulerClient } from '../../services/proto';
 import { printFigures, type BenchFigure } from './types';
 
@@ -58,7 +59,14 @@ async function serve(): Promise<void> {
   const { parseConfig } = await import('../../services/common/config');
   const { silentLogger } = await import('../../services/common/logger');
   const { startScheduler } = await import('../../services/scheduler/server');
-  const config = parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1' }, metrics: { enable: true, addr: '127.0.0.1:0' } });
+  // Every simulated host calls from loopback: the per-address stream cap is lifted, and the
+  // seed hosts (127.0.0.1, ports 65000-65009) are trusted the way a manager would list them.
+  const config = parseConfig('scheduler', {
+    server: { port: 0, listenIP: '127.0.0.1' },
+    scheduler: { limits: { streamsPerHost: 1_000_000 } },
+    seedPeer: { addrs: Array.from({ length: 10 }, (_, s) => `127.0.0.1:${65000 + s}`) },
+    metrics: { enable: true, addr: '127.0.0.1:0' },
+  });
   const handle = await startScheduler(config, { logger: silentLogger() });
   parentPort?.on('message', (m: unknown) => {
     if (m === 'stop') void handle.stop().then(() => parentPort?.postMessage('stopped'));
@@ -118,7 +126,9 @@ function schedulerElu(worker: Worker): Promise<Elu> {
   });
 }
 
-const taskId = (t: number): string => t.toString(16).padStart(64, '0');
+const taskIds: string[] = [];
+/** The id dfdaemon computes for the bench's origin URL of task t (the scheduler recomputes it). */
+const taskId = (t: number): string => (taskIds[t] ??= taskIdOf({ url: `http://origin/blob-${t}` }));
 
 function runClient(data: ClientData): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
@@ -222,18 +232,20 @@ async function inProcess(): Promise<{ rate: number; p99: number }> {
   const { SchedulerService } = await import('../../services/scheduler/service');
   const settings = { candidateParentLimit: 4, filterParentLimit: 40, defaultUploadLimit: 50, backToSourceCount: 3, retryLimit: 5, retryBackToSourceLimit: 4, retryIntervalMs: 500, seedPeerEnabled: true };
   const latencies: number[] = [];
+  const seeds = Array.from({ length: 10 }, (_, s) => ({ key: `10.0.0.1:${65100 + s}`, ip: '10.0.0.1', port: 65100 + s, hostname: `seed-${s}` }));
   const svc = new SchedulerService({
     store: new ResourceStore(),
     settings: () => settings,
+    managerSeeds: () => seeds,
     trigger: { trigger: () => undefined, close: () => undefined },
     logger: silentLogger(),
     events: { registerPeer: () => undefined, scheduleDuration: (ms) => latencies.push(ms), backToSource: () => undefined, traffic: () => undefined, announceHost: () => undefined },
   });
   const announce = (id: string, type: 'NORMAL_HOST' | 'SUPER_HOST', h: number): void => {
     svc.announceHost({
-      host: { id, type, hostname: id, ip: '10.0.0.1', port: 65000, downloadPort: 65002, network: { idc: `idc-${h % 4}`, location: `cn|r${h % 3}|z${h % 7}`, maxTxBandwidth: 0, txBandwidth: 0 }, schedulerClusterId: 1, disableShared: false, proxyPort: 0, concurrentUploadLimit: type === 'SUPER_HOST' ? 500 : 50, concurrentUploadCount: 0, uploadCount: 0, uploadFailedCount: 0 },
+      host: { id, type, hostname: id, ip: '10.0.0.1', port: type === 'SUPER_HOST' ? 65100 + h : 65000, downloadPort: 65002, network: { idc: `idc-${h % 4}`, location: `cn|r${h % 3}|z${h % 7}`, maxTxBandwidth: 0, txBandwidth: 0 }, schedulerClusterId: 1, disableShared: false, proxyPort: 0, concurrentUploadLimit: type === 'SUPER_HOST' ? 500 : 50, concurrentUploadCount: 0, uploadCount: 0, uploadFailedCount: 0 },
       intervalMs: 600_000,
-    });
+    }, '10.0.0.1');
   };
   for (let h = 0; h < HOSTS; h++) announce(`node-${h}`, 'NORMAL_HOST', h);
   for (let s = 0; s < 10; s++) announce(`seed-${s}`, 'SUPER_HOST', s);
@@ -242,7 +254,7 @@ async function inProcess(): Promise<{ rate: number; p99: number }> {
   const msg = (base: { hostId: string; taskId: string; peerId: string }, body: Partial<AnnouncePeerRequest__Output>): AnnouncePeerRequest__Output => ({ ...base, ...body });
   const download = (t: number, seed: boolean) => ({ url: `http://origin/blob-${t}`, needBackToSource: seed, filteredQueryParams: [], requestHeader: {} });
   for (let t = 0; t < TASKS; t++) {
-    const stream = { session };
+    const stream = { caller: '10.0.0.1', session };
     const base = { hostId: `seed-${t % 10}`, taskId: taskId(t), peerId: `seed-peer-${t}` };
     svc.handle(stream, msg(base, { request: 'registerPeerRequest', registerPeerRequest: { download: download(t, true) } as never }));
     svc.handle(stream, msg(base, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: PIECES * PIECE_LENGTH, pieceLength: PIECE_LENGTH, responseHeader: {} } }));
@@ -251,7 +263,7 @@ async function inProcess(): Promise<{ rate: number; p99: number }> {
   const t0 = performance.now();
   for (let i = 0; i < PEERS; i++) {
     const t = Math.floor(i / 16) % TASKS;
-    const stream = { session };
+    const stream = { caller: '10.0.0.1', session };
     const base = { hostId: `node-${(i * 7919) % HOSTS}`, taskId: taskId(t), peerId: `peer-${i}` };
     svc.handle(stream, msg(base, { request: 'registerPeerRequest', registerPeerRequest: { download: download(t, false) } as never }));
     const parent = last?.normalTaskResponse?.candidateParents?.[0]?.id ?? '';
@@ -283,9 +295,9 @@ export async function run(): Promise<BenchFigure[]> {
         intervalMs: 600_000,
       });
     });
-    const seedHosts = Array.from({ length: 10 }, (_, s) => `10.200.0.${s}-seed-${s}-seed`);
+    const seedHosts = Array.from({ length: 10 }, (_, s) => `127.0.0.1-seed-${s}-seed`);
     for (const [s, id] of seedHosts.entries()) {
-      await call(clients[0].AnnounceHost.bind(clients[0]), { host: { id, type: 'SUPER_HOST', hostname: `seed-${s}`, ip: `10.200.0.${s}`, port: 65000, downloadPort: 65002, concurrentUploadLimit: 500 }, intervalMs: 600_000 });
+      await call(clients[0].AnnounceHost.bind(clients[0]), { host: { id, type: 'SUPER_HOST', hostname: `seed-${s}`, ip: '127.0.0.1', port: 65000 + s, downloadPort: 65002, concurrentUploadLimit: 500 }, intervalMs: 600_000 });
     }
     // One seed peer per task, fetching from the origin and holding the first 10 pieces.
     const seedStreams: grpc.ClientDuplexStream<unknown, AnnouncePeerResponse__Output>[] = [];

@@ -1,6 +1,13 @@
 /** scheduler.yaml: keys of the Go-era Dragonfly scheduler. */
 import { z } from 'zod';
+import { isIP } from 'node:net';
 import { commonKeys, duration, hostPort, ipAddress, metricsBlock, port } from './primitives';
+
+/** "10.0.0.5:65000" or "[fd00::5]:65000": an IP literal (seed peers are matched by address). */
+const ipPort = z.string().refine((v) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(v);
+  return !!m && isIP(m[1] ?? m[2]) !== 0 && Number(m[3]) > 0 && Number(m[3]) <= 65535;
+}, 'expected "ip:port" of a seed peer\'s gRPC port, e.g. "10.0.0.5:65000" or "[fd00::5]:65000"');
 
 export const schedulerConfigSchema = z.strictObject({
   server: z
@@ -34,6 +41,21 @@ export const schedulerConfigSchema = z.strictObject({
           hostTTL: duration.prefault('1h'),
         })
         .prefault({}),
+      /**
+       * Hard caps on what peers can make the scheduler hold; a request beyond one is answered
+       * RESOURCE_EXHAUSTED. Hosts announce their own interval; it is clamped to
+       * maxAnnounceInterval so a silent host is collected after at most twice that.
+       */
+      limits: z
+        .strictObject({
+          hosts: z.number().int().min(1).default(20_000),
+          tasks: z.number().int().min(1).default(100_000),
+          peers: z.number().int().min(1).default(500_000),
+          peersPerTask: z.number().int().min(1).default(20_000),
+          streamsPerHost: z.number().int().min(1).default(1_000),
+          maxAnnounceInterval: duration.prefault('10m'),
+        })
+        .prefault({}),
     })
     .prefault({}),
   dynConfig: z.strictObject({ refreshInterval: duration.prefault('1m') }).prefault({}),
@@ -46,7 +68,17 @@ export const schedulerConfigSchema = z.strictObject({
       keepAlive: z.strictObject({ interval: duration.prefault('5s') }).prefault({}),
     })
     .prefault({}),
-  seedPeer: z.strictObject({ enable: z.boolean().default(true) }).prefault({}),
+  seedPeer: z
+    .strictObject({
+      enable: z.boolean().default(true),
+      /**
+       * Seed peers ("ip:port" of their DfdaemonUpload gRPC) trusted beside the manager's list,
+       * for a scheduler run without a manager. Only these and the manager's seed peers may
+       * announce SUPER_HOST and receive seed triggers (with the request's headers).
+       */
+      addrs: z.array(ipPort).max(1000).default([]),
+    })
+    .prefault({}),
   metrics: metricsBlock,
   ...commonKeys,
 });

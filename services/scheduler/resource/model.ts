@@ -45,10 +45,16 @@ export class Host {
   assignedChildren = 0;
   /** Upload failures reported by children (download_piece_failed naming a peer of this host). */
   uploadFailures = 0;
+  /**
+   * The address (caller IP) the host was announced from: only that address may announce it
+   * again, register its peers or delete it.
+   */
+  owner: string;
   private locationCache: { location: string; parts: readonly string[] } | undefined;
 
-  constructor(info: HostInfo, intervalMs: number, now: number) {
+  constructor(info: HostInfo, intervalMs: number, now: number, owner: string = info.ip) {
     this.info = info;
+    this.owner = owner;
     this.announceIntervalMs = intervalMs;
     this.lastAnnounceAt = now;
   }

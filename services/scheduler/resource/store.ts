@@ -23,16 +23,17 @@ export class ResourceStore {
   readonly tasks = new Map<string, Task>();
   readonly peers = new Map<string, Peer>();
 
-  /** Creates or refreshes a host from an announce. */
-  upsertHost(info: HostInfo, intervalMs: number, now: number): Host {
+  /** Creates or refreshes a host from an announce (the caller checked that `owner` may). */
+  upsertHost(info: HostInfo, intervalMs: number, now: number, owner: string = info.ip): Host {
     const existing = this.hosts.get(info.id);
     if (existing) {
       existing.info = info;
       existing.announceIntervalMs = intervalMs;
       existing.lastAnnounceAt = now;
+      existing.owner = owner;
       return existing;
     }
-    const host = new Host(info, intervalMs, now);
+    const host = new Host(info, intervalMs, now, owner);
     this.hosts.set(info.id, host);
     return host;
   }

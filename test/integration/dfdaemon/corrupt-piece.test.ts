@@ -9,7 +9,7 @@ import { parseConfig } from '../../../services/common';
 import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/daemon';
 import type { DownloadProgress } from '../../../services/dfdaemon/task-api';
 import { startScheduler, type SchedulerHandle } from '../../../services/scheduler/server';
-import { daemonConfig, MiB, quiet, randomFile, sha256File, startOrigin, tempDir, type Origin } from './helpers';
+import { daemonConfig, freePort, MiB, quiet, randomFile, sha256File, startOrigin, tempDir, type Origin } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -27,9 +27,19 @@ describe('corrupt piece from a parent', () => {
     await fsp.mkdir(path.join(root, 'origin'));
     digest = await randomFile(path.join(root, 'origin', 'f.bin'), SIZE);
     origin = await startOrigin(path.join(root, 'origin'));
-    scheduler = await startScheduler(parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, metrics: { enable: false } }), { logger: quiet() });
+    // No manager here: the scheduler trusts the seed by its address (seedPeer.addrs).
+    const seedPort = await freePort();
+    scheduler = await startScheduler(
+      parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedPort}`] }, metrics: { enable: false } }),
+      { logger: quiet() },
+    );
     const netAddrs = [{ addr: `127.0.0.1:${scheduler.port}` }];
-    daemons.push(await startDfdaemon(daemonConfig(path.join(root, 'seed'), 'c-seed', { scheduler: { netAddrs, manager: { enable: false, seedPeer: { enable: true } } } }), { logger: quiet() }));
+    daemons.push(
+      await startDfdaemon(
+        daemonConfig(path.join(root, 'seed'), 'c-seed', { download: { peerGRPC: { tcpListen: { listen: '127.0.0.1', port: seedPort } } }, scheduler: { netAddrs, manager: { enable: false, seedPeer: { enable: true } } } }),
+        { logger: quiet() },
+      ),
+    );
     daemons.push(await startDfdaemon(daemonConfig(path.join(root, 'child'), 'c-child', { scheduler: { netAddrs } }), { logger: quiet() }));
   });
   afterAll(async () => {

@@ -152,3 +152,15 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
 
 /** Silent unless DFDAEMON_TEST_LOG names a level (debugging a failing test). */
 export const quiet = () => (process.env.DFDAEMON_TEST_LOG ? createLogger({ name: 'test', level: process.env.DFDAEMON_TEST_LOG as 'debug' }) : silentLogger());
+
+/**
+ * A TCP port free on 127.0.0.1 right now: for a seed peer whose gRPC address the scheduler
+ * must trust (seedPeer.addrs) before the seed starts.
+ */
+export async function freePort(): Promise<number> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

@@ -9,7 +9,7 @@ import { parseConfig } from '../../../services/common';
 import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/daemon';
 import type { DownloadProgress } from '../../../services/dfdaemon/task-api';
 import { startScheduler, type SchedulerHandle } from '../../../services/scheduler/server';
-import { daemonConfig, MiB, quiet, randomFile, sha256File, startOrigin, tempDir, type Origin } from './helpers';
+import { daemonConfig, freePort, MiB, quiet, randomFile, sha256File, startOrigin, tempDir, type Origin } from './helpers';
 
 jest.setTimeout(120_000);
 
@@ -26,12 +26,22 @@ describe('P2P through a real scheduler', () => {
     await fsp.mkdir(path.join(root, 'origin'));
     digest = await randomFile(path.join(root, 'origin', 'big.bin'), SIZE);
     origin = await startOrigin(path.join(root, 'origin'));
+    // No manager here: the scheduler trusts the seed by its address (seedPeer.addrs).
+    const seedPort = await freePort();
     scheduler = await startScheduler(
-      parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, metrics: { enable: false } }),
+      parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedPort}`] }, metrics: { enable: false } }),
       { logger: quiet() },
     );
     const schedulerAddr = { scheduler: { netAddrs: [{ addr: `127.0.0.1:${scheduler.port}` }] } };
-    daemons.push(await startDfdaemon(daemonConfig(path.join(root, 'seed'), 'seed-1', { ...schedulerAddr, scheduler: { ...schedulerAddr.scheduler, manager: { enable: false, seedPeer: { enable: true } } } }), { logger: quiet() }));
+    daemons.push(
+      await startDfdaemon(
+        daemonConfig(path.join(root, 'seed'), 'seed-1', {
+          download: { peerGRPC: { tcpListen: { listen: '127.0.0.1', port: seedPort } } },
+          scheduler: { ...schedulerAddr.scheduler, manager: { enable: false, seedPeer: { enable: true } } },
+        }),
+        { logger: quiet() },
+      ),
+    );
     for (const n of [1, 2, 3]) daemons.push(await startDfdaemon(daemonConfig(path.join(root, `peer${n}`), `peer-${n}`, schedulerAddr), { logger: quiet() }));
   });
 

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { parseConfig } from '../../../services/common/config';
 import { GRPC_OPTIONS, startGrpcServer, unary, type GrpcServerHandle } from '../../../services/common/grpc';
 import { silentLogger } from '../../../services/common/logger';
+import { taskIdOf } from '../../../services/common/ids';
 import {
   dfdaemonUploadService,
   protos,
@@ -27,10 +28,10 @@ import type { ListHostsResponse__Output } from '../../../services/proto/gen/sche
 import { startScheduler, type SchedulerHandle } from '../../../services/scheduler/server';
 
 const PIECES = 20;
-const PIECE_LENGTH = 1024;
+const PIECE_LENGTH = 4 * 1024 * 1024;
 const PEERS = 50;
-const TASK_ID = 'a'.repeat(64);
 const URL = 'http://origin.test/big-file.bin';
+const TASK_ID = taskIdOf({ url: URL });
 
 interface Transfer {
   child: string;
@@ -128,6 +129,7 @@ describe('scheduler over gRPC: seed peer + 50 peers on one task', () => {
     const config = parseConfig('scheduler', {
       server: { port: 0, listenIP: '127.0.0.1' },
       scheduler: { backToSourceCount: 3, candidateParentLimit: 4, retryInterval: '100ms' },
+      seedPeer: { addrs: [`127.0.0.1:${seedServer.port}`] },
       metrics: { enable: true, addr: '127.0.0.1:0' },
     });
     scheduler = await startScheduler(config, { logger: silentLogger() });
@@ -256,16 +258,18 @@ describe('scheduler over gRPC: seed peer + 50 peers on one task', () => {
 
 describe('scheduler over gRPC: seed peer unreachable', () => {
   test('the trigger fails, one peer (backToSourceCount 1) goes to the origin, the other is scheduled onto it', async () => {
+    // A port nothing listens on: bind a server, note its port, shut it down.
+    const dead = await startGrpcServer('127.0.0.1:0', []);
+    await dead.shutdown(0);
     const config = parseConfig('scheduler', {
       server: { port: 0, listenIP: '127.0.0.1' },
       scheduler: { backToSourceCount: 1, retryInterval: '50ms' },
+      seedPeer: { addrs: [`127.0.0.1:${dead.port}`] },
       metrics: { enable: false },
     });
     const scheduler = await startScheduler(config, { logger: silentLogger() });
     const client: SchedulerClient = new (protos().scheduler.scheduler.v2.Scheduler)(`127.0.0.1:${scheduler.port}`, grpc.credentials.createInsecure(), GRPC_OPTIONS);
-    // A port nothing listens on: bind a server, note its port, shut it down.
-    const dead = await startGrpcServer('127.0.0.1:0', []);
-    await dead.shutdown(0);
+    const taskX = taskIdOf({ url: 'http://origin/x' });
     const streams: grpc.ClientDuplexStream<AnnouncePeerRequest, AnnouncePeerResponse__Output>[] = [];
     try {
       await unary(client.AnnounceHost.bind(client), { host: { id: 'dead-seed', type: 'SUPER_HOST', hostname: 'dead', ip: '127.0.0.1', port: dead.port, downloadPort: 1 }, intervalMs: 60_000 });
@@ -276,7 +280,7 @@ describe('scheduler over gRPC: seed peer unreachable', () => {
         answers.set(name, []);
         s.on('data', (r: AnnouncePeerResponse__Output) => answers.get(name)?.push(r));
         s.on('error', () => undefined);
-        s.write({ hostId: `h-${name}`, taskId: 'task-x', peerId: name, registerPeerRequest: { download: { url: 'http://origin/x' } } });
+        s.write({ hostId: `h-${name}`, taskId: taskX, peerId: name, registerPeerRequest: { download: { url: 'http://origin/x' } } });
         streams.push(s);
         return s;
       };
@@ -290,7 +294,7 @@ describe('scheduler over gRPC: seed peer unreachable', () => {
       expect(kinds(origin)).toEqual(['waitResponse', 'needBackToSourceResponse']);
       expect(kinds(other)).toEqual(['waitResponse']);
       const originStream = origin === 'a' ? a : streams[1];
-      originStream.write({ hostId: `h-${origin}`, taskId: 'task-x', peerId: origin, downloadPeerBackToSourceStartedRequest: { contentLength: 100, pieceLength: 10 } });
+      originStream.write({ hostId: `h-${origin}`, taskId: taskX, peerId: origin, downloadPeerBackToSourceStartedRequest: { contentLength: 100, pieceLength: 4 * 1024 * 1024 } });
       while (!kinds(other).includes('normalTaskResponse') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const last = answers.get(other)?.at(-1);
       expect(last?.normalTaskResponse?.candidateParents.map((p) => p.id)).toEqual([origin]);

@@ -4,6 +4,10 @@ import type { AnnouncePeerRequest__Output, AnnouncePeerResponse, AnnounceHostReq
 import { ResourceStore } from '../../../services/scheduler/resource/store';
 import type { SeedHost, SeedTrigger } from '../../../services/scheduler/seed-peers';
 import { SchedulerService, type PeerStream, type SchedulingSettings } from '../../../services/scheduler/service';
+import { taskIdOf } from '../../../services/common/ids';
+
+const MiB = 1024 * 1024;
+const TASK_ID = taskIdOf({ url: 'http://origin/file', tag: 't', application: 'app', filteredQueryParams: ['X-Sig'] });
 
 class FakeTrigger implements SeedTrigger {
   calls: { seed: SeedHost; download: Download; done: (err?: DragonflyError) => void }[] = [];
@@ -35,24 +39,27 @@ function setup(over: Partial<SchedulingSettings> = {}) {
   let now = 1_000;
   const trigger = new FakeTrigger();
   const s = { ...settings, ...over };
-  const service = new SchedulerService({ store: new ResourceStore(), settings: () => s, trigger, logger: silentLogger(), now: () => now });
+  const seeds: SeedHost[] = [];
+  const service = new SchedulerService({ store: new ResourceStore(), settings: () => s, trigger, managerSeeds: () => seeds, logger: silentLogger(), now: () => now });
   const announce = (n: number, seed = false, intervalMs = 10_000): string => {
     const id = `10.0.1.${n}-node${n}${seed ? '-seed' : ''}`;
     const req: AnnounceHostRequest__Output = {
       host: {
-        id, type: seed ? 'SUPER_HOST' : 'NORMAL_HOST', hostname: `node${n}`, ip: `10.0.1.${n}`, port: 65000 + n, downloadPort: 66000 + n,
+        id, type: seed ? 'SUPER_HOST' : 'NORMAL_HOST', hostname: `node${n}`, ip: `10.0.1.${n}`, port: 65000 + n, downloadPort: 56000 + n,
         network: { idc: '', location: '', maxTxBandwidth: 0, txBandwidth: 0 }, schedulerClusterId: 1, disableShared: false, proxyPort: 0,
         concurrentUploadLimit: 0, concurrentUploadCount: 0, uploadCount: 0, uploadFailedCount: 0,
       },
       intervalMs,
     };
-    service.announceHost(req);
+    if (seed) seeds.push({ key: `10.0.1.${n}:${65000 + n}`, ip: `10.0.1.${n}`, port: 65000 + n, hostname: `node${n}` });
+    service.announceHost(req, `10.0.1.${n}`);
     return id;
   };
   const send = (c: Client, body: Partial<AnnouncePeerRequest__Output>): void =>
-    service.handle(c, { hostId: c.hostId, taskId: 'task-1', peerId: c.id, ...body });
+    service.handle(c, { hostId: c.hostId, taskId: TASK_ID, peerId: c.id, ...body });
   const register = (hostId: string, peerId: string, needBackToSource = false): Client => {
     const c: Client = {
+      caller: hostId.split('-')[0],
       id: peerId,
       hostId,
       answers: [],
@@ -84,12 +91,12 @@ describe('SchedulerService origin control', () => {
     const seed = t.register(seedHost, 'seed-peer', true);
     expect(t.last(seed).response).toBe('needBackToSourceResponse');
     expect(a.answers).toHaveLength(1);
-    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40, pieceLength: 10, responseHeader: { etag: 'x' } } });
+    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40 * MiB, pieceLength: 10 * MiB, responseHeader: { etag: 'x' } } });
     for (const c of [a, b]) {
       const r = t.last(c).normalTaskResponse;
       expect(r?.candidateParents?.map((p) => p.id)).toEqual(['seed-peer']);
-      expect(r?.candidateParents?.[0].host).toMatchObject({ id: seedHost, ip: '10.0.1.100', port: 65100, downloadPort: 66100, type: 'SUPER_HOST' });
-      expect(r?.task).toMatchObject({ contentLength: 40, pieceLength: 10, pieceCount: 4, responseHeader: { etag: 'x' } });
+      expect(r?.candidateParents?.[0].host).toMatchObject({ id: seedHost, ip: '10.0.1.100', port: 65100, downloadPort: 56100, type: 'SUPER_HOST' });
+      expect(r?.task).toMatchObject({ contentLength: 40 * MiB, pieceLength: 10 * MiB, pieceCount: 4, responseHeader: { etag: 'x' } });
     }
     // Nobody but the seed was sent to the origin.
     expect([a, b].some((c) => c.answers.some((r) => r.needBackToSourceResponse !== undefined))).toBe(false);
@@ -104,7 +111,7 @@ describe('SchedulerService origin control', () => {
     const answers = [t.last(a).response, t.last(b).response].sort();
     expect(answers).toEqual(['needBackToSourceResponse', 'waitResponse']);
     const [origin, waiter] = t.last(a).response === 'needBackToSourceResponse' ? [a, b] : [b, a];
-    t.send(origin, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40, pieceLength: 10, responseHeader: {} } });
+    t.send(origin, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40 * MiB, pieceLength: 10 * MiB, responseHeader: {} } });
     expect(t.last(waiter).normalTaskResponse?.candidateParents?.map((p) => p.id)).toEqual([origin.id]);
   });
 
@@ -120,13 +127,13 @@ describe('SchedulerService origin control', () => {
     const seedHost = t.announce(100, true);
     const a = t.register(t.announce(1), 'peer-a');
     const seed = t.register(seedHost, 'seed-peer', true);
-    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40, pieceLength: 10, responseHeader: {} } });
+    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40 * MiB, pieceLength: 10 * MiB, responseHeader: {} } });
     const b = t.register(t.announce(2), 'peer-b');
     expect(t.last(b).normalTaskResponse?.candidateParents?.map((p) => p.id)).toEqual(['seed-peer']);
     t.send(a, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
     t.send(b, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
     // a stores its first piece (from the seed): b gets a as an extra parent while a is still downloading.
-    t.send(a, { request: 'downloadPieceFinishedRequest', downloadPieceFinishedRequest: { piece: { number: 0, parentId: 'seed-peer', offset: 0, length: 10, digest: '', trafficType: 'REMOTE_PEER', costNs: 1000, createdAtMs: 0 } } as never });
+    t.send(a, { request: 'downloadPieceFinishedRequest', downloadPieceFinishedRequest: { piece: { number: 0, parentId: 'seed-peer', offset: 0, length: 10 * MiB, digest: '', trafficType: 'REMOTE_PEER', costNs: 1000, createdAtMs: 0 } } as never });
     expect(t.last(b).normalTaskResponse?.candidateParents?.map((p) => p.id).sort()).toEqual(['peer-a', 'seed-peer']);
     // b reschedules blaming both: nothing left, it waits; after retryLimit it fails.
     t.send(b, { request: 'reschedulePeerRequest', reschedulePeerRequest: { candidateParentIds: ['peer-a', 'seed-peer'] } });
@@ -142,10 +149,10 @@ describe('SchedulerService origin control', () => {
     const h1 = t.announce(1);
     const a = t.register(h1, 'peer-a');
     const seed = t.register(seedHost, 'seed-peer', true);
-    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40, pieceLength: 10, responseHeader: {} } });
-    t.send(seed, { request: 'downloadPeerBackToSourceFinishedRequest', downloadPeerBackToSourceFinishedRequest: { contentLength: 40, pieceCount: 4, pieceLength: 10, responseHeader: {} } });
+    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40 * MiB, pieceLength: 10 * MiB, responseHeader: {} } });
+    t.send(seed, { request: 'downloadPeerBackToSourceFinishedRequest', downloadPeerBackToSourceFinishedRequest: { contentLength: 40 * MiB, pieceCount: 4, pieceLength: 10 * MiB, responseHeader: {} } });
     t.send(a, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
-    t.send(a, { request: 'downloadPeerFinishedRequest', downloadPeerFinishedRequest: { contentLength: 40, pieceCount: 4 } });
+    t.send(a, { request: 'downloadPeerFinishedRequest', downloadPeerFinishedRequest: { contentLength: 40 * MiB, pieceCount: 4 } });
     expect(t.service.store.peers.get('peer-a')?.state).toBe('Succeeded');
     t.service.streamClosed(a);
 
@@ -165,9 +172,9 @@ describe('SchedulerService origin control', () => {
     const t = setup();
     const a = t.register(t.announce(1), 'peer-a');
     expect(t.last(a).response).toBe('needBackToSourceResponse');
-    t.send(a, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 0, pieceLength: 4, responseHeader: {} } });
-    t.send(a, { request: 'downloadPeerBackToSourceFinishedRequest', downloadPeerBackToSourceFinishedRequest: { contentLength: 0, pieceCount: 0, pieceLength: 4, responseHeader: {} } });
-    expect(t.service.statTask('task-1')).toMatchObject({ sizeScope: 'EMPTY', state: 'Succeeded' });
+    t.send(a, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 0, pieceLength: 4 * MiB, responseHeader: {} } });
+    t.send(a, { request: 'downloadPeerBackToSourceFinishedRequest', downloadPeerBackToSourceFinishedRequest: { contentLength: 0, pieceCount: 0, pieceLength: 4 * MiB, responseHeader: {} } });
+    expect(t.service.statTask(TASK_ID)).toMatchObject({ sizeScope: 'EMPTY', state: 'Succeeded' });
     const b = t.register(t.announce(2), 'peer-b');
     expect(t.last(b).response).toBe('emptyTaskResponse');
     expect(() => t.service.statTask('nope')).toThrow(/not found/);
@@ -187,7 +194,7 @@ describe('SchedulerService origin control', () => {
     t.announce(2, false, 1000);
     let r = t.service.gc({ hostTTLMs: 3_600_000, peerTTLMs: 86_400_000 });
     expect(r.peers).toEqual(['peer-a']);
-    expect(r.tasks).toEqual(['task-1']);
+    expect(r.tasks).toEqual([TASK_ID]);
     expect(r.hosts).toEqual([]);
     t.advance(1000);
     r = t.service.gc({ hostTTLMs: 3_600_000, peerTTLMs: 86_400_000 });
@@ -198,7 +205,7 @@ describe('SchedulerService origin control', () => {
   test('register without an announced host is NOT_FOUND; messages before register are refused', () => {
     const t = setup();
     expect(() => t.register('unknown-host', 'p')).toThrow(/not announced/);
-    const c: Client = { id: 'x', hostId: 'h', answers: [], session: { send: () => undefined, fail: () => undefined } };
+    const c: Client = { caller: '10.0.0.1', id: 'x', hostId: 'h', answers: [], session: { send: () => undefined, fail: () => undefined } };
     expect(() => t.send(c, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} })).toThrow(/before register_peer_request/);
   });
 });
