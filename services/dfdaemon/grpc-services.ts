@@ -106,7 +106,7 @@ async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPat
     return;
   }
   // Seed trigger (or a download without output): fill the local store only.
-  const finished = mgr.finishedEntry(taskId);
+  const finished = await mgr.finishedEntry(taskId);
   if (finished) {
     onProgress({ taskId, contentLength: finished.meta.contentLength, completedLength: finished.meta.contentLength });
     return;
