@@ -338,8 +338,6 @@ class TaskDownload extends EventEmitter {
       } catch (err) {
         if (!(err instanceof SchedulerAnswerError) || this.entry) throw err;
         this.log.warn({ scheduler: addr, err: err.message }, 'refused the scheduler\'s answer');
-        this.reporter.send({ downloadPeerFailedRequest: { description: err.message } });
-        stream.cancel();
         await this.originInsteadOfScheduler(err.message, 'scheduler sent unusable task metadata: downloading from the origin directly');
       }
       return true;
@@ -400,7 +398,11 @@ class TaskDownload extends EventEmitter {
                 const contentLength = Number(task.contentLength);
                 const pieceLength = Number(task.pieceLength) || pieceLengthFor(contentLength);
                 const problem = taskMetadataProblem(contentLength, pieceLength);
-                if (problem) throw new SchedulerAnswerError(`scheduler sent unusable task metadata: ${problem}`);
+                if (problem) {
+                  const refusal = new SchedulerAnswerError(`scheduler sent unusable task metadata: ${problem}`);
+                  this.reporter.send({ downloadPeerFailedRequest: { description: refusal.message } });
+                  throw refusal;
+                }
                 await this.createEntry(contentLength, pieceLength, { ...task.responseHeader });
               }
               if (!started) {
