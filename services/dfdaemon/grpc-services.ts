@@ -33,11 +33,30 @@ export function typedError(err: unknown): unknown {
   return err;
 }
 
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const MAX_REQUEST_HEADERS = 64;
+const MAX_HEADER_BYTES = 64 * 1024;
+
+/** request_header is replayed to the origin: only well-formed HTTP header fields, within bounds. */
+function requestHeadersOf(headers: Record<string, string> | undefined): Record<string, string> {
+  const entries = Object.entries(headers ?? {});
+  if (entries.length > MAX_REQUEST_HEADERS) throw new InvalidArgumentError(`download.request_header has ${entries.length} entries; at most ${MAX_REQUEST_HEADERS}`);
+  let bytes = 0;
+  for (const [name, value] of entries) {
+    if (!HEADER_NAME.test(name)) throw new InvalidArgumentError(`download.request_header: ${JSON.stringify(name.slice(0, 64))} is not a valid HTTP header name`);
+    if (!HEADER_VALUE.test(value)) throw new InvalidArgumentError(`download.request_header: the value of ${name} has characters not allowed in an HTTP header`);
+    bytes += name.length + value.length;
+  }
+  if (bytes > MAX_HEADER_BYTES) throw new InvalidArgumentError(`download.request_header is ${bytes} bytes; at most ${MAX_HEADER_BYTES}`);
+  return headers ?? {};
+}
+
 export function downloadOptionsOf(d: Download__Output | null | undefined): DownloadOptions {
   if (!d || !d.url) throw new InvalidArgumentError('download.url is required');
   return {
     url: d.url,
-    requestHeaders: d.requestHeader ?? {},
+    requestHeaders: requestHeadersOf(d.requestHeader),
     tag: d.tag || undefined,
     application: d.application || undefined,
     filteredQueryParams: d.filteredQueryParams.length > 0 ? d.filteredQueryParams : undefined,

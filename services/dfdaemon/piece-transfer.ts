@@ -355,7 +355,7 @@ async function withDeadline<T>(timeoutMs: number, signal: AbortSignal | undefine
   try {
     return await work(combined);
   } catch (err) {
-    if (deadline.aborted && !signal?.aborted) throw new Error(message);
+    if (deadline.aborted && !signal?.aborted) throw new Error(message, { cause: err });
     throw err;
   }
 }
