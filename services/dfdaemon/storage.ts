@@ -24,7 +24,7 @@ import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
-import { InvalidArgumentError, pieceCountOf, pieceRange, taskMetadataProblem } from '../common';
+import { InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem } from '../common';
 import { sha256OfFile } from './content-hasher';
 
 export interface PieceRecord {
@@ -54,6 +54,8 @@ export interface TaskMetadata {
 }
 
 const BACKGROUND_SYNC_BYTES = 64 * 1024 * 1024;
+/** Default bound of stored tasks (entries in memory, files on disk). */
+export const MAX_TASKS = 100_000;
 
 /** Inode, size, mtime and ctime: any write to the file changes at least the ctime. */
 function stampOf(st: fs.Stats): string {
@@ -220,6 +222,8 @@ export interface StorageOptions {
   readonly logger: Logger;
   /** How often metadata of a downloading task is written (piece records batch up in between). */
   readonly metadataFlushMs?: number;
+  /** Most tasks kept at once (default MAX_TASKS). */
+  readonly maxTasks?: number;
   /** Called when a stored task failed re-verification (metrics). */
   readonly onCorrupt?: (taskId: string) => void;
   /** For tests: file-system usage instead of statfs. */
@@ -339,6 +343,7 @@ export class TaskStore {
     if (existing) return existing;
     const problem = taskMetadataProblem(task.contentLength, task.pieceLength);
     if (problem) throw new InvalidArgumentError(`task ${task.taskId}: ${problem}`);
+    await this.makeRoomForTask();
     const contentPath = this.contentPathOf(task.taskId);
     await fsp.mkdir(path.dirname(contentPath), { recursive: true });
     const fh = await fsp.open(contentPath, 'w');
@@ -355,6 +360,21 @@ export class TaskStore {
     this.entries.set(task.taskId, entry);
     await this.writeMeta(meta);
     return entry;
+  }
+
+  /**
+   * Keeps the number of tasks under maxTasks (tiny tasks would otherwise grow the map and the
+   * metadata directory without limit): evicts the least recently used finished task not in
+   * use, or refuses with RESOURCE_EXHAUSTED when every task is busy.
+   */
+  private async makeRoomForTask(): Promise<void> {
+    const max = this.options.maxTasks ?? MAX_TASKS;
+    while (this.entries.size >= max) {
+      let victim: TaskEntry | undefined;
+      for (const e of this.entries.values()) if (e.finished && !e.inUse && (!victim || e.meta.lastUsedAt < victim.meta.lastUsedAt)) victim = e;
+      if (!victim) throw new ResourceExhaustedError(`this host already stores ${this.entries.size} tasks, all in use; try again later`);
+      await this.remove(victim.taskId, new Error(`task ${victim.taskId} evicted: more than ${max} tasks`));
+    }
   }
 
   /** Records a piece whose bytes are already written at its offset; children can fetch it from now on. */
