@@ -269,6 +269,30 @@ describe('origin deadlines', () => {
   });
 });
 
+describe('seed trigger deadline', () => {
+  it('DfdaemonUpload.DownloadTask ends with DEADLINE_EXCEEDED after download.seedTriggerTimeout', async () => {
+    const root = await tempDir('dfdaemon-trigger');
+    await fsp.mkdir(path.join(root, 'origin'));
+    await fsp.writeFile(path.join(root, 'origin', 'slow.bin'), randomBytes(4 * MiB));
+    const slow = await startOrigin(path.join(root, 'origin'), { bytesPerSecond: 256 * 1024 });
+    const daemon = await startDfdaemon(daemonConfig(path.join(root, 'd'), 'trigger', { download: { seedTriggerTimeout: '1s' } }), { logger: quiet() });
+    const client = new (protos().dfdaemon.dfdaemon.v2.DfdaemonUpload)(`127.0.0.1:${daemon.grpcPort}`, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+    try {
+      const started = Date.now();
+      const r = await callDownload(client, { url: slow.url('slow.bin') });
+      expect(r.error?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      expect(r.error?.details).toMatch(/seedTriggerTimeout/);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(await healthCheck(`127.0.0.1:${daemon.grpcPort}`)).toBe('SERVING');
+    } finally {
+      client.close();
+      await daemon.stop();
+      await slow.close();
+      await fsp.rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 /** A scheduler under the attacker's control, and a parent that serves other bytes with matching crc32s. */
 describe('dfdaemon against a hostile scheduler and a lying parent', () => {
   let root: string;
