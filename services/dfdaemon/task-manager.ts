@@ -733,8 +733,8 @@ class TaskDownload extends EventEmitter {
         const err = new FailedPreconditionError(`content digest mismatch for task ${this.taskId}: expected ${this.expectedSha256}, got ${actual}`);
         const suppliers = [...new Set(this.pieceParents.values())];
         this.mgr.metrics.pieceFailures.inc({ reason: 'content_digest_mismatch' });
-        // The origin is the last word: content it sent that does not match is a failure, not a retry.
-        if (backToSource || this.retriedFromOrigin || this.options.disableBackToSource) throw err;
+        // The origin is the last word: content only it sent that does not match is a failure, not a retry.
+        if (suppliers.length === 0 || this.retriedFromOrigin || this.options.disableBackToSource) throw err;
         this.log.warn({ parents: suppliers, err: err.message }, 'content from parents does not match its digest: reporting them and retrying once from the origin');
         for (const parentId of suppliers) this.reporter.send({ downloadPieceFailedRequest: { parentId, temporary: false } });
         await this.restartFromOrigin(entry, err);
