@@ -161,7 +161,8 @@ describe('TaskStore', () => {
     // Under the high mark now: nothing more goes.
     expect((await store.gc()).evicted).toEqual([]);
     await store.close();
-  });
+    // fsyncs of a 50 MiB data dir: seconds on a loaded shared disk.
+  }, 30_000);
 
   it('GC by file-system usage frees only what it needs', async () => {
     let used = 95;
