@@ -46,6 +46,16 @@ export interface LocalCluster {
 
 const LOOPBACK = '127.0.0.1';
 
+/** Single-quoted for a POSIX shell, so the printed command works when pasted as is. */
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The dfget command printed by `npm start`: through the peer's download socket (each daemon has its own). */
+export function tryItDfget(url: string, output: string, socket: string): string {
+  return ['node', 'build/services/dfget/main.js', url, '-O', output, '--overwrite', '-e', socket].map(shellQuote).join(' ');
+}
+
 export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
   const ports = { ...DEFAULT_PORTS, ...options.ports };
   const { workDir, logger } = options;
@@ -104,11 +114,11 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       `work dir         ${workDir}`,
       `manager          REST + console http://${LOOPBACK}:${manager.restPort}  gRPC ${managerAddr}  metrics :${manager.metricsPort ?? '-'}  (user root / dragonfly)`,
       `scheduler        gRPC ${LOOPBACK}:${scheduler.port}  metrics :${scheduler.metricsPort}`,
-      `seed peer        gRPC ${LOOPBACK}:${seed.grpcPort}  proxy :${seed.proxyPort}  upload :${seed.uploadPort}  metrics :${seed.metricsPort}`,
+      `seed peer        gRPC ${LOOPBACK}:${seed.grpcPort}  proxy :${seed.proxyPort}  upload :${seed.uploadPort}  metrics :${seed.metricsPort}  socket ${seed.config.download.downloadGRPC.unixListen.socket}`,
       `peer             gRPC ${LOOPBACK}:${peer.grpcPort}  proxy :${peer.proxyPort}  upload :${peer.uploadPort}  metrics :${peer.metricsPort}  socket ${peer.config.download.downloadGRPC.unixListen.socket}`,
       '',
-      'try it:',
-      `  node build/services/dfget/main.js <url> -O /tmp/x -e ${LOOPBACK}:${peer.grpcPort}`,
+      'try it (from the repository root):',
+      `  ${tryItDfget(`http://${LOOPBACK}:${manager.restPort}/healthy`, path.join(workDir, 'try-it.out'), peer.config.download.downloadGRPC.unixListen.socket)}`,
       `  curl -o /dev/null -H 'X-Dragonfly-Registry: https://<registry>' http://${LOOPBACK}:${peer.proxyPort}/v2/<repo>/blobs/sha256:<digest>`,
       '',
       'Ctrl-C stops everything.',

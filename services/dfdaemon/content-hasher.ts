@@ -4,6 +4,7 @@
  * into one reused buffer and hashes them. sha256 costs about a core-second per GiB here, so
  * off the main thread it overlaps the receive instead of competing with it.
  */
+import * as fsp from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 
 /** Plain JS (eval'd) so it runs the same from the TypeScript sources (tests) and the build. */
@@ -155,4 +156,13 @@ export class ContentHasher {
     this.closed = true;
     shared.drop(this.job.id, this.job.worker);
   }
+}
+
+/** sha256 of a whole file ("sha256:<hex>"), read and hashed on the hash worker. */
+export function sha256OfFile(contentPath: string): Promise<string> {
+  return fsp.stat(contentPath).then((st) => {
+    const job = shared.open(contentPath);
+    if (st.size > 0) job.worker.postMessage({ op: 'update', id: job.id, offset: 0, length: st.size });
+    return shared.digest(job.id, job.worker);
+  });
 }

@@ -1,12 +1,10 @@
 /**
- * Assembles a dfdaemon (or seed peer): piece store, upload server, gRPC services (TCP and
- * unix socket), scheduler pool with host announces, seed-peer registration, GC and the
- * metrics server. The registry-mirror proxy plugs in on top of `tasks`, `registry` and
+ * Assembles a dfdaemon (or seed peer): piece store, upload server, DfdaemonUpload on TCP,
+ * the download API on the unix socket only, scheduler pool with host announces, seed-peer
+ * registration, GC and the metrics server. The registry-mirror proxy plugs in on top of `tasks`, `registry` and
  * `logger` of the returned handle.
  */
-import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import type * as http from 'node:http';
 import type { Registry } from 'prom-client';
 import {
@@ -21,9 +19,10 @@ import {
   type GrpcServerHandle,
   type Logger,
 } from '../common';
-import { dfdaemonDownloadService, dfdaemonUploadService } from '../proto';
+import { dfdaemonUploadService } from '../proto';
 import { SchedulerPool, SeedPeerRegistrar, type HostIdentity } from './control-plane';
-import { downloadHandlers, uploadHandlers } from './grpc-services';
+import { serveDownloadSocket } from './download-socket';
+import { uploadHandlers } from './grpc-services';
 import { createDfdaemonMetrics, type DfdaemonMetrics } from './metrics';
 import { bucketFor } from './rate-limiter';
 import { TaskStore } from './storage';
@@ -104,26 +103,17 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
     const engine = new TaskManager({ store, config, host, schedulers, metrics, logger });
     cleanup.push(() => engine.stop());
 
+    // TCP serves peers and the scheduler only: the download API (which writes files) is on the socket.
     const tcp = `${config.download.peerGRPC.tcpListen.listen}:${config.download.peerGRPC.tcpListen.port}`;
     const grpcServer: GrpcServerHandle = await startGrpcServer(tcp, [
       { name: 'dfdaemon.v2.DfdaemonUpload', definition: dfdaemonUploadService(), handlers: uploadHandlers(engine) },
-      { name: 'dfdaemon.v2.DfdaemonDownload', definition: dfdaemonDownloadService(), handlers: downloadHandlers(engine) },
     ]);
     host.grpcPort = grpcServer.port;
     cleanup.push(() => grpcServer.shutdown(2000));
 
-    const socket = config.download.downloadGRPC.unixListen.socket;
-    if (socket) {
-      await fsp.mkdir(path.dirname(socket), { recursive: true });
-      await fsp.rm(socket, { force: true });
-      const unixServer = await startGrpcServer(`unix:${socket}`, [
-        { name: 'dfdaemon.v2.DfdaemonDownload', definition: dfdaemonDownloadService(), handlers: downloadHandlers(engine) },
-      ]);
-      cleanup.push(async () => {
-        await unixServer.shutdown(2000);
-        await fsp.rm(socket, { force: true });
-      });
-    }
+    const { socket } = config.download.downloadGRPC.unixListen;
+    const downloadSocket = await serveDownloadSocket(engine, config.download.downloadGRPC.unixListen);
+    cleanup.push(() => downloadSocket.close());
 
     // Seed peers register with the manager before asking it for their schedulers.
     let registrar: SeedPeerRegistrar | undefined;

@@ -5,6 +5,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import {
+  DeadlineExceededError,
   DragonflyError,
   InvalidArgumentError,
   NotFoundError,
@@ -32,11 +33,30 @@ export function typedError(err: unknown): unknown {
   return err;
 }
 
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const MAX_REQUEST_HEADERS = 64;
+const MAX_HEADER_BYTES = 64 * 1024;
+
+/** request_header is replayed to the origin: only well-formed HTTP header fields, within bounds. */
+function requestHeadersOf(headers: Record<string, string> | undefined): Record<string, string> {
+  const entries = Object.entries(headers ?? {});
+  if (entries.length > MAX_REQUEST_HEADERS) throw new InvalidArgumentError(`download.request_header has ${entries.length} entries; at most ${MAX_REQUEST_HEADERS}`);
+  let bytes = 0;
+  for (const [name, value] of entries) {
+    if (!HEADER_NAME.test(name)) throw new InvalidArgumentError(`download.request_header: ${JSON.stringify(name.slice(0, 64))} is not a valid HTTP header name`);
+    if (!HEADER_VALUE.test(value)) throw new InvalidArgumentError(`download.request_header: the value of ${name} has characters not allowed in an HTTP header`);
+    bytes += name.length + value.length;
+  }
+  if (bytes > MAX_HEADER_BYTES) throw new InvalidArgumentError(`download.request_header is ${bytes} bytes; at most ${MAX_HEADER_BYTES}`);
+  return headers ?? {};
+}
+
 export function downloadOptionsOf(d: Download__Output | null | undefined): DownloadOptions {
   if (!d || !d.url) throw new InvalidArgumentError('download.url is required');
   return {
     url: d.url,
-    requestHeaders: d.requestHeader ?? {},
+    requestHeaders: requestHeadersOf(d.requestHeader),
     tag: d.tag || undefined,
     application: d.application || undefined,
     filteredQueryParams: d.filteredQueryParams.length > 0 ? d.filteredQueryParams : undefined,
@@ -105,7 +125,7 @@ async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPat
     return;
   }
   // Seed trigger (or a download without output): fill the local store only.
-  const finished = mgr.finishedEntry(taskId);
+  const finished = await mgr.finishedEntry(taskId);
   if (finished) {
     onProgress({ taskId, contentLength: finished.meta.contentLength, completedLength: finished.meta.contentLength });
     return;
@@ -122,44 +142,87 @@ async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPat
   }
 }
 
-function downloadTaskHandler(mgr: TaskManager, requireOutput: boolean) {
-  return (call: grpc.ServerWritableStream<{ download: Download__Output | null }, DownloadTaskResponse>) => {
+/** Logs a refused call once, with the caller's address (the reply carries code and message). */
+export function logRefusal(mgr: TaskManager, call: { getPeer(): string }, method: string, err: unknown): void {
+  const kind: ErrorKind | undefined = err instanceof DragonflyError ? err.kind : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  if (kind === undefined) mgr.logger.warn({ caller: callerOf(call), method, err: message }, `${method} failed`);
+  else mgr.logger.warn({ caller: callerOf(call), method, code: kind, err: message }, `${method} refused`);
+}
+
+function callerOf(call: { getPeer(): string }): string {
+  try {
+    return call.getPeer();
+  } catch {
+    return 'unknown';
+  }
+}
+
+type DownloadCall = grpc.ServerWritableStream<{ download: Download__Output | null }, DownloadTaskResponse>;
+
+/**
+ * `service`: on the download socket (local callers) output_path is required; on TCP (peers and
+ * the scheduler's seed trigger) it is refused, the download only fills the local store, and the
+ * call ends after download.seedTriggerTimeout.
+ */
+function downloadTaskHandler(mgr: TaskManager, service: 'download' | 'upload') {
+  const method = service === 'download' ? 'DfdaemonDownload.DownloadTask' : 'DfdaemonUpload.DownloadTask';
+  return (call: DownloadCall) => {
+    let timer: NodeJS.Timeout | undefined;
     void (async () => {
       const d = call.request.download;
       const options = downloadOptionsOf(d);
       const output = d?.outputPath || undefined;
-      if (requireOutput && !output) throw new InvalidArgumentError('download.output_path is required');
-      await runDownload(mgr, options, output, d?.overwrite ?? false, (r) => {
+      if (service === 'download' && !output) throw new InvalidArgumentError('download.output_path is required');
+      if (service === 'upload' && output !== undefined) {
+        throw new InvalidArgumentError('download.output_path is not accepted on the peer port: use the download API on the local unix socket');
+      }
+      const work = runDownload(mgr, options, output, d?.overwrite ?? false, (r) => {
         if (!call.cancelled) call.write(r);
       });
-    })().then(
-      () => call.end(),
-      (err: unknown) => {
-        const kind: ErrorKind | undefined = err instanceof DragonflyError ? err.kind : undefined;
-        if (kind === undefined) mgr.logger.warn({ err: (err as Error).message }, 'DownloadTask failed');
-        call.emit('error', toGrpcError(typedError(err)));
-      },
-    );
+      if (service === 'download') return work;
+      const limitMs = mgr.config.download.seedTriggerTimeout;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new DeadlineExceededError(`download did not finish within download.seedTriggerTimeout (${limitMs} ms)`)), limitMs);
+      });
+      return Promise.race([work, deadline]);
+    })()
+      .finally(() => clearTimeout(timer))
+      .then(
+        () => call.end(),
+        (err: unknown) => {
+          logRefusal(mgr, call, method, err);
+          call.emit('error', toGrpcError(typedError(err)));
+        },
+      );
   };
 }
 
-function statHandler(mgr: TaskManager): grpc.handleUnaryCall<{ taskId: string }, Task> {
+function statHandler(mgr: TaskManager, method: string): grpc.handleUnaryCall<{ taskId: string }, Task> {
   return (call, cb) => {
     try {
       cb(null, taskMessage(mgr, call.request.taskId));
     } catch (err) {
+      logRefusal(mgr, call, method, err);
       cb(toGrpcError(err));
     }
   };
 }
 
-function deleteHandler(mgr: TaskManager): grpc.handleUnaryCall<{ taskId: string }, object> {
+function deleteHandler(mgr: TaskManager, method: string): grpc.handleUnaryCall<{ taskId: string }, object> {
   return (call, cb) => {
     const id = call.request.taskId;
-    if (!mgr.entry(id)) return cb(toGrpcError(new NotFoundError(`task ${id} not found`)));
+    if (!mgr.entry(id)) {
+      const err = new NotFoundError(`task ${id} not found`);
+      logRefusal(mgr, call, method, err);
+      return cb(toGrpcError(err));
+    }
     mgr.delete(id).then(
       () => cb(null, {}),
-      (err: unknown) => cb(toGrpcError(err)),
+      (err: unknown) => {
+        logRefusal(mgr, call, method, err);
+        cb(toGrpcError(err));
+      },
     );
   };
 }
@@ -170,7 +233,9 @@ export function uploadHandlers(mgr: TaskManager): DfdaemonUploadHandlers {
       const { taskId, interestedPieceNumbers } = call.request;
       const entry = mgr.entry(taskId);
       if (!entry) {
-        call.emit('error', toGrpcError(new NotFoundError(`task ${taskId} not found`)));
+        const err = new NotFoundError(`task ${taskId} not found`);
+        logRefusal(mgr, call, 'DfdaemonUpload.SyncPieces', err);
+        call.emit('error', toGrpcError(err));
         return;
       }
       const interested = interestedPieceNumbers.length > 0 ? new Set(interestedPieceNumbers) : undefined;
@@ -209,16 +274,16 @@ export function uploadHandlers(mgr: TaskManager): DfdaemonUploadHandlers {
       for (const p of entry.pieces()) send(p);
       if (entry.finished || total === 0) finish();
     },
-    DownloadTask: downloadTaskHandler(mgr, false),
-    StatTask: statHandler(mgr),
-    DeleteTask: deleteHandler(mgr),
+    DownloadTask: downloadTaskHandler(mgr, 'upload'),
+    StatTask: statHandler(mgr, 'DfdaemonUpload.StatTask'),
+    DeleteTask: deleteHandler(mgr, 'DfdaemonUpload.DeleteTask'),
   };
 }
 
 export function downloadHandlers(mgr: TaskManager): DfdaemonDownloadHandlers {
   return {
-    DownloadTask: downloadTaskHandler(mgr, true),
-    StatTask: statHandler(mgr),
-    DeleteTask: deleteHandler(mgr),
+    DownloadTask: downloadTaskHandler(mgr, 'download'),
+    StatTask: statHandler(mgr, 'DfdaemonDownload.StatTask'),
+    DeleteTask: deleteHandler(mgr, 'DfdaemonDownload.DeleteTask'),
   };
 }

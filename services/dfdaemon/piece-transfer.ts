@@ -287,8 +287,12 @@ export class OriginClient {
     return new OriginResponseError(res.statusCode ?? 502, recordableHeaders(res.headers), Buffer.concat(chunks).subarray(0, ERROR_BODY_LIMIT), url);
   }
 
-  /** Content length and headers: HEAD, or a one-byte ranged GET when HEAD is refused or says nothing. */
-  async probe(url: string, timeoutMs: number, signal?: AbortSignal): Promise<OriginProbe> {
+  /** Content length and headers: HEAD, or a one-byte ranged GET when HEAD is refused or says nothing; all within `timeoutMs`. */
+  probe(url: string, timeoutMs: number, signal?: AbortSignal): Promise<OriginProbe> {
+    return withDeadline(timeoutMs, signal, `origin did not answer the length probe for ${url} within ${timeoutMs} ms`, (s) => this.probeWithin(url, timeoutMs, s));
+  }
+
+  private async probeWithin(url: string, timeoutMs: number, signal: AbortSignal): Promise<OriginProbe> {
     try {
       const { res, url: finalUrl } = await this.request('HEAD', url, {}, timeoutMs, signal);
       res.resume();
@@ -321,22 +325,38 @@ export class OriginClient {
     throw await OriginClient.refusal(res, url);
   }
 
-  /** GETs bytes [offset, offset+length) into the content file; returns the crc32 digest. */
-  async fetchPiece(
-    url: string,
-    fh: FileHandle,
-    offset: number,
-    length: number,
-    timeoutMs: number,
-    limiters?: Limiters,
-    signal?: AbortSignal,
-  ): Promise<string> {
+  /**
+   * GETs bytes [offset, offset+length) into the content file; returns the crc32 digest.
+   * `timeoutMs` bounds the whole piece, not only silences: an origin dripping bytes ends too.
+   */
+  fetchPiece(url: string, fh: FileHandle, offset: number, length: number, timeoutMs: number, limiters?: Limiters, signal?: AbortSignal): Promise<string> {
+    return withDeadline(timeoutMs, signal, `origin did not deliver bytes ${offset}+${length} of ${url} within ${timeoutMs} ms`, (s) =>
+      this.fetchPieceWithin(url, fh, offset, length, timeoutMs, limiters, s),
+    );
+  }
+
+  private async fetchPieceWithin(url: string, fh: FileHandle, offset: number, length: number, timeoutMs: number, limiters: Limiters | undefined, signal: AbortSignal): Promise<string> {
     const { res } = await this.request('GET', url, { Range: `bytes=${offset}-${offset + length - 1}` }, timeoutMs, signal);
     const status = res.statusCode ?? 0;
     if (status === 206) return receiveInto(res, fh, offset, length, { limiters });
     // An origin that ignores Range sends everything: skip to our bytes.
     if (status === 200) return receiveInto(res, fh, offset, length, { limiters, skip: offset });
     throw await OriginClient.refusal(res, url);
+  }
+}
+
+/**
+ * Runs `work` with a signal that aborts after `timeoutMs` (or with `signal`); a timeout is
+ * reported as `message` rather than as a bare AbortError.
+ */
+async function withDeadline<T>(timeoutMs: number, signal: AbortSignal | undefined, message: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+  try {
+    return await work(combined);
+  } catch (err) {
+    if (deadline.aborted && !signal?.aborted) throw new Error(message, { cause: err });
+    throw err;
   }
 }
 

@@ -5,8 +5,16 @@
  *
  * Crash safety: a piece is recorded in the metadata only after its bytes were written
  * (pwrite completed), and a task is marked finished only after its content file was
- * fsync'd. On restart a finished task is trusted; a partial task's recorded pieces are
- * re-verified against their crc32 before they are used again, so nothing torn is served.
+ * fsync'd. On restart a partial task's recorded pieces are re-verified against their crc32
+ * before they are used again, so nothing torn is served.
+ *
+ * Integrity of finished tasks (ensureIntact): a finished task's content was checked against
+ * its sha256 (when it has one) and per-piece crc32 when it was stored; the file's identity
+ * (inode, size, mtime, ctime) is remembered then. Before content is served, one fstat
+ * compares it: unchanged, the bytes are the verified ones; changed (anything wrote to the
+ * file, e.g. through a dfget output hardlinked to it) or unknown (first use after a
+ * restart), the whole content is verified again — sha256 when the task has a digest, else
+ * every piece's crc32 — and a task that fails is dropped, never served.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -16,7 +24,8 @@ import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
-import { pieceCountOf, pieceRange } from '../common';
+import { InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem } from '../common';
+import { sha256OfFile } from './content-hasher';
 
 export interface PieceRecord {
   readonly number: number;
@@ -34,6 +43,8 @@ export interface TaskMetadata {
   readonly responseHeaders: Record<string, string>;
   /** piece number → digest */
   pieces: Record<string, string>;
+  /** "sha256:<hex>" the whole content matched when it was finished (absent: no digest was known). */
+  digest?: string;
   finished: boolean;
   readonly createdAt: number;
   updatedAt: number;
@@ -43,6 +54,13 @@ export interface TaskMetadata {
 }
 
 const BACKGROUND_SYNC_BYTES = 64 * 1024 * 1024;
+/** Default bound of stored tasks (entries in memory, files on disk). */
+export const MAX_TASKS = 100_000;
+
+/** Inode, size, mtime and ctime: any write to the file changes at least the ctime. */
+function stampOf(st: fs.Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
 
 export function crc32Digest(value: number): string {
   return `crc32:${value >>> 0}`;
@@ -62,6 +80,10 @@ export class TaskEntry extends EventEmitter {
   private fdPromise: Promise<fsp.FileHandle> | undefined;
   deleted = false;
   failure: Error | undefined;
+  /** Identity of the content file when its bytes were last verified; undefined: not verified in this process. */
+  verifiedStamp: string | undefined;
+  /** The whole-content verification in progress (one at a time). */
+  verifying: Promise<boolean> | undefined;
   private unsyncedBytes = 0;
   private syncing: Promise<void> | undefined;
 
@@ -200,6 +222,10 @@ export interface StorageOptions {
   readonly logger: Logger;
   /** How often metadata of a downloading task is written (piece records batch up in between). */
   readonly metadataFlushMs?: number;
+  /** Most tasks kept at once (default MAX_TASKS). */
+  readonly maxTasks?: number;
+  /** Called when a stored task failed re-verification (metrics). */
+  readonly onCorrupt?: (taskId: string) => void;
   /** For tests: file-system usage instead of statfs. */
   readonly fsUsage?: () => Promise<DiskUsage>;
 }
@@ -261,6 +287,12 @@ export class TaskStore {
         await this.removeFiles(taskId);
         continue;
       }
+      const problem = taskMetadataProblem(meta.contentLength, meta.pieceLength);
+      if (problem || typeof meta.pieces !== 'object' || meta.pieces === null) {
+        log.warn({ taskId, problem }, 'dropping task with invalid metadata');
+        await this.removeFiles(taskId);
+        continue;
+      }
       const contentPath = this.contentPathOf(taskId);
       const st = await fsp.stat(contentPath).catch(() => undefined);
       if (!st || st.size !== meta.contentLength || meta.taskId !== taskId) {
@@ -284,12 +316,20 @@ export class TaskStore {
   private async verifyPieces(contentPath: string, meta: TaskMetadata): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     const fh = await fsp.open(contentPath, 'r');
+    const buf = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, Math.max(1, meta.pieceLength)));
     try {
       for (const [key, digest] of Object.entries(meta.pieces)) {
         const { offset, length } = pieceRange(Number(key), meta.contentLength, meta.pieceLength);
-        const buf = Buffer.allocUnsafe(length);
-        const { bytesRead } = await fh.read(buf, 0, length, offset);
-        if (bytesRead === length && crc32Of(buf) === digest) out[key] = digest;
+        let crc = 0;
+        let ok = true;
+        for (let pos = offset, end = offset + length; pos < end && ok; ) {
+          const n = Math.min(buf.length, end - pos);
+          const { bytesRead } = await fh.read(buf, 0, n, pos);
+          if (bytesRead !== n) ok = false;
+          else crc = crc32(buf.subarray(0, n), crc);
+          pos += n;
+        }
+        if (ok && crc32Digest(crc) === digest) out[key] = digest;
       }
     } finally {
       await fh.close();
@@ -301,6 +341,9 @@ export class TaskStore {
   async create(task: NewTask): Promise<TaskEntry> {
     const existing = this.entries.get(task.taskId);
     if (existing) return existing;
+    const problem = taskMetadataProblem(task.contentLength, task.pieceLength);
+    if (problem) throw new InvalidArgumentError(`task ${task.taskId}: ${problem}`);
+    await this.makeRoomForTask();
     const contentPath = this.contentPathOf(task.taskId);
     await fsp.mkdir(path.dirname(contentPath), { recursive: true });
     const fh = await fsp.open(contentPath, 'w');
@@ -319,6 +362,21 @@ export class TaskStore {
     return entry;
   }
 
+  /**
+   * Keeps the number of tasks under maxTasks (tiny tasks would otherwise grow the map and the
+   * metadata directory without limit): evicts the least recently used finished task not in
+   * use, or refuses with RESOURCE_EXHAUSTED when every task is busy.
+   */
+  private async makeRoomForTask(): Promise<void> {
+    const max = this.options.maxTasks ?? MAX_TASKS;
+    while (this.entries.size >= max) {
+      let victim: TaskEntry | undefined;
+      for (const e of this.entries.values()) if (e.finished && !e.inUse && (!victim || e.meta.lastUsedAt < victim.meta.lastUsedAt)) victim = e;
+      if (!victim) throw new ResourceExhaustedError(`this host already stores ${this.entries.size} tasks, all in use; try again later`);
+      await this.remove(victim.taskId, new Error(`task ${victim.taskId} evicted: more than ${max} tasks`));
+    }
+  }
+
   /** Records a piece whose bytes are already written at its offset; children can fetch it from now on. */
   markPiece(entry: TaskEntry, n: number, digest: string): PieceRecord {
     entry.meta.pieces[n] = digest;
@@ -330,11 +388,23 @@ export class TaskStore {
     return record;
   }
 
-  /** fsyncs the content, then records the task as finished. */
-  async finish(entry: TaskEntry): Promise<void> {
+  /** Forgets every stored piece of an unfinished task (its content is fetched again). */
+  resetPieces(entry: TaskEntry): void {
+    entry.meta.pieces = {};
+    entry.meta.updatedAt = Date.now();
+    this.scheduleFlush(entry);
+  }
+
+  /**
+   * fsyncs the content, then records the task as finished. `digest`: the sha256 the content
+   * was just checked against; the file as it is now counts as verified.
+   */
+  async finish(entry: TaskEntry, digest?: string): Promise<void> {
     const fh = await entry.handle();
     await entry.syncSettled();
     await fh.sync();
+    entry.verifiedStamp = stampOf(await fh.stat());
+    if (digest) entry.meta.digest = digest;
     entry.meta.finished = true;
     entry.meta.finishedAt = Date.now();
     entry.meta.updatedAt = entry.meta.finishedAt;
@@ -342,6 +412,55 @@ export class TaskStore {
     await this.flushing.get(entry.taskId);
     await this.writeMeta(entry.meta);
     entry.emit('finished');
+  }
+
+  /**
+   * True when a finished task's content file holds the bytes that were verified (see the
+   * header); a task whose bytes no longer match is removed and false returned. Partial tasks
+   * answer true: their pieces were checked as they were stored and readers wait for them.
+   */
+  async ensureIntact(entry: TaskEntry): Promise<boolean> {
+    if (!entry.finished || entry.deleted) return !entry.deleted;
+    if (entry.verifiedStamp !== undefined) {
+      const st = await (await entry.handle()).stat().catch(() => undefined);
+      if (st && stampOf(st) === entry.verifiedStamp) return true;
+    }
+    entry.verifying ??= this.reverify(entry).finally(() => {
+      entry.verifying = undefined;
+    });
+    return entry.verifying;
+  }
+
+  private async reverify(entry: TaskEntry): Promise<boolean> {
+    const log = this.options.logger;
+    let problem: string | undefined;
+    let stamp: string | undefined;
+    try {
+      const fh = await entry.handle();
+      const before = stampOf(await fh.stat());
+      if (entry.meta.digest) {
+        const actual = await sha256OfFile(entry.contentPath);
+        if (actual !== entry.meta.digest) problem = `content sha256 is ${actual}, expected ${entry.meta.digest}`;
+      } else {
+        const good = await this.verifyPieces(entry.contentPath, entry.meta);
+        const bad = Object.keys(entry.meta.pieces).filter((k) => good[k] === undefined);
+        if (bad.length > 0 || entry.finishedPieceCount !== entry.pieceCount) problem = `pieces ${bad.slice(0, 10).join(', ')} no longer match their crc32`;
+      }
+      const after = stampOf(await fh.stat());
+      // Written to while we read it: not a verification of what is there now.
+      if (!problem && after !== before) problem = 'content file changed while it was being verified';
+      stamp = after;
+    } catch (err) {
+      problem = `content unreadable: ${(err as Error).message}`;
+    }
+    if (problem === undefined) {
+      entry.verifiedStamp = stamp;
+      return true;
+    }
+    log.warn({ taskId: entry.taskId, problem }, 'stored task failed verification: dropped, it will be fetched again');
+    this.options.onCorrupt?.(entry.taskId);
+    await this.remove(entry.taskId, new Error(`task ${entry.taskId} failed verification: ${problem}`));
+    return false;
   }
 
   /** Persists the use time (cache hits keep a task alive for GC). */

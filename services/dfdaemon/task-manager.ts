@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
@@ -18,9 +19,11 @@ import {
   FailedPreconditionError,
   GRPC_OPTIONS,
   InvalidArgumentError,
+  ResourceExhaustedError,
   peerIdOf,
   pieceLengthFor,
   taskIdOf,
+  taskMetadataProblem,
   UnavailableError,
   type DfdaemonConfig,
 } from '../common';
@@ -53,6 +56,9 @@ export interface TaskManagerOptions {
 }
 
 const ORIGIN_ATTEMPTS = 4;
+/** Bounds of the engine's maps: concurrent downloads (then RESOURCE_EXHAUSTED) and cached parent clients. */
+export const MAX_RUNNING_DOWNLOADS = 1024;
+export const MAX_UPLOAD_CLIENTS = 256;
 /** Upstream's maxScheduleCount. */
 const MAX_RESCHEDULES = 5;
 const RESCHEDULE_RETRY_MS = 1000;
@@ -69,6 +75,8 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
+const validPort = (p: number) => Number.isInteger(p) && p > 0 && p < 65536;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface ParentState {
@@ -83,6 +91,13 @@ interface ParentState {
   syncEnded: boolean;
   call?: grpc.ClientReadableStream<SyncPiecesResponse__Output>;
 }
+
+/** The scheduler's answer cannot describe a task (hostile or broken scheduler): refused, the origin is used instead. */
+class SchedulerAnswerError extends UnavailableError {}
+
+/** Most parents one download talks to at once (upstream's candidateParentLimit tops out at 20). */
+const MAX_PARENTS = 32;
+const PIECE_DIGEST = /^crc32:\d{1,10}$/;
 
 /** The AnnouncePeer stream of one download (or nothing, when going to the origin without a scheduler). */
 class PeerReporter {
@@ -124,6 +139,15 @@ class TaskDownload extends EventEmitter {
   private readonly abort = new AbortController();
   private readonly log: Logger;
   completedLength = 0;
+  /** Which parent supplied each piece: blamed when the whole content does not match its digest. */
+  private readonly pieceParents = new Map<number, string>();
+  private retriedFromOrigin = false;
+  /**
+   * Settles when the content of the current attempt was verified (or failed): readers of a
+   * download in progress hold back their last bytes until then, so a mismatch fails them
+   * instead of completing a response with wrong bytes. Replaced when the download restarts.
+   */
+  private attempt = deferred<void>();
 
   constructor(
     private readonly mgr: TaskManager,
@@ -146,6 +170,11 @@ class TaskDownload extends EventEmitter {
     return this.expectedSha256 !== undefined;
   }
 
+  /** See `attempt`. */
+  attemptVerified(): Promise<void> {
+    return this.attempt.promise;
+  }
+
   private get cfg(): DfdaemonConfig {
     return this.mgr.config;
   }
@@ -159,7 +188,8 @@ class TaskDownload extends EventEmitter {
 
   async run(): Promise<void> {
     try {
-      const existing = this.mgr.store.get(this.taskId);
+      let existing = this.mgr.store.get(this.taskId);
+      if (existing && !(await this.mgr.store.ensureIntact(existing))) existing = undefined;
       if (existing) await this.useEntry(existing);
       const pool = this.mgr.schedulers;
       let scheduled = false;
@@ -194,11 +224,13 @@ class TaskDownload extends EventEmitter {
     if (this.abort.signal.aborted) {
       // Shutting down: keep the partial task for resumption after restart.
       const e = new UnavailableError('dfdaemon is shutting down');
+      this.attempt.reject(e);
       this.entryReady.reject(e);
       this.done.reject(e);
       return;
     }
     this.log.warn({ err: err.message }, 'download failed');
+    this.attempt.reject(err);
     this.entryReady.reject(err);
     this.done.reject(err);
     if (this.entry && !this.entry.finished) await this.mgr.store.remove(this.taskId, err);
@@ -301,7 +333,13 @@ class TaskDownload extends EventEmitter {
         continue;
       }
       this.log.debug({ scheduler: addr }, 'registered with scheduler');
-      await this.conversation(first, next, () => ended);
+      try {
+        await this.conversation(first, next, () => ended);
+      } catch (err) {
+        if (!(err instanceof SchedulerAnswerError) || this.entry) throw err;
+        this.log.warn({ scheduler: addr, err: err.message }, 'refused the scheduler\'s answer');
+        await this.originInsteadOfScheduler(err.message, 'scheduler sent unusable task metadata: downloading from the origin directly');
+      }
       return true;
     }
     this.reporter = new PeerReporter(undefined, { hostId: '', taskId: '', peerId: '' });
@@ -357,7 +395,15 @@ class TaskDownload extends EventEmitter {
               const task = ntr.task;
               if (!this.entry) {
                 if (!task) throw new Error('normal_task_response without task metadata');
-                await this.createEntry(Number(task.contentLength), Number(task.pieceLength) || pieceLengthFor(Number(task.contentLength)), { ...task.responseHeader });
+                const contentLength = Number(task.contentLength);
+                const pieceLength = Number(task.pieceLength) || pieceLengthFor(contentLength);
+                const problem = taskMetadataProblem(contentLength, pieceLength);
+                if (problem) {
+                  const refusal = new SchedulerAnswerError(`scheduler sent unusable task metadata: ${problem}`);
+                  this.reporter.send({ downloadPeerFailedRequest: { description: refusal.message } });
+                  throw refusal;
+                }
+                await this.createEntry(contentLength, pieceLength, { ...task.responseHeader });
               }
               if (!started) {
                 this.reporter.send({ downloadPeerStartedRequest: {} });
@@ -446,6 +492,11 @@ class TaskDownload extends EventEmitter {
   private addParents(candidates: readonly Peer__Output[]): void {
     for (const c of candidates) {
       if (!c.host || this.parents.has(c.id) || this.failedParents.has(c.id) || c.id === this.peerId) continue;
+      if (this.parents.size >= MAX_PARENTS) break;
+      if (!c.id || c.id.length > 512 || !net.isIP(c.host.ip) || !validPort(c.host.port) || !validPort(c.host.downloadPort)) {
+        this.log.warn({ parent: c.id.slice(0, 128), ip: c.host.ip.slice(0, 64), port: c.host.port, downloadPort: c.host.downloadPort }, 'ignoring a candidate parent with an unusable address');
+        continue;
+      }
       const parent: ParentState = {
         peerId: c.id,
         hostId: c.host.id,
@@ -468,6 +519,14 @@ class TaskDownload extends EventEmitter {
     const call = client.SyncPieces({ hostId: this.mgr.host.id, taskId: this.taskId, interestedPieceNumbers: [] });
     parent.call = call;
     call.on('data', (p: SyncPiecesResponse__Output) => {
+      const entry = this.entry;
+      // Only pieces of this task as we know it: a number past the end or a foreign digest is not a piece.
+      if (!entry || p.number >= entry.pieceCount || !PIECE_DIGEST.test(p.digest)) {
+        this.log.warn({ parent: parent.peerId, piece: p.number }, 'parent announced a piece this task does not have: blocking it');
+        this.blockParent(parent, undefined, true);
+        this.p2pWake?.();
+        return;
+      }
       parent.digests.set(p.number, p.digest);
       this.p2pWake?.();
     });
@@ -597,6 +656,7 @@ class TaskDownload extends EventEmitter {
     const entry = this.entry!;
     if (entry.hasPiece(n)) return;
     const record = this.mgr.store.markPiece(entry, n, digest);
+    if (parentId !== undefined) this.pieceParents.set(n, parentId);
     this.completedLength += record.length;
     const source = trafficType === 'REMOTE_PEER' ? 'remote_peer' : 'back_to_source';
     this.mgr.metrics.downloadBytes.inc({ source }, record.length);
@@ -669,9 +729,20 @@ class TaskDownload extends EventEmitter {
     if (entry.finishedPieceCount !== entry.pieceCount) throw new Error(`task ${this.taskId} incomplete: ${entry.finishedPieceCount}/${entry.pieceCount} pieces`);
     if (this.hasher && this.expectedSha256) {
       const actual = await this.hasher.digest();
-      if (actual !== this.expectedSha256) throw new Error(`content digest mismatch for task ${this.taskId}: expected ${this.expectedSha256}, got ${actual}`);
+      if (actual !== this.expectedSha256) {
+        const err = new FailedPreconditionError(`content digest mismatch for task ${this.taskId}: expected ${this.expectedSha256}, got ${actual}`);
+        const suppliers = [...new Set(this.pieceParents.values())];
+        this.mgr.metrics.pieceFailures.inc({ reason: 'content_digest_mismatch' });
+        // The origin is the last word: content only it sent that does not match is a failure, not a retry.
+        if (suppliers.length === 0 || this.retriedFromOrigin || this.options.disableBackToSource) throw err;
+        this.log.warn({ parents: suppliers, err: err.message }, 'content from parents does not match its digest: reporting them and retrying once from the origin');
+        for (const parentId of suppliers) this.reporter.send({ downloadPieceFailedRequest: { parentId, temporary: false } });
+        await this.restartFromOrigin(entry, err);
+        return;
+      }
     }
-    await this.mgr.store.finish(entry);
+    await this.mgr.store.finish(entry, this.expectedSha256);
+    this.attempt.resolve();
     this.mgr.updateGauge();
     const { contentLength } = entry.meta;
     if (backToSource) {
@@ -683,6 +754,20 @@ class TaskDownload extends EventEmitter {
     }
     this.reporter.close();
     this.log.info({ contentLength, pieces: entry.pieceCount, backToSource }, 'download finished');
+  }
+
+  /** Throws away every stored piece (readers of this attempt fail) and fetches the task again from the origin. */
+  private async restartFromOrigin(entry: TaskEntry, cause: Error): Promise<void> {
+    this.retriedFromOrigin = true;
+    this.attempt.reject(cause);
+    this.attempt = deferred<void>();
+    for (const p of this.parents.values()) this.blockParent(p, undefined, false);
+    this.hasher?.close();
+    this.mgr.store.resetPieces(entry);
+    this.pieceParents.clear();
+    this.completedLength = 0;
+    this.hasher = new ContentHasher(entry);
+    await this.backToSource();
   }
 
   release(): void {
@@ -725,13 +810,22 @@ export class TaskManager implements TaskApi {
     return new Limiters(b);
   }
 
+  /** A cached client per parent address; the least recently used is closed beyond MAX_UPLOAD_CLIENTS. */
   uploadClient(ip: string, port: number): DfdaemonUploadClient {
     const addr = `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
     let c = this.uploadClients.get(addr);
-    if (!c) {
+    if (c) {
+      // Map order is the LRU order.
+      this.uploadClients.delete(addr);
+    } else {
       c = new (protos().dfdaemon.dfdaemon.v2.DfdaemonUpload)(addr, grpc.credentials.createInsecure(), GRPC_OPTIONS);
-      this.uploadClients.set(addr, c);
+      while (this.uploadClients.size >= MAX_UPLOAD_CLIENTS) {
+        const [oldest, client] = this.uploadClients.entries().next().value as [string, DfdaemonUploadClient];
+        this.uploadClients.delete(oldest);
+        client.close();
+      }
     }
+    this.uploadClients.set(addr, c);
     return c;
   }
 
@@ -748,10 +842,20 @@ export class TaskManager implements TaskApi {
 
   taskIdFor(options: DownloadOptions): string {
     if (!options.url) throw new InvalidArgumentError('download url is required');
+    let url: URL;
     try {
-      new URL(options.url);
+      url = new URL(options.url);
     } catch {
-      throw new InvalidArgumentError(`download url ${options.url} is not a valid URL`);
+      throw new InvalidArgumentError(`download url ${options.url.slice(0, 256)} is not a valid URL`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidArgumentError(`download url scheme ${url.protocol} is not supported (http, https)`);
+    if (options.digest !== undefined && !/^sha256:[a-f0-9]{64}$/.test(options.digest)) {
+      throw new InvalidArgumentError(`digest ${options.digest.slice(0, 80)} is not "sha256:<64 hex>"`);
+    }
+    // An OCI blob's task id is its digest: any other digest would store other bytes under it.
+    const urlDigest = blobDigestOf(options.url);
+    if (urlDigest && options.digest !== undefined && options.digest !== urlDigest) {
+      throw new InvalidArgumentError(`digest ${options.digest} differs from the digest of the blob URL (${urlDigest})`);
     }
     return taskIdOf({ url: options.url, tag: options.tag, application: options.application, filteredQueryParams: options.filteredQueryParams });
   }
@@ -761,6 +865,9 @@ export class TaskManager implements TaskApi {
     const taskId = this.taskIdFor(options);
     let d = this.downloads.get(taskId);
     if (d) return d;
+    if (this.downloads.size >= MAX_RUNNING_DOWNLOADS) {
+      throw new ResourceExhaustedError(`${MAX_RUNNING_DOWNLOADS} downloads are already running on this host; try again later`);
+    }
     d = new TaskDownload(this, taskId, options, this.host.seed);
     this.downloads.set(taskId, d);
     const download = d;
@@ -771,15 +878,18 @@ export class TaskManager implements TaskApi {
     return d;
   }
 
-  /** The finished local task for these options, if any (cache hit). */
-  finishedEntry(taskId: string): TaskEntry | undefined {
+  /** The finished local task, if any and its content is still the verified one (cache hit); a corrupted one is dropped. */
+  async finishedEntry(taskId: string): Promise<TaskEntry | undefined> {
     const e = this.store.get(taskId);
-    return e?.finished ? e : undefined;
+    if (!e?.finished) return undefined;
+    if (await this.store.ensureIntact(e)) return e;
+    this.updateGauge();
+    return undefined;
   }
 
   async read(options: DownloadOptions): Promise<TaskReadResult> {
     const taskId = this.taskIdFor(options);
-    const cached = this.finishedEntry(taskId);
+    const cached = await this.finishedEntry(taskId);
     if (cached) {
       const range = this.clampRange(options, cached.meta.contentLength);
       return { taskId, contentLength: cached.meta.contentLength, responseHeaders: cached.meta.responseHeaders, fromCache: true, body: this.readFinished(cached, range.start, range.length) };
@@ -790,7 +900,7 @@ export class TaskManager implements TaskApi {
     let body: Readable;
     if (entry.finished) body = this.readFinished(entry, range.start, range.length);
     else {
-      body = this.readDownloading(entry, range.start, range.length, d.verifiesDigest ? d.done.promise : undefined);
+      body = this.readDownloading(entry, range.start, range.length, d.verifiesDigest ? d.attemptVerified() : undefined);
       // A failed download must fail the body even if every piece it waits for is present.
       d.done.promise.catch((err: Error) => body.destroy(err));
     }
@@ -837,7 +947,7 @@ export class TaskManager implements TaskApi {
     if (!output || !path.isAbsolute(output)) throw new InvalidArgumentError(`output path must be absolute, got "${output}"`);
     const taskId = this.taskIdFor(options);
     await this.checkOutput(output, options.overwrite === true, taskId);
-    let entry = this.finishedEntry(taskId);
+    let entry = await this.finishedEntry(taskId);
     const fromCache = entry !== undefined;
     if (entry) {
       entry.acquire();

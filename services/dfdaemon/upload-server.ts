@@ -144,36 +144,55 @@ export class UploadServer {
     return { active: this.active, total: this.total, failed: this.failed };
   }
 
-  private reply(res: http.ServerResponse, code: number, message: string, headers: http.OutgoingHttpHeaders = {}): void {
+  /** A refusal: JSON reason to the caller, one log line with its address (debug for the protocol's normal "not stored yet"). */
+  private reply(req: http.IncomingMessage, res: http.ServerResponse, code: number, message: string, headers: http.OutgoingHttpHeaders = {}, routine = false): void {
     this.options.metrics?.uploadRequests.inc({ code: String(code) });
     if (code >= 400) this.failed++;
+    const line = { caller: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`, method: req.method, path: (req.url ?? '').slice(0, 256), code, reason: message };
+    if (routine) this.options.logger.debug(line, 'piece upload refused');
+    else this.options.logger.warn(line, 'piece upload refused');
     res.writeHead(code, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ message }));
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    this.route(req, res).catch((err: unknown) => {
+      this.options.logger.warn({ err: (err as Error).message }, 'piece upload failed');
+      if (!res.headersSent) this.reply(req, res, 500, 'internal error');
+      else res.destroy();
+    });
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      return this.reply(req, res, 400, 'malformed request target');
+    }
     if (url.pathname === '/healthy') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
       return;
     }
     const m = /^\/download\/([^/]{1,3})\/([^/]+)$/.exec(url.pathname);
-    if (!m) return this.reply(res, 404, `no route ${url.pathname}`);
-    if (req.method !== 'GET' && req.method !== 'HEAD') return this.reply(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+    if (!m) return this.reply(req, res, 404, `no route ${url.pathname}`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') return this.reply(req, res, 405, 'method not allowed', { allow: 'GET, HEAD' });
     const taskId = m[2];
     const entry = this.options.store.get(taskId);
-    if (!entry || m[1] !== taskId.slice(0, 3)) return this.reply(res, 404, `task ${taskId} not found`);
+    if (!entry || m[1] !== taskId.slice(0, 3)) return this.reply(req, res, 404, `task ${taskId.slice(0, 128)} not found`);
+    // Only verified content leaves this host: a finished task whose file changed is re-checked (and dropped if bad).
+    if (!(await this.options.store.ensureIntact(entry))) return this.reply(req, res, 404, `task ${taskId} failed verification and was dropped`);
     const size = entry.meta.contentLength;
     const rangeHeader = req.headers.range;
     let range = { start: 0, length: size };
     if (rangeHeader) {
       const parsed = parseSingleRange(rangeHeader, size);
-      if (!parsed) return this.reply(res, 416, `range ${rangeHeader} not satisfiable`, { 'content-range': `bytes */${size}` });
+      if (!parsed) return this.reply(req, res, 416, `range ${rangeHeader} not satisfiable`, { 'content-range': `bytes */${size}` });
       range = parsed;
     }
     if (!entry.holdsRange(range.start, range.length)) {
-      return this.reply(res, 416, `pieces for bytes ${range.start}+${range.length} are not stored yet`, { 'content-range': `bytes */${size}` });
+      return this.reply(req, res, 416, `pieces for bytes ${range.start}+${range.length} are not stored yet`, { 'content-range': `bytes */${size}` }, true);
     }
-    if (this.active >= this.options.concurrentLimit) return this.reply(res, 429, `upload limit of ${this.options.concurrentLimit} concurrent requests reached`);
+    if (this.active >= this.options.concurrentLimit) return this.reply(req, res, 429, `upload limit of ${this.options.concurrentLimit} concurrent requests reached`);
 
     const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/octet-stream', 'content-length': range.length, 'accept-ranges': 'bytes' };
     const code = rangeHeader ? 206 : 200;

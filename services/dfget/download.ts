@@ -60,7 +60,8 @@ export async function downloadViaDaemon(options: DfgetOptions, onProgress: (p: P
         {
           download: {
             url: options.url,
-            digest: options.digest,
+            // The daemon verifies sha256 itself; other algorithms are checked here on the output.
+            digest: options.digest?.startsWith('sha256:') ? options.digest : undefined,
             type: 'STANDARD',
             tag: options.tag,
             application: options.application,

@@ -11,7 +11,7 @@ export interface DfgetOptions {
   readonly url: string;
   /** Absolute output path. */
   readonly output: string;
-  /** gRPC target: "unix:<path>" or "host:port". */
+  /** gRPC target: "unix:<path>" of the daemon's download socket. */
   readonly endpoint: string;
   readonly digest?: string;
   readonly headers: Readonly<Record<string, string>>;
@@ -46,16 +46,17 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
 }
 
-/** "unix:/path", "/path/x.sock", "127.0.0.1:65000", "http://127.0.0.1:65000" → a grpc-js target. */
+/**
+ * "unix:/path" or "/path/x.sock" → a grpc-js target. The daemon serves its download API on
+ * this unix socket only (a caller names a file the daemon writes), so host:port is refused.
+ */
 export function endpointTarget(endpoint: string): string {
   const e = endpoint.trim();
-  if (e.startsWith('unix:')) return e;
-  if (e.startsWith('/') || e.startsWith('.')) return `unix:${path.resolve(e)}`;
-  const hostPort = e.replace(/^[a-z]+:\/\//i, '').replace(/\/+$/, '');
-  if (!/^(\[[0-9a-fA-F:]+\]|[^\s:/]+):\d{1,5}$/.test(hostPort)) {
-    throw new UsageError(`--endpoint: expected a unix socket path or host:port, got "${endpoint}"`);
+  const socket = e.startsWith('unix:') ? e.slice('unix:'.length).replace(/^\/\/(?=\/)/, '') : e;
+  if (!socket || /^[a-z]+:\/\//i.test(socket) || /^(\[[0-9a-fA-F:]+\]|[^\s:/]+):\d{1,5}$/.test(socket)) {
+    throw new UsageError(`--endpoint: expected the dfdaemon's unix socket path (download.downloadGRPC.unixListen.socket, default ${DEFAULT_SOCKET}), got "${endpoint}"; the download API is not served over TCP`);
   }
-  return hostPort;
+  return `unix:${path.resolve(socket)}`;
 }
 
 export function buildProgram(): Command {
@@ -63,7 +64,7 @@ export function buildProgram(): Command {
     .description('download a file through the local dfdaemon (P2P), falling back to a direct download when no dfdaemon answers')
     .argument('<url>', 'URL to download (http, https)')
     .requiredOption('-O, --output <file>', 'where to write the file')
-    .option('-e, --endpoint <socket|host:port>', 'dfdaemon download gRPC endpoint', DEFAULT_SOCKET)
+    .option('-e, --endpoint <socket>', "the dfdaemon's download API unix socket", DEFAULT_SOCKET)
     .option('--digest <algo:hex>', 'verify the output file (sha256:<hex> or sha512:<hex>)')
     .option('-H, --header <header>', 'request header "Name: value" (repeatable)', parseHeader, {})
     .option('--tag <tag>', 'task id tag')

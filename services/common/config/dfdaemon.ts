@@ -83,12 +83,30 @@ export const dfdaemonConfigSchema = z.strictObject({
       totalRateLimit: size.prefault('50GB'),
       perPeerRateLimit: size.prefault('50GB'),
       backSourceRateLimit: size.prefault('50GB'),
+      /** Total time for one piece from a parent or the origin (not only idle: a slow drip ends too). */
       pieceDownloadTimeout: duration.prefault('60s'),
+      /** How long a DfdaemonUpload.DownloadTask call (the scheduler's seed trigger) may run before DEADLINE_EXCEEDED. */
+      seedTriggerTimeout: duration.prefault('30m'),
       concurrentPieceCount: z.number().int().min(1).max(64).default(8),
       prefetch: z.boolean().default(false),
       downloadGRPC: z
         .strictObject({
-          unixListen: z.strictObject({ socket: z.string().default('/var/run/dragonfly/dfdaemon.sock') }).prefault({}),
+          /**
+           * The download API (DfdaemonDownload: dfget, local tools) listens only here, never on
+           * TCP: a caller of DownloadTask names a file the daemon (root) writes.
+           */
+          unixListen: z
+            .strictObject({
+              socket: z.string().min(1, 'expected the path of the download API unix socket').default('/var/run/dragonfly/dfdaemon.sock'),
+              /** File mode of the socket, octal: who may call the download API. */
+              socketMode: z
+                .string()
+                .regex(/^0?[0-7]{3}$/, 'expected an octal file mode such as "0600" or "0660"')
+                .default('0600'),
+              /** Group (name or numeric gid) given the socket, e.g. with socketMode "0660"; empty keeps the daemon's group. */
+              socketGroup: z.union([z.string(), z.number().int().min(0)]).default(''),
+            })
+            .prefault({}),
         })
         .prefault({}),
       peerGRPC: z.strictObject({ tcpListen: tcpListen(65000) }).prefault({}),

@@ -1,13 +1,16 @@
 /** The proxy and dfget on the `npm start` cluster (manager, scheduler, seed peer, peer; free ports). */
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs, mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import * as path from 'node:path';
 import { silentLogger } from '../../../services/common/logger';
 import { main as dfget } from '../../../services/dfget/main';
 import { startLocalCluster, type LocalCluster } from '../../../services/local-cluster';
 import { blobOf, request, startOrigin, type Origin } from '../../unit/proxy/helpers';
 
+const exec = promisify(execFile);
 const FREE = { managerRest: 0, managerGrpc: 0, managerMetrics: 0, scheduler: 0, schedulerMetrics: 0, peerGrpc: 0, peerProxy: 0, peerUpload: 0, peerMetrics: 0, seedMetrics: 0 };
 
 describe('proxy on a local cluster', () => {
@@ -51,18 +54,42 @@ describe('proxy on a local cluster', () => {
     expect(second.body.equals(content)).toBe(true);
   });
 
-  it('dfget downloads through the peer over TCP', async () => {
+  it('dfget downloads through the peer over its download socket', async () => {
     const content = randomBytes(3 * 1024 * 1024);
     const { digest } = blobOf(content);
     origin.blobs.set(digest, content);
     const out = path.join(dir, 'out.bin');
     const lines: string[] = [];
     const code = await dfget(
-      ['node', 'dfget', `${origin.base}/v2/other/blobs/${digest}`, '-O', out, '-e', `127.0.0.1:${cluster.peer.grpcPort}`, '--digest', `sha256:${createHash('sha256').update(content).digest('hex')}`],
+      ['node', 'dfget', `${origin.base}/v2/other/blobs/${digest}`, '-O', out, '-e', cluster.peer.config.download.downloadGRPC.unixListen.socket, '--digest', `sha256:${createHash('sha256').update(content).digest('hex')}`],
       { stderr: { write: (s: string) => lines.push(s), isTTY: false } },
     );
     expect(lines.join('')).toBe('');
     expect(code).toBe(0);
     expect((await fs.readFile(out)).equals(content)).toBe(true);
+  });
+
+  it('each daemon has its own download socket, mode 0600', async () => {
+    const seedSocket = cluster.seed.config.download.downloadGRPC.unixListen.socket;
+    const peerSocket = cluster.peer.config.download.downloadGRPC.unixListen.socket;
+    expect(seedSocket).not.toBe(peerSocket);
+    for (const s of [seedSocket, peerSocket]) {
+      const st = await fs.stat(s);
+      expect(st.isSocket()).toBe(true);
+      expect(st.mode & 0o777).toBe(0o600);
+    }
+  });
+
+  it("the printed 'try it' dfget line works when pasted into a shell as is", async () => {
+    const i = cluster.lines.findIndex((l) => l.startsWith('try it'));
+    const line = cluster.lines[i + 1].trim();
+    expect(line).toMatch(/^node build\/services\/dfget\/main\.js /);
+    expect(line).toContain(cluster.peer.config.download.downloadGRPC.unixListen.socket);
+    const repoRoot = path.resolve(__dirname, '../../..');
+    const { stdout, stderr } = await exec('sh', ['-c', line], { cwd: repoRoot, timeout: 60_000 });
+    expect(stderr).toBe('');
+    void stdout;
+    const output = /-O (\S+)/.exec(line)![1];
+    expect((await fs.readFile(output)).length).toBeGreaterThan(0);
   });
 });

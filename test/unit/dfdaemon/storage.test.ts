@@ -161,7 +161,8 @@ describe('TaskStore', () => {
     // Under the high mark now: nothing more goes.
     expect((await store.gc()).evicted).toEqual([]);
     await store.close();
-  });
+    // fsyncs of a 50 MiB data dir: seconds on a loaded shared disk.
+  }, 30_000);
 
   it('GC by file-system usage frees only what it needs', async () => {
     let used = 95;
@@ -188,6 +189,50 @@ describe('TaskStore', () => {
     const never = expect(e.waitForPiece(0)).rejects.toThrow(/deleted/);
     await store.remove(id);
     await never;
+    await store.close();
+  });
+
+  it('refuses task metadata outside the shared bounds (1-byte pieces, > 1 TiB) without allocating', async () => {
+    const store = await TaskStore.open(opts(dir));
+    await expect(store.create({ taskId: taskId('1'), url: 'http://o/1', contentLength: 2 ** 40, pieceLength: 1, responseHeaders: {} })).rejects.toThrow(/piece length 1/);
+    await expect(store.create({ taskId: taskId('2'), url: 'http://o/2', contentLength: 2 ** 41, pieceLength: 4 * MiB, responseHeaders: {} })).rejects.toThrow(/exceeds/);
+    expect(store.all()).toHaveLength(0);
+    await store.close();
+  });
+
+  it('keeps at most maxTasks: evicts the least recently used finished task, refuses when all are busy', async () => {
+    const store = await TaskStore.open(opts(dir, { maxTasks: 2 }));
+    const a = await store.create({ taskId: taskId('a'), url: 'http://o/a', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} });
+    await writePiece(store, taskId('a'), 0, Buffer.from('a'));
+    await store.finish(a);
+    a.meta.lastUsedAt = 1;
+    const b = await store.create({ taskId: taskId('b'), url: 'http://o/b', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} });
+    b.acquire();
+    await store.create({ taskId: taskId('c'), url: 'http://o/c', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} });
+    expect(store.get(taskId('a'))).toBeUndefined();
+    await expect(store.create({ taskId: taskId('d'), url: 'http://o/d', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} })).rejects.toThrow(/all in use/);
+    await store.close();
+  });
+
+  it('ensureIntact: one fstat while the file is the verified one; a changed file is re-verified and dropped when wrong', async () => {
+    const store = await TaskStore.open(opts(dir));
+    const id = taskId('9');
+    const data = randomBytes(8 * MiB);
+    const e = await store.create({ taskId: id, url: 'http://o/9', contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: {} });
+    await writePiece(store, id, 0, data.subarray(0, 4 * MiB));
+    await writePiece(store, id, 1, data.subarray(4 * MiB));
+    await store.finish(e);
+    expect(await store.ensureIntact(e)).toBe(true);
+    // Rewritten with the same bytes: re-verified, still good.
+    await fsp.writeFile(e.contentPath, data);
+    expect(await store.ensureIntact(e)).toBe(true);
+    // One byte changed: dropped, files removed.
+    const fh = await fsp.open(e.contentPath, 'r+');
+    await fh.write(Buffer.from([data[5 * MiB] ^ 1]), 0, 1, 5 * MiB);
+    await fh.close();
+    expect(await store.ensureIntact(e)).toBe(false);
+    expect(store.get(id)).toBeUndefined();
+    await expect(fsp.stat(e.contentPath)).rejects.toThrow();
     await store.close();
   });
 });

@@ -1,4 +1,4 @@
-/** dfget against a real dfdaemon (startDfdaemon) on a unix socket and on its TCP port. */
+/** dfget against a real dfdaemon (startDfdaemon) over its download unix socket. */
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs, mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
@@ -63,7 +63,7 @@ describe('dfget through a real dfdaemon', () => {
     return { io: { stderr: { write: (s: string) => lines.push(s), isTTY: false } }, text: () => lines.join('') };
   }
 
-  it('downloads via the unix socket with the digest checked, then again from the cache over TCP', async () => {
+  it('downloads via the unix socket with the digest checked, then again from the cache', async () => {
     const out = path.join(dir, 'a.bin');
     const first = io();
     expect(await main(['node', 'dfget', `${base}/file.bin`, '-O', out, '-e', path.join(dir, 'dfdaemon.sock'), '--digest', digest], first.io)).toBe(0);
@@ -74,7 +74,7 @@ describe('dfget through a real dfdaemon', () => {
 
     const out2 = path.join(dir, 'b.bin');
     const second = io();
-    expect(await main(['node', 'dfget', `${base}/file.bin`, '-O', out2, '-e', `127.0.0.1:${daemon.grpcPort}`, '--digest', digest], second.io)).toBe(0);
+    expect(await main(['node', 'dfget', `${base}/file.bin`, '-O', out2, '-e', `unix:${path.join(dir, 'dfdaemon.sock')}`, '--digest', digest], second.io)).toBe(0);
     expect(second.text()).toBe('');
     expect((await fs.readFile(out2)).equals(content)).toBe(true);
     expect(originGets).toBe(gets);

@@ -57,14 +57,14 @@ function captureIo() {
 describe('dfget arguments', () => {
   it('parses every flag', () => {
     const o = parseArgs(
-      argv('https://example.com/a.tar?x=1', '-O', 'out.tar', '-e', '127.0.0.1:65000', '--digest', `SHA256:${'A'.repeat(64)}`, '-H', 'Authorization: Bearer t', '--header', 'X-A: b: c',
+      argv('https://example.com/a.tar?x=1', '-O', 'out.tar', '-e', '/run/df.sock', '--digest', `SHA256:${'A'.repeat(64)}`, '-H', 'Authorization: Bearer t', '--header', 'X-A: b: c',
         '--tag', 't', '--application', 'app', '--filtered-query-param', 'x', '--filtered-query-param', 'y,z', '--disable-back-to-source', '--overwrite', '--timeout', '90s', '--no-progress', '--verbose'),
       '/srv/downloads',
     );
     expect(o).toEqual({
       url: 'https://example.com/a.tar?x=1',
       output: '/srv/downloads/out.tar',
-      endpoint: '127.0.0.1:65000',
+      endpoint: 'unix:/run/df.sock',
       digest: `sha256:${'a'.repeat(64)}`,
       headers: { Authorization: 'Bearer t', 'X-A': 'b: c' },
       tag: 't',
@@ -86,11 +86,13 @@ describe('dfget arguments', () => {
     expect(o.overwrite).toBe(false);
   });
 
-  it('accepts socket paths and host:port endpoints', () => {
+  it('accepts unix socket paths only: the download API is not served over TCP', () => {
     expect(endpointTarget('/run/df.sock')).toBe('unix:/run/df.sock');
-    expect(endpointTarget('unix:///run/df.sock')).toBe('unix:///run/df.sock');
-    expect(endpointTarget('http://127.0.0.1:65000')).toBe('127.0.0.1:65000');
-    expect(() => endpointTarget('no port')).toThrow(UsageError);
+    expect(endpointTarget('unix:///run/df.sock')).toBe('unix:/run/df.sock');
+    expect(endpointTarget('unix:/run/df.sock')).toBe('unix:/run/df.sock');
+    expect(() => endpointTarget('http://127.0.0.1:65000')).toThrow(/unix socket/);
+    expect(() => endpointTarget('127.0.0.1:65000')).toThrow(UsageError);
+    expect(() => endpointTarget('[::1]:65000')).toThrow(UsageError);
   });
 
   it('rejects bad values with a one-line message', () => {
