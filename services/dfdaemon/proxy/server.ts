@@ -43,7 +43,13 @@ export interface ProxyServerOptions {
   readonly tasks: TaskApi;
   readonly logger: Logger;
   readonly registry: Registry;
+  /** Name resolution (default: the system resolver, dns.lookup); every answer is checked before use. */
+  readonly resolve?: Resolver;
 }
+
+export type Resolver = (hostname: string) => Promise<ReadonlyArray<{ address: string; family: number }>>;
+
+const systemResolver: Resolver = (hostname) => dns.lookup(hostname, { all: true, verbatim: true });
 
 export interface ProxyServerHandle {
   readonly port: number;
@@ -86,6 +92,7 @@ export class ProxyHandler {
     private readonly tasks: TaskApi,
     private readonly logger: Logger,
     registry: Registry,
+    private readonly resolve: Resolver = systemResolver,
   ) {
     const proxy = config.proxy;
     this.compiledRules = proxy.proxies.map((r) => new RegExp(r.regx));
@@ -163,14 +170,14 @@ export class ProxyHandler {
   private async checkedAddress(hostname: string, signal: AbortSignal): Promise<CheckedAddress> {
     const host = hostname.replace(/^\[|\]$/g, '');
     const literal = net.isIP(host);
-    let addresses: { address: string; family: number }[];
+    let addresses: ReadonlyArray<{ address: string; family: number }>;
     if (literal !== 0) {
       addresses = [{ address: host, family: literal }];
     } else {
       let timer: NodeJS.Timeout | undefined;
       try {
         addresses = await Promise.race([
-          dns.lookup(host, { all: true, verbatim: true }),
+          this.resolve(host),
           new Promise<never>((_resolve, reject) => {
             timer = setTimeout(() => reject(new ProxyRefusal(504, `resolving ${host} took longer than proxy.originHeaderTimeout`)), this.timeouts.originHeader);
           }),
@@ -569,9 +576,9 @@ const CLIENT_ERRORS: Record<string, [number, string]> = {
 
 export async function startProxyServer(options: ProxyServerOptions): Promise<ProxyServerHandle> {
   const { config, tasks, logger, registry } = options;
-  const handler = new ProxyHandler(config, tasks, logger, registry);
+  const handler = new ProxyHandler(config, tasks, logger, registry, options.resolve);
   const server = http.createServer(
-    { keepAlive: true, noDelay: true, requestTimeout: config.proxy.requestTimeout, headersTimeout: 60_000, maxHeaderSize: 16 * 1024 },
+    { keepAlive: true, noDelay: true, requestTimeout: config.proxy.requestTimeout, headersTimeout: Math.min(60_000, config.proxy.requestTimeout), maxHeaderSize: 16 * 1024 },
     handler.handle,
   );
   // Big blobs stream for minutes (bounded by proxy.requestTimeout); an idle keep-alive connection times out.
