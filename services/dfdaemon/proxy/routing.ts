@@ -72,9 +72,21 @@ export function registryBase(value: string): URL {
   return url;
 }
 
+/**
+ * An origin-form target ("/v2/..."), parsed as a path: "//host/v2/x" stays the path
+ * "//host/v2/x" instead of naming a host, and an unparsable one is a RouteError.
+ */
+export function parseOriginForm(originForm: string): URL {
+  try {
+    return new URL(`http://placeholder${originForm}`);
+  } catch {
+    throw new RouteError(`invalid request target "${originForm.slice(0, 200)}"`);
+  }
+}
+
 /** Joins a registry base (possibly with a path prefix) and an origin-form request path. */
 function joinMirror(base: URL, originForm: string): URL {
-  const parsed = new URL(originForm, 'http://placeholder');
+  const parsed = parseOriginForm(originForm);
   const prefix = base.pathname.replace(/\/+$/, '');
   const url = new URL(base.origin);
   url.pathname = `${prefix}${parsed.pathname}`;
@@ -123,7 +135,7 @@ export function route(
     kind = 'mirror';
     // registryMirror.dynamic (Go-era key): whether X-Dragonfly-Registry may pick the upstream.
     const headerRegistry = config.registryMirror.dynamic ? single(headers[HEADER.registry]) : undefined;
-    const ns = new URL(rawUrl, 'http://placeholder').searchParams.get('ns');
+    const ns = parseOriginForm(rawUrl).searchParams.get('ns');
     const registry = headerRegistry || ns || config.registryMirror.url;
     upstream = joinMirror(registryBase(registry), rawUrl);
     insecure = config.registryMirror.insecure;
@@ -163,7 +175,7 @@ export function admit(policy: ProxyPolicy, method: string, rawUrl: string, decis
     throw new ProxyRefusal(403, `method ${method} is not allowed: mirror requests are GET or HEAD under /v2/`);
   }
   // Checked after URL normalisation, so /v2/../api and /v2/%2e%2e/api do not escape.
-  const { pathname } = new URL(rawUrl, 'http://placeholder');
+  const { pathname } = parseOriginForm(rawUrl);
   if (pathname !== '/v2' && !pathname.startsWith('/v2/')) {
     throw new ProxyRefusal(403, `path ${pathname.slice(0, 200)} is not allowed: mirror requests are GET or HEAD under /v2/`);
   }

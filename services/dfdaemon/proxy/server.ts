@@ -597,7 +597,7 @@ export async function startProxyServer(options: ProxyServerOptions): Promise<Pro
       socket.destroy();
       return;
     }
-    const [status, reason] = known ?? [400, 'malformed request'];
+    const [status, reason] = known ?? [400, `malformed request (${err.code ?? err.message})`];
     logger.warn({ client: callerOf(socket), status, reason, code: err.code }, 'proxy: refused request');
     answerRaw(socket, status, { message: reason, kind: status === 408 ? 'DeadlineExceeded' : 'InvalidArgument' });
   });

@@ -298,7 +298,7 @@ describe('proxy limits and rules', () => {
     expect(JSON.parse(third.body.toString())).toMatchObject({ kind: 'ResourceExhausted' });
     const timedOut = await queued;
     expect(timedOut.status).toBe(503);
-    expect(JSON.parse(timedOut.body.toString()).message).toContain('proxy.queueTimeout');
+    expect((JSON.parse(timedOut.body.toString()) as { message: string }).message).toContain('proxy.queueTimeout');
 
     const waiting = request(proxy.port, '/v2/a/manifests/latest');
     await new Promise((r) => setTimeout(r, 50));
