@@ -53,8 +53,8 @@ export const whiteListEntrySchema = z
  * reached with CONNECT as plain tunnels, so `cert` and `key` must stay empty.
  */
 export const hijackHTTPSSchema = z.strictObject({
-  cert: z.literal('', { error: 'TLS interception is not supported: hijackHTTPS.hosts only allows CONNECT tunnels; leave cert empty' }).default(''),
-  key: z.literal('', { error: 'TLS interception is not supported: hijackHTTPS.hosts only allows CONNECT tunnels; leave key empty' }).default(''),
+  cert: z.string().refine((v) => v === '', 'TLS interception is not supported: hijackHTTPS.hosts only allows CONNECT tunnels; leave cert empty').default(''),
+  key: z.string().refine((v) => v === '', 'TLS interception is not supported: hijackHTTPS.hosts only allows CONNECT tunnels; leave key empty').default(''),
   /** `regx` matched against the CONNECT target "host:port". */
   hosts: z.array(z.strictObject({ regx: regex })).default([]),
 });
