@@ -64,6 +64,14 @@ interface CheckedAddress {
   readonly family: 4 | 6;
 }
 
+/** A name's addresses as resolved, kept (bounded, per host name) for a short while. */
+interface Resolution {
+  readonly addresses: ReadonlyArray<{ address: string; family: number }>;
+  readonly expires: number;
+}
+const MAX_RESOLVED = 512;
+const RESOLVED_TTL_MS = 30_000;
+
 /** Longest request target echoed into a log line or an error body. */
 const MAX_ECHO = 300;
 
@@ -86,6 +94,7 @@ export class ProxyHandler {
   private readonly insecureAgent = new https.Agent({ keepAlive: true, maxSockets: Infinity, rejectUnauthorized: false });
   private readonly metrics: ProxyMetrics;
   private readonly timeouts: { readonly request: number; readonly idle: number; readonly originHeader: number };
+  private readonly resolved = new Map<string, Resolution>();
 
   constructor(
     private readonly config: DfdaemonConfig,
@@ -171,8 +180,11 @@ export class ProxyHandler {
     const host = hostname.replace(/^\[|\]$/g, '');
     const literal = net.isIP(host);
     let addresses: ReadonlyArray<{ address: string; family: number }>;
+    let cached: Resolution | undefined;
     if (literal !== 0) {
       addresses = [{ address: host, family: literal }];
+    } else if ((cached = this.resolved.get(host)) !== undefined && cached.expires > Date.now()) {
+      addresses = cached.addresses;
     } else {
       let timer: NodeJS.Timeout | undefined;
       try {
@@ -189,6 +201,7 @@ export class ProxyHandler {
         clearTimeout(timer);
       }
       if (signal.aborted) throw new Error('request aborted');
+      this.remember(host, addresses);
     }
     if (addresses.length === 0) throw new ProxyRefusal(502, `${host} resolves to no address`);
     for (const a of addresses) {
@@ -196,6 +209,19 @@ export class ProxyHandler {
       if (refusal) throw refusal;
     }
     return { address: addresses[0].address, family: addresses[0].family === 6 ? 6 : 4 };
+  }
+
+  /**
+   * Keeps a resolution for RESOLVED_TTL_MS so a pull's many blob requests do not each pay a
+   * lookup. Every use is still checked; the map is bounded (oldest entry out).
+   */
+  private remember(host: string, addresses: ReadonlyArray<{ address: string; family: number }>): void {
+    this.resolved.delete(host);
+    if (this.resolved.size >= MAX_RESOLVED) {
+      const oldest = this.resolved.keys().next();
+      if (!oldest.done) this.resolved.delete(oldest.value);
+    }
+    this.resolved.set(host, { addresses, expires: Date.now() + RESOLVED_TTL_MS });
   }
 
   /** The total deadline (proxy.requestTimeout) passed: everything of this request is torn down. */
