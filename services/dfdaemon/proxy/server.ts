@@ -152,10 +152,12 @@ export class ProxyHandler {
 
     await this.limiter.acquire(signal);
     this.metrics.inflight.inc();
-    res.once('close', () => {
+    const release = () => {
       this.limiter.release();
       this.metrics.inflight.dec();
-    });
+    };
+    if (res.closed) release();
+    else res.once('close', release);
     if (signal.aborted) return;
 
     const address = await this.checkedAddress(decision.upstream.hostname, signal);
@@ -164,7 +166,10 @@ export class ProxyHandler {
       const range = parseRange(single(req.headers.range));
       // Multi-range answers (multipart/byteranges) are the origin's business.
       if (range.kind !== 'multi') {
-        await this.servePeer(req, res, decision, range, signal).catch((err: unknown) => this.failPeer(res, decision, err));
+        await this.servePeer(req, res, decision, range, signal).catch((err: unknown) => {
+          // Aborted: the client left, or the deadline already answered.
+          if (!signal.aborted) this.failPeer(res, decision, err);
+        });
         return;
       }
     }
@@ -479,10 +484,12 @@ export class ProxyHandler {
 
     await this.limiter.acquire(signal);
     this.metrics.inflight.inc();
-    client.once('close', () => {
+    const release = () => {
       this.limiter.release();
       this.metrics.inflight.dec();
-    });
+    };
+    if (client.destroyed) release();
+    else client.once('close', release);
     if (signal.aborted) return;
     const address = await this.checkedAddress(host, signal);
     if (signal.aborted) return;
