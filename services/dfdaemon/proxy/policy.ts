@@ -12,7 +12,7 @@ type ProxyConfig = DfdaemonConfig['proxy'];
 
 export type RefusalKind = 'PermissionDenied' | 'InvalidArgument' | 'ResourceExhausted' | 'Unavailable' | 'DeadlineExceeded';
 
-const KIND_OF_STATUS: Record<number, RefusalKind> = { 400: 'InvalidArgument', 403: 'PermissionDenied', 429: 'ResourceExhausted', 503: 'Unavailable', 504: 'DeadlineExceeded' };
+const KIND_OF_STATUS: Record<number, RefusalKind> = { 400: 'InvalidArgument', 403: 'PermissionDenied', 429: 'ResourceExhausted', 502: 'Unavailable', 503: 'Unavailable', 504: 'DeadlineExceeded' };
 
 /** A request the proxy will not serve: HTTP status plus the reason sent in the JSON body and logged. */
 export class ProxyRefusal extends Error {
