@@ -293,14 +293,15 @@ describe('proxy attacks (issue 11)', () => {
       expect(outcome.status).toBe(200);
       expect(outcome.cut).toBe(true);
       expect(elapsed).toBeGreaterThanOrEqual(900);
-      expect(elapsed).toBeLessThan(3000);
+      // Without the deadline the drip never ends; the margin is for a loaded CI machine.
+      expect(elapsed).toBeLessThan(8000);
 
       // P2P (a blob): the engine's origin read drips; the deadline aborts it and the client gets a 504 before any header.
       const t1 = Date.now();
       const blob = await request(proxy.port, blobPath, { headers: { 'X-Dragonfly-Registry': dripBase } });
       expect(blob.status).toBe(504);
       expect(reasonOf(blob)).toContain('proxy.requestTimeout');
-      expect(Date.now() - t1).toBeLessThan(3000);
+      expect(Date.now() - t1).toBeLessThan(8000);
       expect(tasks.calls[0].signal?.aborted).toBe(true);
 
       // Both origin connections were closed by the proxy, not left dripping.
@@ -326,7 +327,7 @@ describe('proxy attacks (issue 11)', () => {
       const res = await request(proxy.port, '/v2/x/manifests/latest', { headers: { 'X-Dragonfly-Registry': `http://127.0.0.1:${silentPort}` } });
       expect(res.status).toBe(504);
       expect(reasonOf(res)).toContain('proxy.originHeaderTimeout');
-      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(Date.now() - t0).toBeLessThan(5000);
     } finally {
       await new Promise<void>((r) => silent.close(() => r()));
     }

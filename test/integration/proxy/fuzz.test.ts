@@ -21,8 +21,10 @@ jest.setTimeout(300_000);
 const MiB = 1024 * 1024;
 /** RSS growth allowed over the whole run (after a warm-up): a leak of a few KiB per request would exceed it. */
 const RSS_GROWTH_BOUND = 160 * MiB;
-/** Longest a single fuzz exchange may take before the client gives up (truncated requests wait for more bytes). */
-const EXCHANGE_TIMEOUT_MS = 300;
+/** Longest the client waits for an answer to a complete request (the proxy closes once answered). */
+const EXCHANGE_TIMEOUT_MS = 3000;
+/** A truncated request gets no answer until the proxy's header timeout: the client gives up sooner. */
+const TRUNCATED_WAIT_MS = 100;
 
 interface FuzzRequest {
   readonly method: string;
@@ -40,7 +42,7 @@ interface Exchange {
 }
 
 /** Writes raw bytes, reads until the proxy closes, answers completely once, or the timeout passes. */
-function exchange(port: number, bytes: Buffer): Promise<Exchange> {
+function exchange(port: number, bytes: Buffer, timeoutMs = EXCHANGE_TIMEOUT_MS): Promise<Exchange> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -56,7 +58,7 @@ function exchange(port: number, bytes: Buffer): Promise<Exchange> {
       const m = /^HTTP\/1\.1 (\d{3}) /.exec(raw);
       resolve({ status: m ? Number(m[1]) : undefined, raw });
     };
-    const timer = setTimeout(finish, EXCHANGE_TIMEOUT_MS);
+    const timer = setTimeout(finish, timeoutMs);
     socket.on('data', (c: Buffer) => {
       chunks.push(c);
       if (Buffer.concat(chunks).length > 64 * 1024) finish();
@@ -69,7 +71,7 @@ function exchange(port: number, bytes: Buffer): Promise<Exchange> {
 
 async function healthy(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/healthy', agent: false, timeout: 2000 }, (res) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/healthy', agent: false, timeout: 5000 }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });
@@ -190,7 +192,7 @@ describe('proxy request-line and header fuzzing (fast-check, raw TCP)', () => {
     const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
     const outcome = await fc.check(
       fc.asyncProperty(fc.array(request, { minLength: 1, maxLength: 12 }), async (batch) => {
-        const results = await Promise.all(batch.map((r) => exchange(proxy.port, encode(r))));
+        const results = await Promise.all(batch.map((r) => exchange(proxy.port, encode(r), r.truncate ? TRUNCATED_WAIT_MS : EXCHANGE_TIMEOUT_MS)));
         for (const res of results) {
           sent++;
           if (res.status === undefined) {
