@@ -76,7 +76,8 @@ export interface DfinitOptions {
 export interface DfdaemonOptions {
   /**
    * Extra dfdaemon.yaml keys (e.g. `verbose`, `pprofPort`, `proxy.proxies`). The manager
-   * address, ports, data dir, host.idc/location and tracing come from props.
+   * address, ports, data dir, host.idc/location and tracing come from props; each of the
+   * cluster's `registries` is appended to `proxy.whiteList`.
    * @default - none
    */
   readonly config?: DfdaemonConfigInput;
@@ -152,6 +153,25 @@ export function dfinitRegistry(url: string): { hostNamespace: string; serverAddr
   return { hostNamespace: host, serverAddr: `${parsed.protocol}//${host}`, capabilities: ['pull', 'resolve'] };
 }
 
+/**
+ * The proxy denies by default: every registry containerd is pointed at must be on the
+ * dfdaemon's `proxy.whiteList` (host and port), or its pulls are refused. The user's own
+ * entries come first.
+ */
+export function withRegistryWhiteList(config: DfdaemonConfigInput | undefined, registries: readonly string[]): DfdaemonConfigInput {
+  const base: DfdaemonConfigInput = config ? structuredClone(config) : {};
+  const own = base.proxy?.whiteList ?? [];
+  const entries = [...own];
+  for (const url of registries) {
+    const server = new URL(dfinitRegistry(url).serverAddr);
+    const port = server.port !== '' ? server.port : server.protocol === 'https:' ? '443' : '80';
+    const entry = { host: server.hostname, ports: [port] };
+    if (!entries.some((e) => e.host === entry.host && JSON.stringify(e.ports ?? []) === JSON.stringify(entry.ports))) entries.push(entry);
+  }
+  if (entries.length > 0) base.proxy = { ...base.proxy, whiteList: entries };
+  return base;
+}
+
 export class Dfdaemon extends Construct {
   public readonly config: Readonly<Record<string, unknown>>;
   /** dfinit.yaml as rendered, or undefined when dfinit is off. */
@@ -184,7 +204,7 @@ export class Dfdaemon extends Construct {
 
     const name = `${props.release}-dfdaemon`;
     const labels = componentLabels(props.release, 'dfdaemon');
-    const rendered = renderConfig('dfdaemon', 'dfdaemon', props.config, dfdaemonWiring({ ...props, ports }));
+    const rendered = renderConfig('dfdaemon', 'dfdaemon', withRegistryWhiteList(props.config, props.registries), dfdaemonWiring({ ...props, ports }));
     this.config = rendered.input;
 
     const dfinitEnabled = props.dfinit?.enable ?? true;

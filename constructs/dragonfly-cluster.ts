@@ -49,6 +49,8 @@ export interface DragonflyClusterProps {
   /**
    * Registries containerd pulls through the dfdaemon proxy (dfinit writes one hosts.toml
    * per entry). `https://docker.io` maps to host namespace docker.io, server https://index.docker.io.
+   * Each is also added to the dfdaemon's `proxy.whiteList`: the proxy refuses registries it
+   * does not list.
    * @default ["https://docker.io", "https://ghcr.io"] (the chart's)
    */
   readonly registries?: readonly string[];

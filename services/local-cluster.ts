@@ -20,7 +20,15 @@ export interface LocalClusterOptions {
   readonly logger: Logger;
   /** Ports of the well-known endpoints; 0 everywhere picks free ones (tests). */
   readonly ports?: Partial<typeof DEFAULT_PORTS>;
+  /**
+   * Registries the peer's proxy may reach besides Docker Hub (proxy.registryMirror.url), as
+   * proxy.whiteList entries; the proxy refuses every other upstream.
+   */
+  readonly proxyWhiteList?: ReadonlyArray<{ host?: string; regx?: string; ports?: string[] }>;
 }
+
+/** What `npm start`'s proxy may pull from besides Docker Hub. */
+export const DEFAULT_LOCAL_PROXY_WHITELIST = [{ host: 'ghcr.io' }];
 
 export const DEFAULT_PORTS = {
   managerRest: 8080,
@@ -99,7 +107,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         },
         download: { downloadGRPC: { unixListen: { socket: path.join(workDir, name, 'dfdaemon.sock') } }, peerGRPC: { tcpListen: { listen: LOOPBACK, port: p.grpc } } },
         upload: { tcpListen: { listen: LOOPBACK, port: p.upload } },
-        proxy: { tcpListen: { listen: LOOPBACK, port: p.proxy } },
+        proxy: { tcpListen: { listen: LOOPBACK, port: p.proxy }, whiteList: [...(options.proxyWhiteList ?? DEFAULT_LOCAL_PROXY_WHITELIST)] },
       });
 
     const seed = await startDfdaemon(daemonConfig('seed-peer', true, { grpc: 0, proxy: 0, upload: 0, metrics: ports.seedMetrics }), { logger: logger.child({ component: 'seed-peer' }) });

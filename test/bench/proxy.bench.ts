@@ -163,7 +163,7 @@ async function spawnProgram(program: string, args: string[], port: number, what:
   await waitForPort(port, child, what);
 }
 
-async function startPeer(dir: string, name: string, schedulerPort: number, children: ChildProcess[]): Promise<number> {
+async function startPeer(dir: string, name: string, schedulerPort: number, originPort: number, children: ChildProcess[]): Promise<number> {
   const proxyPort = await freePort();
   const config = {
     dataDir: path.join(dir, name),
@@ -173,7 +173,8 @@ async function startPeer(dir: string, name: string, schedulerPort: number, child
     scheduler: { manager: { enable: false }, netAddrs: [{ addr: `127.0.0.1:${schedulerPort}` }], announceInterval: '5s' },
     download: { downloadGRPC: { unixListen: { socket: path.join(dir, `${name}.sock`) } }, peerGRPC: { tcpListen: { listen: '127.0.0.1', port: 0 } } },
     upload: { tcpListen: { listen: '127.0.0.1', port: 0 } },
-    proxy: { tcpListen: { listen: '127.0.0.1', port: proxyPort } },
+    // The proxy denies by default: the bench origin is the one registry it may reach.
+    proxy: { tcpListen: { listen: '127.0.0.1', port: proxyPort }, whiteList: [{ host: '127.0.0.1', ports: [String(originPort)] }] },
   };
   const file = path.join(dir, `${name}.yaml`);
   await fs.writeFile(file, toYaml(config));
@@ -196,8 +197,8 @@ export async function run(): Promise<BenchFigure[]> {
     const schedulerFile = path.join(dir, 'scheduler.yaml');
     await fs.writeFile(schedulerFile, toYaml({ server: { listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', port: schedulerPort }, seedPeer: { enable: false }, metrics: { enable: false } }));
     await spawnProgram(path.join(PROGRAMS, 'scheduler/main.js'), ['--config', schedulerFile], schedulerPort, 'scheduler', children);
-    const peerA = { proxyPort: await startPeer(dir, 'peer-a', schedulerPort, children) };
-    const peerB = { proxyPort: await startPeer(dir, 'peer-b', schedulerPort, children) };
+    const peerA = { proxyPort: await startPeer(dir, 'peer-a', schedulerPort, originPort, children) };
+    const peerB = { proxyPort: await startPeer(dir, 'peer-b', schedulerPort, originPort, children) };
 
     // Latency first, while nothing else is moving in this process.
     const manifestPath = '/v2/bench/app/manifests/latest';

@@ -56,6 +56,8 @@ function dfdaemonConfig(host: NetnsHost, seed: boolean): Record<string, unknown>
       announceInterval: '5s',
     },
     download: { downloadGRPC: { unixListen: { socket: path.join(dir, 'dfdaemon.sock') } } },
+    // The proxy denies by default: both registries dfinit points containerd at are listed, as the constructs do.
+    proxy: { whiteList: [{ host: REGISTRY, ports: ['5000', '5001'] }] },
   };
 }
 
@@ -227,5 +229,28 @@ describe('containerd pulls through the Dragonfly registry mirror (issue 6)', () 
     expect(privateOrigin.notServedOnce([layer], mark)).toEqual([]);
     // Fetched by the seed peer with the client's credentials, not by the worker itself.
     expect(new Set(privateOrigin.blobGets({ since: mark, digest: layer.digest }).map((r) => r.client))).toEqual(new Set([seedHost.ip]));
+  });
+
+  it('the default-deny proxy refused nothing containerd sent, and refuses a neighbour relaying through it', async () => {
+    const w = worker(0);
+    const refusals = fs
+      .readFileSync(w.dfdaemon.process.logFile, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('proxy: refused request'));
+    expect(refusals).toEqual([]);
+
+    // From another host on the node network: an absolute-URI POST to the manager, and a registry header naming it.
+    const proxyUrl = `http://${w.host.ip}:${PORTS.proxy}`;
+    const relay = await seedHost.exec('curl', ['-s', '-w', '\n%{http_code}', '-x', proxyUrl, '-X', 'POST', '-d', '{}', `http://${MANAGER_DNS}:${PORTS.managerRest}/api/v1/users/signup`]);
+    expect(relay.stdout.trim().split('\n').pop()).toBe('403');
+    expect(relay.stdout).toContain('not in proxy.whiteList');
+    const byHeader = await seedHost.exec('curl', ['-s', '-w', '\n%{http_code}', '-H', `X-Dragonfly-Registry: http://${MANAGER_DNS}:${PORTS.managerRest}`, `${proxyUrl}/v2/`]);
+    expect(byHeader.stdout.trim().split('\n').pop()).toBe('403');
+    const lines = fs
+      .readFileSync(w.dfdaemon.process.logFile, 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('proxy: refused request'));
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).toContain(`"client":"${seedHost.ip}:`);
   });
 });

@@ -29,6 +29,39 @@ export const registryMirrorSchema = z.strictObject({
   dynamic: z.boolean().default(true),
 });
 
+/** Ports as the Go dfdaemon wrote them (strings) or as numbers; stored as strings. */
+const whiteListPort = z
+  .union([z.string().regex(/^\d{1,5}$/, 'expected a port such as "443"'), z.number().int()])
+  .transform((v) => String(v))
+  .refine((v) => Number(v) >= 1 && Number(v) <= 65535, 'expected a port in 1..65535');
+
+/**
+ * A host the proxy may talk to on a caller's behalf (Go-era `proxy.whiteList`): an exact
+ * `host` or a `regx` matched against the host name, optionally limited to `ports`.
+ */
+export const whiteListEntrySchema = z
+  .strictObject({
+    host: z.string().default(''),
+    regx: regex.default(''),
+    /** Empty: every port for plain HTTP; CONNECT tunnels need the port listed. */
+    ports: z.array(whiteListPort).default([]),
+  })
+  .refine((e) => e.host !== '' || e.regx !== '', { message: 'a whiteList entry needs a host or a regx', path: ['host'] });
+
+/**
+ * Go-era `proxy.hijackHTTPS`. This proxy does not intercept TLS; the hosts listed here may be
+ * reached with CONNECT as plain tunnels, so `cert` and `key` must stay empty.
+ */
+export const hijackHTTPSSchema = z.strictObject({
+  cert: z.string().refine((v) => v === '', 'TLS interception is not supported: hijackHTTPS.hosts only allows CONNECT tunnels; leave cert empty').default(''),
+  key: z.string().refine((v) => v === '', 'TLS interception is not supported: hijackHTTPS.hosts only allows CONNECT tunnels; leave key empty').default(''),
+  /** `regx` matched against the CONNECT target "host:port". */
+  hosts: z.array(z.strictObject({ regx: regex })).default([]),
+});
+
+/** Concurrent proxy requests when the config says nothing (or 0, the Go dfdaemon's "unbounded"). */
+export const DEFAULT_PROXY_MAX_CONCURRENCY = 256;
+
 export const dfdaemonConfigSchema = z.strictObject({
   aliveTime: duration.prefault('0s'),
   gcInterval: duration.prefault('1m'),
@@ -144,7 +177,30 @@ export const dfdaemonConfigSchema = z.strictObject({
       tcpListen: tcpListen(65001),
       registryMirror: registryMirrorSchema.prefault({}),
       proxies: z.array(proxyRuleSchema).default([{ regx: 'blobs/sha256.*', useHTTPS: false, direct: false, redirect: '' }]),
-      maxConcurrency: z.number().int().min(0).default(0),
+      /**
+       * Hosts (besides registryMirror.url) the proxy may reach: mirror upstreams named by
+       * X-Dragonfly-Registry / ?ns=, and absolute-URI requests. Nothing else is relayed.
+       */
+      whiteList: z.array(whiteListEntrySchema).max(1024).default([]),
+      hijackHTTPS: hijackHTTPSSchema.prefault({}),
+      /** Requests served at once; 0 (the Go dfdaemon's "unbounded") means the default. */
+      maxConcurrency: z
+        .number()
+        .int()
+        .min(0)
+        .max(65536)
+        .default(DEFAULT_PROXY_MAX_CONCURRENCY)
+        .transform((n) => (n === 0 ? DEFAULT_PROXY_MAX_CONCURRENCY : n)),
+      /** Requests that may wait for a free slot; beyond that the proxy answers 429. */
+      maxQueued: z.number().int().min(0).max(1 << 20).default(1024),
+      /** How long a queued request waits for a slot before a 503. */
+      queueTimeout: duration.prefault('30s'),
+      /** Total deadline of one request, origin transfer included (a slow drip is cut here). */
+      requestTimeout: duration.prefault('30m'),
+      /** A pass-through or tunnel socket with no traffic for this long is closed. */
+      idleTimeout: duration.prefault('60s'),
+      /** Time to connect to an origin and get its response headers. */
+      originHeaderTimeout: duration.prefault('60s'),
     })
     .prefault({}),
   ...commonKeys,

@@ -19,7 +19,7 @@ function counter<L extends string>(registry: Registry, name: string, help: strin
 export function createProxyMetrics(registry: Registry): ProxyMetrics {
   const inflightName = 'dragonfly_dfdaemon_proxy_inflight_requests';
   return {
-    requests: counter(registry, 'dragonfly_dfdaemon_proxy_requests_total', 'Proxy requests answered, by mode (p2p or pass-through) and HTTP status', ['mode', 'status']),
+    requests: counter(registry, 'dragonfly_dfdaemon_proxy_requests_total', 'Proxy requests answered, by mode (p2p, pass-through, tunnel or refused) and HTTP status', ['mode', 'status']),
     bytes: counter(registry, 'dragonfly_dfdaemon_proxy_response_bytes_total', 'Body bytes the proxy sent to clients, by mode', ['mode']),
     cacheHits: counter(registry, 'dragonfly_dfdaemon_proxy_cache_hits_total', 'P2P proxy requests answered from a task already complete on this host', []),
     inflight:
@@ -28,7 +28,7 @@ export function createProxyMetrics(registry: Registry): ProxyMetrics {
   };
 }
 
-export function recordAnswer(metrics: ProxyMetrics, mode: ProxyMode, status: number | string, bytes: number): void {
+export function recordAnswer(metrics: ProxyMetrics, mode: ProxyMode | 'refused' | 'tunnel', status: number | string, bytes: number): void {
   metrics.requests.inc({ mode, status: String(status) });
   if (bytes > 0) metrics.bytes.inc({ mode }, bytes);
 }

@@ -6,6 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { blobDigestOf, parseFilter } from '../../common/ids';
 import type { DfdaemonConfig, ProxyRule } from '../../common/config/dfdaemon';
+import { ProxyRefusal, type ProxyPolicy } from './policy';
 
 export const HEADER = {
   registry: 'x-dragonfly-registry',
@@ -39,6 +40,8 @@ export type ProxyMode = 'p2p' | 'pass-through';
 export interface RouteDecision {
   /** Absolute upstream URL (for mirror requests: the registry plus the request's path and query, `ns` removed). */
   readonly upstream: URL;
+  /** The upstream the caller asked for, before a proxy rule's redirect/useHTTPS: what the allow-list checks. */
+  readonly requested: URL;
   readonly mode: ProxyMode;
   /** Mirror request (origin-form, from containerd) or a plain forward-proxy request (absolute URI). */
   readonly kind: 'mirror' | 'forward';
@@ -69,9 +72,21 @@ export function registryBase(value: string): URL {
   return url;
 }
 
+/**
+ * An origin-form target ("/v2/..."), parsed as a path: "//host/v2/x" stays the path
+ * "//host/v2/x" instead of naming a host, and an unparsable one is a RouteError.
+ */
+export function parseOriginForm(originForm: string): URL {
+  try {
+    return new URL(`http://placeholder${originForm}`);
+  } catch {
+    throw new RouteError(`invalid request target "${originForm.slice(0, 200)}"`);
+  }
+}
+
 /** Joins a registry base (possibly with a path prefix) and an origin-form request path. */
 function joinMirror(base: URL, originForm: string): URL {
-  const parsed = new URL(originForm, 'http://placeholder');
+  const parsed = parseOriginForm(originForm);
   const prefix = base.pathname.replace(/\/+$/, '');
   const url = new URL(base.origin);
   url.pathname = `${prefix}${parsed.pathname}`;
@@ -120,7 +135,7 @@ export function route(
     kind = 'mirror';
     // registryMirror.dynamic (Go-era key): whether X-Dragonfly-Registry may pick the upstream.
     const headerRegistry = config.registryMirror.dynamic ? single(headers[HEADER.registry]) : undefined;
-    const ns = new URL(rawUrl, 'http://placeholder').searchParams.get('ns');
+    const ns = parseOriginForm(rawUrl).searchParams.get('ns');
     const registry = headerRegistry || ns || config.registryMirror.url;
     upstream = joinMirror(registryBase(registry), rawUrl);
     insecure = config.registryMirror.insecure;
@@ -129,6 +144,7 @@ export function route(
     throw new RouteError(`unsupported request target "${rawUrl}"`);
   }
   upstream.hash = '';
+  const requested = new URL(upstream);
 
   const rule = firstMatchingRule(config.proxies, upstream, compiledRules);
   if (rule) {
@@ -140,7 +156,30 @@ export function route(
   }
   const forcedP2P = single(headers[HEADER.useP2P])?.toLowerCase() === 'true';
   const p2p = method === 'GET' && !forceDirect && (forcedP2P || (rule !== undefined && !rule.direct));
-  return { upstream, mode: p2p ? 'p2p' : 'pass-through', kind, insecure };
+  return { upstream, requested, mode: p2p ? 'p2p' : 'pass-through', kind, insecure };
+}
+
+/** Methods a mirror request may use: containerd only pulls. */
+const MIRROR_METHODS = new Set(['GET', 'HEAD']);
+
+/**
+ * Default deny: a mirror request must be a GET/HEAD under /v2/ to an allowed registry; an
+ * absolute-URI request must name a whiteList host. Throws ProxyRefusal otherwise.
+ */
+export function admit(policy: ProxyPolicy, method: string, rawUrl: string, decision: RouteDecision): void {
+  if (decision.kind === 'forward') {
+    policy.checkForward(decision.requested);
+    return;
+  }
+  if (!MIRROR_METHODS.has(method)) {
+    throw new ProxyRefusal(403, `method ${method} is not allowed: mirror requests are GET or HEAD under /v2/`);
+  }
+  // Checked after URL normalisation, so /v2/../api and /v2/%2e%2e/api do not escape.
+  const { pathname } = parseOriginForm(rawUrl);
+  if (pathname !== '/v2' && !pathname.startsWith('/v2/')) {
+    throw new ProxyRefusal(403, `path ${pathname.slice(0, 200)} is not allowed: mirror requests are GET or HEAD under /v2/`);
+  }
+  policy.checkMirrorUpstream(decision.requested);
 }
 
 function single(value: string | string[] | undefined): string | undefined {
@@ -165,7 +204,35 @@ export function forwardableHeaders(headers: IncomingHttpHeaders, options: { drop
   return out;
 }
 
-/** Response headers safe to replay to the client (hop-by-hop removed). */
+/**
+ * Headers of a stored origin response that may be replayed to a later client (who may not be
+ * the one whose request fetched it): what describes the content, never cookies, auth
+ * challenges, hop-by-hop or framing headers.
+ */
+export const STORED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
+  'content-type',
+  'content-encoding',
+  'content-language',
+  'content-disposition',
+  'docker-content-digest',
+  'docker-distribution-api-version',
+  'etag',
+  'last-modified',
+  'cache-control',
+  'expires',
+]);
+
+/** Only the allow-listed headers of a stored response. */
+export function storedHeadersToReplay(headers: Readonly<Record<string, string | string[] | undefined>>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value !== undefined && STORED_RESPONSE_HEADERS.has(lower)) out[lower] = value;
+  }
+  return out;
+}
+
+/** Response headers of a live answer safe to pass on to its client (hop-by-hop removed). */
 export function replayableHeaders(headers: Readonly<Record<string, string | string[] | undefined>>, drop: readonly string[] = []): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const dropped = new Set(drop);

@@ -237,6 +237,9 @@ describe('cross-cluster wiring', () => {
       const dfinitCfg = parseConfigText('dfinit', configMapData(findObject(objects, 'ConfigMap', 'dragonfly-dfdaemon'))['dfinit.yaml']);
       expect(dfinitCfg.proxy.addr).toBe('http://127.0.0.1:65001');
       expect(dfinitCfg.containerRuntime.containerd.registries.map((r) => [r.hostNamespace, r.serverAddr])).toEqual([['ghcr.io', 'https://ghcr.io']]);
+      // The default-deny proxy admits exactly the registries dfinit points containerd at (Docker Hub via registryMirror.url).
+      const daemonCfg = parseConfigText('dfdaemon', configMapData(findObject(objects, 'ConfigMap', 'dragonfly-dfdaemon'))['dfdaemon.yaml']);
+      expect(daemonCfg.proxy.whiteList).toEqual([{ host: 'ghcr.io', regx: '', ports: ['443'] }]);
     }
   });
 

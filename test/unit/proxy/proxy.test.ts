@@ -19,7 +19,9 @@ describe('registry-mirror proxy', () => {
     origin.blobs.set(digest, content);
     tasks = new MemoryTasks();
     registry = new Registry();
-    proxy = await startProxyServer({ config: proxyConfig({ registryMirror: { url: origin.base } }), tasks, logger: silentLogger(), registry });
+    // The origin's host is listed so absolute-URI requests and CONNECT may reach it (default deny otherwise).
+    const config = proxyConfig({ registryMirror: { url: origin.base }, whiteList: [{ host: '127.0.0.1' }], hijackHTTPS: { hosts: [{ regx: '127\\.0\\.0\\.1:\\d+' }] } });
+    proxy = await startProxyServer({ config, tasks, logger: silentLogger(), registry });
   });
 
   afterEach(async () => {
@@ -99,14 +101,18 @@ describe('registry-mirror proxy', () => {
     expect(authorized.body.equals(content)).toBe(true);
   });
 
-  it('passes HEAD and other methods through, never P2P', async () => {
+  it('passes HEAD through, never P2P; other methods only as absolute URIs to listed hosts', async () => {
     const head = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { method: 'HEAD' });
     expect(head.status).toBe(200);
     expect(head.headers['content-length']).toBe(String(content.length));
     expect(head.body.length).toBe(0);
     expect(origin.seen[0].method).toBe('HEAD');
 
-    const post = await request(proxy.port, '/echo', { method: 'POST', body: 'hello body', headers: { 'content-type': 'text/plain' } });
+    const mirrorPost = await request(proxy.port, '/v2/echo', { method: 'POST', body: 'hello body' });
+    expect(mirrorPost.status).toBe(403);
+    expect(origin.seen).toHaveLength(1);
+
+    const post = await request(proxy.port, `${origin.base}/echo`, { method: 'POST', body: 'hello body', headers: { 'content-type': 'text/plain' } });
     expect(post.status).toBe(201);
     expect(post.body.toString()).toBe('hello body');
     expect(post.headers['x-echo-method']).toBe('POST');
@@ -233,7 +239,7 @@ describe('registry-mirror proxy', () => {
 
   it('streams a large request body to the origin and the answer back on pass-through', async () => {
     const big = randomBytes(3 * 1024 * 1024).toString('base64');
-    const res = await request(proxy.port, '/echo', { method: 'PUT', body: big, headers: { 'content-type': 'text/plain' } });
+    const res = await request(proxy.port, `${origin.base}/echo`, { method: 'PUT', body: big, headers: { 'content-type': 'text/plain' } });
     expect(res.status).toBe(201);
     expect(res.body.toString()).toBe(big);
   });
@@ -260,10 +266,10 @@ describe('proxy limits and rules', () => {
     await origin.close();
   });
 
-  it('answers 429 beyond proxy.maxConcurrency', async () => {
+  it('answers 429 beyond proxy.maxConcurrency when nothing may queue', async () => {
     const tasks = new MemoryTasks();
     tasks.hang = true;
-    const proxy = await startProxyServer({ config: proxyConfig({ maxConcurrency: 1, registryMirror: { url: origin.base } }), tasks, logger: silentLogger(), registry: new Registry() });
+    const proxy = await startProxyServer({ config: proxyConfig({ maxConcurrency: 1, maxQueued: 0, registryMirror: { url: origin.base } }), tasks, logger: silentLogger(), registry: new Registry() });
     const hanging = http.request({ host: '127.0.0.1', port: proxy.port, path: `/v2/a/blobs/sha256:${'a'.repeat(64)}`, agent: false });
     hanging.on('error', () => undefined);
     hanging.end();
@@ -273,6 +279,39 @@ describe('proxy limits and rules', () => {
     expect(second.headers['x-dragonfly-error-type']).toBe('proxy');
     hanging.destroy();
     await proxy.close();
+  });
+
+  it('queues up to proxy.maxQueued requests for proxy.queueTimeout (then 503), refuses more with 429, and serves a queued one when a slot frees', async () => {
+    const tasks = new MemoryTasks();
+    tasks.hang = true;
+    const config = proxyConfig({ maxConcurrency: 1, maxQueued: 1, queueTimeout: '300ms', registryMirror: { url: origin.base } });
+    const proxy = await startProxyServer({ config, tasks, logger: silentLogger(), registry: new Registry() });
+    const hanging = http.request({ host: '127.0.0.1', port: proxy.port, path: `/v2/a/blobs/sha256:${'a'.repeat(64)}`, agent: false });
+    hanging.on('error', () => undefined);
+    hanging.end();
+    for (let i = 0; i < 100 && tasks.calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+
+    const queued = request(proxy.port, '/v2/a/manifests/latest');
+    await new Promise((r) => setTimeout(r, 50));
+    const third = await request(proxy.port, '/v2/a/manifests/latest');
+    expect(third.status).toBe(429);
+    expect(JSON.parse(third.body.toString())).toMatchObject({ kind: 'ResourceExhausted' });
+    const timedOut = await queued;
+    expect(timedOut.status).toBe(503);
+    expect((JSON.parse(timedOut.body.toString()) as { message: string }).message).toContain('proxy.queueTimeout');
+
+    const waiting = request(proxy.port, '/v2/a/manifests/latest');
+    await new Promise((r) => setTimeout(r, 50));
+    hanging.destroy();
+    const served = await waiting;
+    expect(served.status).toBe(200);
+    expect(origin.seen.map((r) => r.url)).toEqual(['/v2/a/manifests/latest']);
+    await proxy.close();
+  });
+
+  it('treats proxy.maxConcurrency 0 (the Go-era "unbounded") as the default bound', () => {
+    expect(proxyConfig({ maxConcurrency: 0 }).proxy.maxConcurrency).toBe(256);
+    expect(proxyConfig().proxy.maxConcurrency).toBe(256);
   });
 
   it('sends rule matches marked direct straight to the origin, and honours redirect', async () => {
