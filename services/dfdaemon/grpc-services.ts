@@ -71,7 +71,7 @@ function taskMessage(mgr: TaskManager, taskId: string): Task {
 type Emit = (r: DownloadTaskResponse) => void;
 
 /** Streams started/piece responses for a download (to a file or, for seed triggers, into storage only). */
-async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPath: string | undefined, overwrite: boolean, emit: Emit): Promise<void> {
+async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPath: string | undefined, overwrite: boolean, emit: Emit, hardLink = false): Promise<void> {
   const taskId = mgr.taskIdFor(options);
   let started = false;
   let peerId = '';
@@ -101,13 +101,15 @@ async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPat
     }
   };
   if (outputPath !== undefined) {
-    await mgr.downloadToFile({ ...options, outputPath, overwrite }, onProgress);
+    await mgr.downloadToFile({ ...options, outputPath, overwrite, hardLink }, onProgress);
     return;
   }
   // Seed trigger (or a download without output): fill the local store only.
   const finished = mgr.finishedEntry(taskId);
   if (finished) {
     onProgress({ taskId, contentLength: finished.meta.contentLength, completedLength: finished.meta.contentLength });
+    // A seed triggered for a task it already holds: the scheduler must learn it has it.
+    if (mgr.host.seed) await mgr.announceCached(options, finished);
     return;
   }
   const d = mgr.ensureDownload(options);
@@ -129,9 +131,16 @@ function downloadTaskHandler(mgr: TaskManager, requireOutput: boolean) {
       const options = downloadOptionsOf(d);
       const output = d?.outputPath || undefined;
       if (requireOutput && !output) throw new InvalidArgumentError('download.output_path is required');
-      await runDownload(mgr, options, output, d?.overwrite ?? false, (r) => {
-        if (!call.cancelled) call.write(r);
-      });
+      await runDownload(
+        mgr,
+        options,
+        output,
+        d?.overwrite ?? false,
+        (r) => {
+          if (!call.cancelled) call.write(r);
+        },
+        d?.forceHardLink ?? false,
+      );
     })().then(
       () => call.end(),
       (err: unknown) => {
