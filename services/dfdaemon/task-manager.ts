@@ -774,7 +774,12 @@ export class TaskManager implements TaskApi {
    */
   async reserveSpace(taskId: string, bytes: number): Promise<void> {
     let others = 0;
-    for (const [id, n] of this.reservations) if (id !== taskId) others += n;
+    for (const [id, reserved] of this.reservations) {
+      if (id === taskId) continue;
+      // What it still has to write: its pieces already on disk are in the free-space figure.
+      const d = this.downloads.get(id);
+      others += d?.entry ? Math.max(0, d.entry.meta.contentLength - d.completedLength) : reserved;
+    }
     await ensureSpace(this.config.dataDir, bytes, others, this.freeBytes);
     this.reservations.set(taskId, bytes);
   }
