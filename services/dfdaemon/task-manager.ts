@@ -780,7 +780,13 @@ export class TaskManager implements TaskApi {
       const d = this.downloads.get(id);
       others += d?.entry ? Math.max(0, d.entry.meta.contentLength - d.completedLength) : reserved;
     }
-    await ensureSpace(this.config.dataDir, bytes, others, this.freeBytes);
+    try {
+      await ensureSpace(this.config.dataDir, bytes, others, this.freeBytes);
+    } catch (err) {
+      // Least-recently-used cached tasks may make room (storage GC), then ask once more.
+      if (!(await this.store.gc()).evicted.length) throw err;
+      await ensureSpace(this.config.dataDir, bytes, others, this.freeBytes);
+    }
     this.reservations.set(taskId, bytes);
   }
 
