@@ -221,12 +221,8 @@ export class SchedulerPool {
     }
   }
 
-  /** Announces this host to `addr` (every scheduler when absent) now: a scheduler answered NOT_FOUND for it. */
-  async reannounce(addr?: string): Promise<boolean> {
-    if (addr === undefined) {
-      await this.announceAll();
-      return true;
-    }
+  /** Announces this host to `addr` now (it answered NOT_FOUND for this host); false when that failed. */
+  reannounce(addr: string): Promise<boolean> {
     return this.announceTo(addr);
   }
 
