@@ -11,6 +11,7 @@ export type ErrorKind =
   | 'NotFound'
   | 'Conflict'
   | 'FailedPrecondition'
+  | 'LocalStorage'
   | 'ResourceExhausted'
   | 'Unavailable'
   | 'DeadlineExceeded'
@@ -41,6 +42,11 @@ export class PermissionDeniedError extends make('PermissionDenied') {}
 export class NotFoundError extends make('NotFound') {}
 export class ConflictError extends make('Conflict') {}
 export class FailedPreconditionError extends make('FailedPrecondition') {}
+/**
+ * This host's own disk failed or is full (ENOSPC, EIO, ...): never a parent's or the network's
+ * fault, so never retried as one; the message names the path and the free space.
+ */
+export class LocalStorageError extends make('LocalStorage') {}
 export class ResourceExhaustedError extends make('ResourceExhausted') {}
 export class UnavailableError extends make('Unavailable') {}
 export class DeadlineExceededError extends make('DeadlineExceeded') {}
@@ -53,6 +59,7 @@ const HTTP_STATUS: Record<ErrorKind, number> = {
   NotFound: 404,
   Conflict: 409,
   FailedPrecondition: 422,
+  LocalStorage: 507,
   ResourceExhausted: 429,
   Unavailable: 503,
   DeadlineExceeded: 504,
@@ -66,6 +73,8 @@ const GRPC_STATUS: Record<ErrorKind, GrpcStatus> = {
   NotFound: GrpcStatus.NOT_FOUND,
   Conflict: GrpcStatus.ALREADY_EXISTS,
   FailedPrecondition: GrpcStatus.FAILED_PRECONDITION,
+  // Before ResourceExhausted: RESOURCE_EXHAUSTED from the wire maps back to ResourceExhausted.
+  LocalStorage: GrpcStatus.RESOURCE_EXHAUSTED,
   ResourceExhausted: GrpcStatus.RESOURCE_EXHAUSTED,
   Unavailable: GrpcStatus.UNAVAILABLE,
   DeadlineExceeded: GrpcStatus.DEADLINE_EXCEEDED,

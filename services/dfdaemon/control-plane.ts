@@ -72,6 +72,10 @@ export interface SchedulerPoolOptions {
 /** Backoff while the manager lists no scheduler for this host: 1 s, 2 s, 4 s, then every 8 s. */
 const EMPTY_RETRY_MIN_MS = 1000;
 const EMPTY_RETRY_MAX_MS = 8000;
+/** Re-announce backoff after a broken stream or a failed AnnounceHost: 250 ms doubling up to 4 s. */
+const REANNOUNCE_MIN_MS = 250;
+const REANNOUNCE_MAX_MS = 4000;
+const ANNOUNCE_DEADLINE_MS = 5000;
 /** How long a download waits for that one extra ListSchedulers before going to the origin. */
 const RESOLVE_WAIT_MS = 2000;
 
@@ -84,6 +88,7 @@ export class SchedulerPool {
   private stopped = false;
   private pendingResolve: Promise<void> | undefined;
   private lastResolveAt = 0;
+  private reannouncing = false;
 
   constructor(private readonly options: SchedulerPoolOptions) {
     this.managers = managerClients(options.config);
@@ -196,18 +201,55 @@ export class SchedulerPool {
 
   async announceAll(): Promise<void> {
     if (this.stopped) return;
+    const results = await Promise.all(this.addrs.map((addr) => this.announceTo(addr)));
+    // One that failed (scheduler restarting) is retried soon, not at the next announceInterval.
+    if (results.includes(false)) this.reannounceSoon();
+  }
+
+  /** AnnounceHost to one scheduler; false when it failed. */
+  private async announceTo(addr: string): Promise<boolean> {
+    if (this.stopped) return false;
     const { config, host, load, logger } = this.options;
     const msg = { host: hostMessage(host, load(), this.schedulerClusterId || config.host.schedulerClusterID), intervalMs: config.scheduler.announceInterval };
-    await Promise.all(
-      this.addrs.map(async (addr) => {
-        const c = this.client(addr);
-        try {
-          await unary(c.AnnounceHost.bind(c), msg, 5000);
-        } catch (err) {
-          logger.warn({ scheduler: addr, err: (err as Error).message }, 'AnnounceHost failed');
+    const c = this.client(addr);
+    try {
+      await unary(c.AnnounceHost.bind(c), msg, ANNOUNCE_DEADLINE_MS);
+      return true;
+    } catch (err) {
+      logger.warn({ scheduler: addr, err: (err as Error).message }, 'AnnounceHost failed');
+      return false;
+    }
+  }
+
+  /** Announces this host to `addr` now (it answered NOT_FOUND for this host); false when that failed. */
+  reannounce(addr: string): Promise<boolean> {
+    return this.announceTo(addr);
+  }
+
+  /**
+   * An AnnouncePeer stream broke or a scheduler did not know this host: announce to every
+   * scheduler at once, and keep retrying the ones that fail with a short backoff (250 ms
+   * doubling, at most REANNOUNCE_MAX_MS) until they answer, so a restarted scheduler knows its
+   * hosts again within a second of coming back. One retry loop at a time.
+   */
+  reannounceSoon(): void {
+    if (this.reannouncing || this.stopped) return;
+    this.reannouncing = true;
+    void (async () => {
+      let delay = REANNOUNCE_MIN_MS;
+      try {
+        let pending = [...this.addrs];
+        while (!this.stopped && pending.length > 0) {
+          const ok = await Promise.all(pending.map((a) => this.announceTo(a)));
+          pending = pending.filter((a, i) => !ok[i] && this.addrs.includes(a));
+          if (pending.length === 0) break;
+          await new Promise((r) => setTimeout(r, delay).unref());
+          delay = Math.min(delay * 2, REANNOUNCE_MAX_MS, Math.max(REANNOUNCE_MIN_MS, this.options.config.scheduler.announceInterval));
         }
-      }),
-    );
+      } finally {
+        this.reannouncing = false;
+      }
+    })();
   }
 
   stop(): void {

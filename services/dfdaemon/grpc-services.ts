@@ -91,7 +91,7 @@ function taskMessage(mgr: TaskManager, taskId: string): Task {
 type Emit = (r: DownloadTaskResponse) => void;
 
 /** Streams started/piece responses for a download (to a file or, for seed triggers, into storage only). */
-async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPath: string | undefined, overwrite: boolean, emit: Emit): Promise<void> {
+async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPath: string | undefined, overwrite: boolean, emit: Emit, hardLink = false): Promise<void> {
   const taskId = mgr.taskIdFor(options);
   let started = false;
   let peerId = '';
@@ -121,13 +121,15 @@ async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPat
     }
   };
   if (outputPath !== undefined) {
-    await mgr.downloadToFile({ ...options, outputPath, overwrite }, onProgress);
+    await mgr.downloadToFile({ ...options, outputPath, overwrite, hardLink }, onProgress);
     return;
   }
   // Seed trigger (or a download without output): fill the local store only.
   const finished = await mgr.finishedEntry(taskId);
   if (finished) {
     onProgress({ taskId, contentLength: finished.meta.contentLength, completedLength: finished.meta.contentLength });
+    // A seed triggered for a task it already holds: the scheduler must learn it has it.
+    if (mgr.host.seed) await mgr.announceCached(options, finished);
     return;
   }
   const d = mgr.ensureDownload(options);
@@ -177,9 +179,16 @@ function downloadTaskHandler(mgr: TaskManager, service: 'download' | 'upload') {
       if (service === 'upload' && output !== undefined) {
         throw new InvalidArgumentError('download.output_path is not accepted on the peer port: use the download API on the local unix socket');
       }
-      const work = runDownload(mgr, options, output, d?.overwrite ?? false, (r) => {
-        if (!call.cancelled) call.write(r);
-      });
+      const work = runDownload(
+        mgr,
+        options,
+        output,
+        d?.overwrite ?? false,
+        (r) => {
+          if (!call.cancelled) call.write(r);
+        },
+        d?.forceHardLink ?? false,
+      );
       if (service === 'download') return work;
       const limitMs = mgr.config.download.seedTriggerTimeout;
       const deadline = new Promise<never>((_, reject) => {

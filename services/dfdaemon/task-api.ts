@@ -92,9 +92,12 @@ export class OriginResponseError extends Error {
 export interface TaskApi {
   /** Streams the content: from the local file when finished, otherwise while downloading it (P2P or origin). */
   read(options: DownloadOptions): Promise<TaskReadResult>;
-  /** Downloads the whole content to `outputPath` (hardlink when possible, else copy); never leaves a partial file there. */
+  /**
+   * Downloads the whole content to `outputPath` (a reflink where the filesystem supports it, else a copy;
+   * a hardlink to the cache only with `hardLink`); never leaves a partial file there.
+   */
   downloadToFile(
-    options: DownloadOptions & { readonly outputPath: string; readonly overwrite?: boolean },
+    options: DownloadOptions & { readonly outputPath: string; readonly overwrite?: boolean; readonly hardLink?: boolean },
     onProgress?: (p: DownloadProgress) => void,
   ): Promise<{ taskId: string; contentLength: number; fromCache: boolean }>;
   stat(taskId: string): TaskInfo | undefined;

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -30,6 +31,7 @@ import {
 import { protos, type AnnouncePeerRequest, type AnnouncePeerResponse__Output, type DfdaemonUploadClient, type Peer__Output } from '../proto';
 import type { SyncPiecesResponse__Output } from '../proto/gen/dfdaemon/v2/SyncPiecesResponse';
 import { ContentHasher, warmContentHasher } from './content-hasher';
+import { ensureSpace, freeBytesAt, isLocalIoError, localStorageError, rethrowLocalIo } from './local-io';
 import type { HostIdentity, SchedulerPool } from './control-plane';
 import type { DfdaemonMetrics } from './metrics';
 import { fetchPieceRaw, OriginClient, PieceDigestError, PieceHttpError } from './piece-transfer';
@@ -53,6 +55,8 @@ export interface TaskManagerOptions {
   readonly schedulers?: SchedulerPool;
   readonly metrics: DfdaemonMetrics;
   readonly logger: Logger;
+  /** For tests: free bytes of the file system holding a directory (default: statfs). */
+  readonly freeBytes?: (dir: string) => Promise<number>;
 }
 
 const ORIGIN_ATTEMPTS = 4;
@@ -78,6 +82,9 @@ function deferred<T>(): Deferred<T> {
 const validPort = (p: number) => Number.isInteger(p) && p > 0 && p < 65536;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The assembled content does not match its sha256: its bytes cannot be trusted, so the partial task is dropped. */
+class ContentDigestMismatchError extends FailedPreconditionError {}
 
 interface ParentState {
   readonly peerId: string;
@@ -190,7 +197,10 @@ class TaskDownload extends EventEmitter {
     try {
       let existing = this.mgr.store.get(this.taskId);
       if (existing && !(await this.mgr.store.ensureIntact(existing))) existing = undefined;
-      if (existing) await this.useEntry(existing);
+      if (existing) {
+        await this.useEntry(existing);
+        if (!existing.finished) await this.mgr.reserveSpace(this.taskId, existing.meta.contentLength - this.completedLength);
+      }
       const pool = this.mgr.schedulers;
       let scheduled = false;
       if (pool && this.entry?.finished !== true) {
@@ -229,11 +239,14 @@ class TaskDownload extends EventEmitter {
       this.done.reject(e);
       return;
     }
+    if (isLocalIoError(err)) err = await localStorageError(err, this.entry?.contentPath ?? this.cfg.dataDir);
     this.log.warn({ err: err.message }, 'download failed');
     this.attempt.reject(err);
     this.entryReady.reject(err);
     this.done.reject(err);
-    if (this.entry && !this.entry.finished) await this.mgr.store.remove(this.taskId, err);
+    // Verified pieces stay (a retry resumes instead of fetching everything again; GC expires
+    // them if nobody asks); only content that failed its digest is dropped.
+    if (this.entry && !this.entry.finished && err instanceof ContentDigestMismatchError) await this.mgr.store.remove(this.taskId, err);
   }
 
   private async useEntry(entry: TaskEntry): Promise<void> {
@@ -263,6 +276,7 @@ class TaskDownload extends EventEmitter {
 
   private async createEntry(contentLength: number, pieceLength: number, responseHeaders: Record<string, string>): Promise<TaskEntry> {
     if (this.entry) return this.entry;
+    await this.mgr.reserveSpace(this.taskId, contentLength);
     const entry = await this.mgr.store.create({ taskId: this.taskId, url: this.options.url, contentLength, pieceLength, responseHeaders });
     this.mgr.updateGauge();
     await this.useEntry(entry);
@@ -287,7 +301,10 @@ class TaskDownload extends EventEmitter {
   /** Runs the AnnouncePeer conversation; false when no scheduler answered (caller falls back). */
   private async viaScheduler(pool: SchedulerPool): Promise<boolean> {
     const needBackToSource = this.seed || this.options.needBackToSource === true;
-    for (const addr of pool.forTask(this.taskId)) {
+    const addrs = pool.forTask(this.taskId);
+    let reannounced = false;
+    for (let i = 0; i < addrs.length; i++) {
+      const addr = addrs[i];
       if (this.abort.signal.aborted) throw new UnavailableError('aborted');
       const stream = pool.client(addr).AnnouncePeer();
       const queue: AnnouncePeerResponse__Output[] = [];
@@ -299,6 +316,8 @@ class TaskDownload extends EventEmitter {
       });
       stream.on('error', (err) => {
         ended = err;
+        // A restarted scheduler knows no hosts: announce this one at once, not at the next interval.
+        if ((err as grpc.ServiceError).code !== grpc.status.CANCELLED) pool.reannounceSoon();
         wake?.();
       });
       stream.on('end', () => {
@@ -330,6 +349,12 @@ class TaskDownload extends EventEmitter {
       }
       if (!first) {
         this.log.warn({ scheduler: addr, err: ended?.message }, 'AnnouncePeer stream closed before an answer');
+        if ((ended as grpc.ServiceError | null | undefined)?.code === grpc.status.NOT_FOUND && !reannounced) {
+          // The scheduler does not know this host (it restarted): announce, then register again.
+          reannounced = true;
+          await pool.reannounce(addr);
+          i--;
+        }
         continue;
       }
       this.log.debug({ scheduler: addr }, 'registered with scheduler');
@@ -439,17 +464,17 @@ class TaskDownload extends EventEmitter {
               await this.backToSource();
               return;
             }
-            if (streamEnded() !== undefined && answers.length === 0) throw new Error('scheduler stream closed while pieces are missing');
+            if (streamEnded() !== undefined && answers.length === 0) return this.originAfterStreamClosed(streamEnded());
             // wait for the answer to our reschedule request
             await new Promise<void>((r) => {
               answerWake = r;
               if (answers.length > 0 || streamEnded() !== undefined) r();
             });
             answerWake = undefined;
-            if (answers.length === 0) throw new Error('scheduler stream closed while pieces are missing');
+            if (answers.length === 0) return this.originAfterStreamClosed(streamEnded());
           }
         } else {
-          if (answers.length === 0 && streamEnded() !== undefined) throw new Error(`scheduler stream closed: ${streamEnded()?.message ?? 'ended'}`);
+          if (answers.length === 0 && streamEnded() !== undefined) return this.originAfterStreamClosed(streamEnded());
           // After a reschedule the scheduler may answer "wait" while the only holders are the
           // parents we blocked: ask again now and then (each ask counts toward its
           // retryBackToSourceLimit, and toward ours).
@@ -487,6 +512,20 @@ class TaskDownload extends EventEmitter {
       this.reporter.close();
       void answerPump;
     }
+  }
+
+  /**
+   * The scheduler stream died (scheduler restarted or killed) and no parent is left: the origin,
+   * keeping every piece already stored, like the scheduleTimeout path. The host re-announces at
+   * once so the next download finds the restarted scheduler.
+   */
+  private async originAfterStreamClosed(ended: Error | null | undefined): Promise<void> {
+    this.mgr.schedulers?.reannounceSoon();
+    const why = ended?.message ?? 'ended';
+    await this.originInsteadOfScheduler(
+      `scheduler stream closed (${why}) while ${this.entry ? this.missingPieces().length : 'all'} pieces are missing`,
+      'scheduler stream closed and no parent left: going back to source, keeping the finished pieces',
+    );
   }
 
   private addParents(candidates: readonly Peer__Output[]): void {
@@ -642,6 +681,8 @@ class TaskDownload extends EventEmitter {
       this.storePiece(n, digest, 'REMOTE_PEER', costNs, parent.peerId);
     } catch (err) {
       if (this.abort.signal.aborted) throw err;
+      // Our own disk failed: not the parent's fault, and another parent would fail the same way.
+      if (isLocalIoError(err)) throw await localStorageError(err, entry.contentPath);
       const reason = err instanceof PieceDigestError ? 'digest_mismatch' : err instanceof PieceHttpError ? 'http' : 'network';
       this.mgr.metrics.pieceFailures.inc({ reason });
       this.log.warn({ piece: n, parent: parent.peerId, reason, err: (err as Error).message }, 'piece from parent failed; blocking that parent');
@@ -702,6 +743,10 @@ class TaskDownload extends EventEmitter {
               this.storePiece(n, digest, 'BACK_TO_SOURCE', Number(process.hrtime.bigint() - started));
               break;
             } catch (err) {
+              if (isLocalIoError(err)) {
+                this.reporter.send({ downloadPieceBackToSourceFailedRequest: { pieceNumber: n } });
+                throw await localStorageError(err, entry.contentPath);
+              }
               const refused = err instanceof OriginResponseError && err.status < 500 && err.status !== 429;
               if (refused || attempt >= ORIGIN_ATTEMPTS || this.abort.signal.aborted) {
                 this.reporter.send({ downloadPieceBackToSourceFailedRequest: { pieceNumber: n } });
@@ -730,7 +775,7 @@ class TaskDownload extends EventEmitter {
     if (this.hasher && this.expectedSha256) {
       const actual = await this.hasher.digest();
       if (actual !== this.expectedSha256) {
-        const err = new FailedPreconditionError(`content digest mismatch for task ${this.taskId}: expected ${this.expectedSha256}, got ${actual}`);
+        const err = new ContentDigestMismatchError(`content digest mismatch for task ${this.taskId}: expected ${this.expectedSha256}, got ${actual}`);
         const suppliers = [...new Set(this.pieceParents.values())];
         this.mgr.metrics.pieceFailures.inc({ reason: 'content_digest_mismatch' });
         // The origin is the last word: content only it sent that does not match is a failure, not a retry.
@@ -788,6 +833,9 @@ export class TaskManager implements TaskApi {
   private readonly totalBucket: TokenBucket | undefined;
   private readonly originBucket: TokenBucket | undefined;
   private readonly perPeerBucket: TokenBucket | undefined;
+  /** Bytes each running download may still write (free-space check before serving). */
+  private readonly reservations = new Map<string, number>();
+  private readonly freeBytes: (dir: string) => Promise<number>;
 
   constructor(options: TaskManagerOptions) {
     this.store = options.store;
@@ -796,12 +844,35 @@ export class TaskManager implements TaskApi {
     this.schedulers = options.schedulers;
     this.metrics = options.metrics;
     this.logger = options.logger;
+    this.freeBytes = options.freeBytes ?? freeBytesAt;
     const piece = 64 * 1024 * 1024;
     this.totalBucket = bucketFor(options.config.download.totalRateLimit, piece);
     this.originBucket = bucketFor(options.config.download.backSourceRateLimit, piece);
     this.perPeerBucket = bucketFor(options.config.download.perPeerRateLimit, piece);
     this.updateGauge();
     warmContentHasher();
+  }
+
+  /**
+   * Reserves the bytes a download still has to write; fails with LocalStorageError when the
+   * data directory's free space, less what other downloads reserved, cannot hold them.
+   */
+  async reserveSpace(taskId: string, bytes: number): Promise<void> {
+    let others = 0;
+    for (const [id, reserved] of this.reservations) {
+      if (id === taskId) continue;
+      // What it still has to write: its pieces already on disk are in the free-space figure.
+      const d = this.downloads.get(id);
+      others += d?.entry ? Math.max(0, d.entry.meta.contentLength - d.completedLength) : reserved;
+    }
+    try {
+      await ensureSpace(this.config.dataDir, bytes, others, this.freeBytes);
+    } catch (err) {
+      // Least-recently-used cached tasks may make room (storage GC), then ask once more.
+      if (!(await this.store.gc()).evicted.length) throw err;
+      await ensureSpace(this.config.dataDir, bytes, others, this.freeBytes);
+    }
+    this.reservations.set(taskId, bytes);
   }
 
   /** Buckets charged for bytes from peers or from the origin. */
@@ -873,9 +944,56 @@ export class TaskManager implements TaskApi {
     const download = d;
     void download.run().finally(() => {
       download.release();
+      this.reservations.delete(taskId);
       if (this.downloads.get(taskId) === download) this.downloads.delete(taskId);
     });
     return d;
+  }
+
+  /**
+   * Tells the scheduler that this host holds a finished task (a seed peer triggered for a task
+   * it serves from its cache): register, report it finished with its metadata, and wait for
+   * the scheduler to close the stream, so when the trigger ends the scheduler already counts
+   * this host as a parent instead of calling the seed failed. Best effort: false when no
+   * scheduler took it.
+   */
+  async announceCached(options: DownloadOptions, entry: TaskEntry): Promise<boolean> {
+    const pool = this.schedulers;
+    if (!pool || !entry.finished) return false;
+    const taskId = entry.taskId;
+    const peerId = peerIdOf(this.host.ip, this.host.hostname, this.host.seed);
+    const timeoutMs = this.config.scheduler.scheduleTimeout;
+    for (const addr of pool.forTask(taskId)) {
+      const stream = pool.client(addr).AnnouncePeer({ deadline: Date.now() + timeoutMs });
+      const reporter = new PeerReporter(stream, { hostId: this.host.id, taskId, peerId });
+      const closed = new Promise<Error | undefined>((resolve) => {
+        stream.on('data', () => undefined);
+        stream.on('error', (err) => resolve(err));
+        stream.on('end', () => resolve(undefined));
+      });
+      const { contentLength, pieceLength, responseHeaders } = entry.meta;
+      const download = {
+        url: options.url,
+        digest: options.digest,
+        tag: options.tag,
+        application: options.application,
+        filteredQueryParams: [...(options.filteredQueryParams ?? DEFAULT_FILTERED_QUERY_PARAMS)],
+        requestHeader: { ...options.requestHeaders },
+        needBackToSource: true,
+      };
+      reporter.send({ registerPeerRequest: { download } });
+      reporter.send({ downloadPeerBackToSourceStartedRequest: { contentLength, pieceLength, responseHeader: responseHeaders } });
+      reporter.send({ downloadPeerBackToSourceFinishedRequest: { contentLength, pieceCount: entry.pieceCount, pieceLength, responseHeader: responseHeaders } });
+      reporter.close();
+      const err = await closed;
+      if (!err) {
+        this.logger.info({ taskId, peerId, scheduler: addr }, 'registered a cached task with the scheduler');
+        return true;
+      }
+      this.logger.warn({ taskId, scheduler: addr, err: err.message }, 'could not register a cached task with the scheduler');
+      if ((err as grpc.ServiceError).code === grpc.status.NOT_FOUND) pool.reannounceSoon();
+    }
+    return false;
   }
 
   /** The finished local task, if any and its content is still the verified one (cache hit); a corrupted one is dropped. */
@@ -940,7 +1058,7 @@ export class TaskManager implements TaskApi {
   }
 
   async downloadToFile(
-    options: DownloadOptions & { readonly outputPath: string; readonly overwrite?: boolean },
+    options: DownloadOptions & { readonly outputPath: string; readonly overwrite?: boolean; readonly hardLink?: boolean },
     onProgress?: (p: DownloadProgress) => void,
   ): Promise<{ taskId: string; contentLength: number; fromCache: boolean }> {
     const output = options.outputPath;
@@ -966,7 +1084,7 @@ export class TaskManager implements TaskApi {
       entry.acquire();
     }
     try {
-      await this.place(entry, output, options.overwrite === true);
+      await this.place(entry, output, options.overwrite === true, options.hardLink === true);
       this.store.touch(entry);
       this.metrics.downloadBytes.inc({ source: 'local_cache' }, fromCache ? entry.meta.contentLength : 0);
       return { taskId, contentLength: entry.meta.contentLength, fromCache };
@@ -990,15 +1108,26 @@ export class TaskManager implements TaskApi {
     throw new ConflictError(`output path ${output} already exists (use overwrite)`);
   }
 
-  /** Hardlink (or copy) into a temp name beside the output, then rename: never a partial file at `output`. */
-  private async place(entry: TaskEntry, output: string, overwrite: boolean): Promise<void> {
+  /**
+   * Reflink (or copy) into a temp name beside the output, then rename: never a partial file at
+   * `output`, and the output never shares storage with the cache, so editing either cannot
+   * change the other. `hardLink` (opt-in) links instead where it can: no copy, but shared bytes.
+   */
+  private async place(entry: TaskEntry, output: string, overwrite: boolean, hardLink: boolean): Promise<void> {
     const tmp = path.join(path.dirname(output), `.${path.basename(output)}.dfdaemon-${randomBytes(6).toString('hex')}`);
     try {
-      try {
-        await fsp.link(entry.contentPath, tmp);
-      } catch {
-        await fsp.copyFile(entry.contentPath, tmp);
+      let linked = false;
+      if (hardLink) {
+        linked = await fsp.link(entry.contentPath, tmp).then(
+          () => true,
+          (err: NodeJS.ErrnoException) => {
+            this.logger.warn({ output, err: err.message }, 'hard link not possible (other filesystem?): copying instead');
+            return false;
+          },
+        );
       }
+      // COPYFILE_FICLONE: a reflink (shared extents, copy-on-write) where the filesystem can, else a plain copy.
+      if (!linked) await fsp.copyFile(entry.contentPath, tmp, fs.constants.COPYFILE_FICLONE).catch((err: unknown) => rethrowLocalIo(err, tmp));
       if (!overwrite) {
         const st = await fsp.stat(output).catch(() => undefined);
         const own = await fsp.stat(entry.contentPath);

@@ -72,6 +72,7 @@ export async function downloadViaDaemon(options: DfgetOptions, onProgress: (p: P
             timeoutMs: options.timeoutMs,
             disableBackToSource: options.disableBackToSource,
             overwrite: options.overwrite,
+            forceHardLink: options.hardLink,
           },
         },
         { deadline: Date.now() + options.timeoutMs },

@@ -20,6 +20,8 @@ export interface DfgetOptions {
   readonly filteredQueryParams: readonly string[];
   readonly disableBackToSource: boolean;
   readonly overwrite: boolean;
+  /** Opt-in: the output is a hardlink to dfdaemon's cache file (see --hard-link). */
+  readonly hardLink: boolean;
   readonly timeoutMs: number;
   readonly progress: boolean;
   readonly verbose: boolean;
@@ -72,6 +74,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--filtered-query-param <name>', 'query param left out of the task id (repeatable, or comma list)').argParser(collect).default([]))
     .option('--disable-back-to-source', 'fail instead of going to the origin when no peer has the file', false)
     .option('--overwrite', 'replace an existing output file', false)
+    .option('--hard-link', "make the output a hardlink to dfdaemon's cached copy instead of a reflink or copy (no extra disk space, but editing the output corrupts the cache for every later reader, and a cache repair changes the output)", false)
     .option('--timeout <duration>', 'give up after this long, e.g. 30s, 10m, 2h', DEFAULT_TIMEOUT)
     .option('--no-progress', 'do not show a progress bar')
     .option('--verbose', 'print what dfget is doing', false)
@@ -89,6 +92,7 @@ interface RawOpts {
   filteredQueryParam: string[];
   disableBackToSource: boolean;
   overwrite: boolean;
+  hardLink: boolean;
   timeout: string;
   progress: boolean;
   verbose: boolean;
@@ -126,6 +130,7 @@ export function parseArgs(argv: readonly string[], cwd = process.cwd(), writeErr
     filteredQueryParams: raw.filteredQueryParam,
     disableBackToSource: raw.disableBackToSource,
     overwrite: raw.overwrite,
+    hardLink: raw.hardLink,
     timeoutMs,
     progress: raw.progress,
     verbose: raw.verbose,

@@ -28,7 +28,7 @@ export const signinSchema = z.strictObject({
   password: z.string().min(8, 'expected 8 to 20 characters').max(20, 'expected 8 to 20 characters'),
 });
 
-export const signupSchema = signinSchema.extend({ email: z.email('expected an email address').or(z.literal('')).default('') });
+export const signupSchema = signinSchema.extend({ email: z.email('expected an email address').max(254, 'expected at most 254 characters').or(z.literal('')).default('') });
 
 export const tokenBodySchema = z.strictObject({
   name: z.string().min(1).max(256),

@@ -6,7 +6,7 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { errorBody, httpStatusOf, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError } from '../common/errors';
+import { DragonflyError, errorBody, httpStatusOf, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError } from '../common/errors';
 import { AuthService, ROOT_ROLE, tokenView, userView, type Principal } from './auth';
 import { ClusterService, SchedulerClusterService, SeedPeerClusterService } from './clusters';
 import type { ManagerMetrics } from './metrics';
@@ -346,7 +346,14 @@ export function createRestApp(deps: RestDeps): express.Express {
     const parserError = err as { type?: string; status?: number; message?: string };
     if (parserError.type === 'entity.parse.failed') error = new InvalidArgumentError(`request body is not valid JSON: ${parserError.message ?? ''}`);
     else if (parserError.type === 'entity.too.large') error = new InvalidArgumentError('request body too large');
-    else if (err instanceof PermissionDeniedError || err instanceof UnauthenticatedError) logger.debug({ path: req.path, err: err.message }, 'request refused');
+    else if (parserError.status === 415) {
+      // Unsupported Content-Encoding or charset.
+      res.status(415).json({ message: `unsupported request body: ${parserError.message ?? ''}`, kind: 'UnsupportedMediaType' });
+      return;
+    } else if (!(err instanceof DragonflyError) && typeof parserError.status === 'number' && parserError.status >= 400 && parserError.status < 500) {
+      // The body parser's other refusals: a body that does not decode (bad gzip/deflate/br data), aborted or of the wrong size.
+      error = new InvalidArgumentError(`request body could not be read: ${parserError.message ?? ''}`);
+    } else if (err instanceof PermissionDeniedError || err instanceof UnauthenticatedError) logger.debug({ path: req.path, err: err.message }, 'request refused');
     const status = httpStatusOf(error);
     if (status >= 500) logger.error({ err, method: req.method, path: req.path }, 'request failed');
     res.status(status).json(errorBody(error));

@@ -84,8 +84,18 @@ export const NO_EVENTS: SchedulerEvents = {
   announceHost: () => undefined,
 };
 
-/** Seeds are skipped for a task for this long after a seed failed it (upstream: 30 min). */
+/**
+ * After a seed failed a task it is tried again after SEED_RETRY_MIN_MS, doubling with each
+ * failure in a row up to SEED_FAILURE_BACKOFF_MS (upstream bans for the full 30 min at once,
+ * which turned one scheduler restart into 30 minutes of origin traffic).
+ */
+export const SEED_RETRY_MIN_MS = 2_000;
 export const SEED_FAILURE_BACKOFF_MS = 30 * 60_000;
+
+/** How long seeds are skipped for a task after `failures` failures in a row. */
+export function seedRetryDelayMs(failures: number): number {
+  return failures <= 0 ? 0 : Math.min(SEED_FAILURE_BACKOFF_MS, SEED_RETRY_MIN_MS * 2 ** Math.min(failures - 1, 20));
+}
 /** Children offered a newly available parent per event (keeps the hot path bounded). */
 const TOP_UP_BATCH = 16;
 
@@ -432,6 +442,7 @@ export class SchedulerService {
       task.setMetadata(contentLength, pieceLength, header);
     }
     this.applyPeerEvent(peer, 'DownloadSucceeded');
+    if (peer.isSeed) task.seedFailures = 0;
     peer.finished.fill(task.pieceCount);
     peer.sentToOrigin = false;
     task.originPeers.delete(peer);
@@ -448,7 +459,7 @@ export class SchedulerService {
     if (peer.state === 'Failed') return;
     this.applyPeerEvent(peer, 'DownloadFailed');
     this.logger.debug({ peer: peer.id, task: task.id, description }, 'peer failed');
-    if (peer.isSeed && (peer.sentToOrigin || task.originPeers.has(peer))) task.seedFailedAt = this.now();
+    if (peer.isSeed && (peer.sentToOrigin || task.originPeers.has(peer))) this.seedFailed(task);
     this.detach(peer);
     const active = [...task.peers.values()].some((p) => p.state === 'Running' || p.state === 'BackToSource' || p.state === 'Succeeded');
     if (!active && canTaskTransition(task.state, 'DownloadFailed')) task.transition('DownloadFailed');
@@ -457,7 +468,7 @@ export class SchedulerService {
 
   private leave(peer: Peer): void {
     const task = peer.task;
-    if (peer.isSeed && task.originPeers.has(peer)) task.seedFailedAt = this.now();
+    if (peer.isSeed && task.originPeers.has(peer)) this.seedFailed(task);
     this.applyPeerEvent(peer, 'Leave');
     this.detach(peer);
     this.wakeWaiting(task);
@@ -579,7 +590,12 @@ export class SchedulerService {
   }
 
   private seedUsable(task: Task, s: SchedulingSettings): boolean {
-    return s.seedPeerEnabled && (task.seedFailedAt === undefined || this.now() - task.seedFailedAt > SEED_FAILURE_BACKOFF_MS);
+    return s.seedPeerEnabled && (task.seedFailedAt === undefined || this.now() - task.seedFailedAt > seedRetryDelayMs(task.seedFailures));
+  }
+
+  private seedFailed(task: Task): void {
+    task.seedFailedAt = this.now();
+    task.seedFailures++;
   }
 
   /** Asks a seed peer to fetch the task; false when none is usable. */
@@ -608,7 +624,7 @@ export class SchedulerService {
       task.seedTriggerPending = false;
       // A trigger that ended without any peer having data counts as a failure too.
       if (err || (task.poolSize === 0 && task.originPeers.size === 0 && task.sizeScope !== 'EMPTY')) {
-        task.seedFailedAt = this.now();
+        this.seedFailed(task);
         this.logger.warn({ task: task.id, seed: seed.key, err: err?.message }, 'seed peer could not fetch the task');
       }
       this.wakeWaiting(task);

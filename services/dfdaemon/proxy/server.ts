@@ -434,7 +434,8 @@ export class ProxyHandler {
       return;
     }
     const kind = err instanceof DragonflyError ? err.kind : 'Internal';
-    const status = kind === 'Unavailable' || kind === 'ResourceExhausted' || kind === 'DeadlineExceeded' ? 503 : 502;
+    // LocalStorage: this host's disk cannot hold the content (checked before any byte is sent).
+    const status = kind === 'LocalStorage' ? 507 : kind === 'Unavailable' || kind === 'ResourceExhausted' || kind === 'DeadlineExceeded' ? 503 : 502;
     const message = err instanceof Error ? err.message : String(err);
     this.logger.warn({ err: message, url: decision.upstream.toString() }, 'proxy: p2p download failed');
     this.sendError(res, 'p2p', status, 'dfdaemon', message, kind);

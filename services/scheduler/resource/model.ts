@@ -116,6 +116,8 @@ export class Task {
   seedTriggerPending = false;
   /** Last time a seed peer failed this task (trigger call or its back-to-source); seeds are skipped for a while after. */
   seedFailedAt: number | undefined;
+  /** Seed failures of this task in a row (reset when a seed succeeds): the retry backoff doubles with each. */
+  seedFailures = 0;
   createdAt: number;
   updatedAt: number;
 

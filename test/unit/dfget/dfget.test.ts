@@ -58,7 +58,7 @@ describe('dfget arguments', () => {
   it('parses every flag', () => {
     const o = parseArgs(
       argv('https://example.com/a.tar?x=1', '-O', 'out.tar', '-e', '/run/df.sock', '--digest', `SHA256:${'A'.repeat(64)}`, '-H', 'Authorization: Bearer t', '--header', 'X-A: b: c',
-        '--tag', 't', '--application', 'app', '--filtered-query-param', 'x', '--filtered-query-param', 'y,z', '--disable-back-to-source', '--overwrite', '--timeout', '90s', '--no-progress', '--verbose'),
+        '--tag', 't', '--application', 'app', '--filtered-query-param', 'x', '--filtered-query-param', 'y,z', '--disable-back-to-source', '--overwrite', '--hard-link', '--timeout', '90s', '--no-progress', '--verbose'),
       '/srv/downloads',
     );
     expect(o).toEqual({
@@ -72,6 +72,7 @@ describe('dfget arguments', () => {
       filteredQueryParams: ['x', 'y', 'z'],
       disableBackToSource: true,
       overwrite: true,
+      hardLink: true,
       timeoutMs: 90_000,
       progress: false,
       verbose: true,
@@ -84,6 +85,7 @@ describe('dfget arguments', () => {
     expect(o.timeoutMs).toBe(2 * 3600_000);
     expect(o.progress).toBe(true);
     expect(o.overwrite).toBe(false);
+    expect(o.hardLink).toBe(false);
   });
 
   it('accepts unix socket paths only: the download API is not served over TCP', () => {

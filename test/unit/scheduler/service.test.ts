@@ -3,7 +3,7 @@ import type { DragonflyError } from '../../../services/common/errors';
 import type { AnnouncePeerRequest__Output, AnnouncePeerResponse, AnnounceHostRequest__Output, Download } from '../../../services/proto';
 import { ResourceStore } from '../../../services/scheduler/resource/store';
 import type { SeedHost, SeedTrigger } from '../../../services/scheduler/seed-peers';
-import { SchedulerService, type PeerStream, type SchedulingSettings } from '../../../services/scheduler/service';
+import { SEED_FAILURE_BACKOFF_MS, SEED_RETRY_MIN_MS, SchedulerService, seedRetryDelayMs, type PeerStream, type SchedulingSettings } from '../../../services/scheduler/service';
 import { taskIdOf } from '../../../services/common/ids';
 
 const MiB = 1024 * 1024;
@@ -113,6 +113,32 @@ describe('SchedulerService origin control', () => {
     const [origin, waiter] = t.last(a).response === 'needBackToSourceResponse' ? [a, b] : [b, a];
     t.send(origin, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40 * MiB, pieceLength: 10 * MiB, responseHeader: {} } });
     expect(t.last(waiter).normalTaskResponse?.candidateParents?.map((p) => p.id)).toEqual([origin.id]);
+  });
+
+  test('a seed that failed a task is tried again after a backoff (2 s, doubling), not banned for 30 minutes', () => {
+    const t = setup({ backToSourceCount: 1 });
+    t.announce(100, true);
+    const failAll = (c: Client) => t.send(c, { request: 'downloadPeerBackToSourceFailedRequest', downloadPeerBackToSourceFailedRequest: { description: 'x' } });
+    const a = t.register(t.announce(1), 'peer-a');
+    expect(t.trigger.calls).toHaveLength(1);
+    t.trigger.calls[0].done({ kind: 'Unavailable', message: 'scheduler restarted under the seed' } as DragonflyError);
+    failAll(a);
+    t.advance(SEED_RETRY_MIN_MS + 1);
+    const b = t.register(t.announce(2), 'peer-b');
+    expect(t.trigger.calls).toHaveLength(2); // retried after 2 s
+    t.trigger.calls[1].done({ kind: 'Unavailable', message: 'again' } as DragonflyError);
+    failAll(b);
+    t.advance(SEED_RETRY_MIN_MS + 1);
+    const c = t.register(t.announce(3), 'peer-c');
+    expect(t.trigger.calls).toHaveLength(2); // second failure in a row: 4 s
+    failAll(c);
+    t.advance(2 * SEED_RETRY_MIN_MS);
+    t.register(t.announce(4), 'peer-d');
+    expect(t.trigger.calls).toHaveLength(3);
+    expect(seedRetryDelayMs(0)).toBe(0);
+    expect(seedRetryDelayMs(1)).toBe(2_000);
+    expect(seedRetryDelayMs(3)).toBe(8_000);
+    expect(seedRetryDelayMs(40)).toBe(SEED_FAILURE_BACKOFF_MS);
   });
 
   test('without any seed host the first peer goes to the origin itself', () => {

@@ -23,6 +23,7 @@ export interface Download {
   'metadataOnly'?: (boolean);
   'remoteIp'?: (string);
   'overwrite'?: (boolean);
+  'forceHardLink'?: (boolean);
   '_digest'?: "digest";
   '_range'?: "range";
   '_tag'?: "tag";
@@ -51,6 +52,7 @@ export interface Download__Output {
   'metadataOnly': (boolean);
   'remoteIp'?: (string);
   'overwrite': (boolean);
+  'forceHardLink': (boolean);
   '_digest'?: "digest";
   '_range'?: "range";
   '_tag'?: "tag";
