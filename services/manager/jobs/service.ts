@@ -133,7 +133,7 @@ export class JobService {
     const job = await this.store.createJob({
       taskId: `group_${randomUUID()}`,
       type: b.type,
-      args: redactArgs(b.args as Record<string, unknown>),
+      args: redactArgs(b.args),
       userId,
       deadlineAt: Date.now() + timeoutMs,
       clusters,

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-return -- response bodies are arbitrary JSON checked field by field */
 /**
  * Jobs end to end on real MariaDB and Redis: manager (own database, own key prefix), a
  * scheduler of cluster 1 consuming its BullMQ queue, a seed peer and a peer, and a test
