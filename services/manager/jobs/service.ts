@@ -26,6 +26,8 @@ export interface JobSettings {
 
 /** Pending jobs looked at per reconcile pass (oldest first). */
 const RECONCILE_BATCH = 500;
+/** A queued entry missing this long is gone for good. */
+const MISSING_GRACE_MS = 3000;
 /** Largest result kept per cluster (JSON characters). */
 const MAX_RESULT_CHARS = 4 * 1024 * 1024;
 
@@ -93,6 +95,8 @@ function filtersOf(text: string): string[] {
 export class JobService {
   /** When each queued cluster part was first seen without any consuming scheduler. */
   private readonly noWorkerSince = new Map<string, number>();
+  /** When each cluster part was first seen missing from its queue (a read racing a state change can miss it once). */
+  private readonly missingSince = new Map<string, number>();
   private reconciling: Promise<void> | undefined;
 
   constructor(
@@ -209,6 +213,7 @@ export class JobService {
       await this.store.finishJobCluster(id, c.schedulerClusterId, { state: 'FAILURE', error: `canceled by ${by}`, attempts: c.attempts });
       if (this.queues?.ready) await this.queues.remove(c.schedulerClusterId, id).catch(() => undefined);
       this.noWorkerSince.delete(`${id}:${c.schedulerClusterId}`);
+      this.missingSince.delete(`${id}:${c.schedulerClusterId}`);
     }
     return jobView((await this.store.getJob(id))!);
   }
@@ -243,6 +248,7 @@ export class JobService {
 
   private async finish(job: JobRecord, c: JobClusterRecord, outcome: { state: 'SUCCESS' | 'FAILURE'; result?: JsonObject; error?: string; attempts?: number }): Promise<void> {
     this.noWorkerSince.delete(`${job.id}:${c.schedulerClusterId}`);
+    this.missingSince.delete(`${job.id}:${c.schedulerClusterId}`);
     if (await this.store.finishJobCluster(job.id, c.schedulerClusterId, outcome)) {
       this.logger.info({ job: job.id, cluster: c.schedulerClusterId, state: outcome.state, error: outcome.error }, 'job part finished');
     }
@@ -263,9 +269,14 @@ export class JobService {
     if (!queues) return;
     const status = await queues.status(c.schedulerClusterId, job.id);
     if (!status) {
-      await this.finish(job, c, { state: 'FAILURE', error: `the queued job vanished from Redis (flushed or evicted) before scheduler cluster ${c.schedulerClusterId} finished it` });
+      const since = this.missingSince.get(key) ?? now;
+      this.missingSince.set(key, since);
+      if (now - since >= MISSING_GRACE_MS) {
+        await this.finish(job, c, { state: 'FAILURE', error: `the queued job vanished from Redis (flushed or evicted) before scheduler cluster ${c.schedulerClusterId} finished it` });
+      }
       return;
     }
+    this.missingSince.delete(key);
     if (status.state === 'completed') {
       await this.finish(job, c, await this.outcomeOf(job, c, status.returnValue, status.attemptsMade));
       await queues.remove(c.schedulerClusterId, job.id);

@@ -18,7 +18,7 @@ describe('proxy on a local cluster', () => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'proxy-cluster-'));
     origin = await startOrigin();
-    cluster = await startLocalCluster({ workDir: dir, logger: silentLogger(), ports: FREE });
+    cluster = await startLocalCluster({ workDir: dir, logger: silentLogger(), ports: FREE, redis: false });
   });
   afterAll(async () => {
     await cluster?.stop();
