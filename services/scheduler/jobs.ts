@@ -15,7 +15,7 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { GRPC_OPTIONS } from '../common/grpc';
-import { fromGrpcError, NotFoundError } from '../common/errors';
+import { DragonflyError, fromGrpcError } from '../common/errors';
 import {
   bullConnectionOf,
   bullPrefixOf,
@@ -90,6 +90,11 @@ export class GrpcPeerTaskClient implements PeerTaskClient {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }
+}
+
+/** A peer's (or this scheduler's) "no such task": typed locally, rebuilt from the status code over gRPC. */
+function isNotFound(err: unknown): boolean {
+  return err instanceof DragonflyError && err.kind === 'NotFound';
 }
 
 /** Runs `fn` over `items`, at most `limit` at once. */
@@ -225,7 +230,7 @@ export class JobRunner {
         const task = await this.o.peers.stat(targetOf(peer), taskId);
         return { ...peer, task_state: task.state, content_length: Number(task.contentLength), piece_count: task.pieceCount, finished_piece_count: task.pieces.length };
       } catch (err) {
-        if (!(err instanceof NotFoundError)) unreachable.push({ hostname: peer.hostname, ip: peer.ip, error: (err as Error).message });
+        if (!isNotFound(err)) unreachable.push({ hostname: peer.hostname, ip: peer.ip, error: (err as Error).message });
         return undefined;
       }
     });
@@ -241,14 +246,14 @@ export class JobRunner {
         await this.o.peers.delete(targetOf(peer), taskId);
         deleted.push(peer);
       } catch (err) {
-        if (!(err instanceof NotFoundError)) failed.push({ hostname: peer.hostname, ip: peer.ip, error: (err as Error).message });
+        if (!isNotFound(err)) failed.push({ hostname: peer.hostname, ip: peer.ip, error: (err as Error).message });
       }
     });
     // Parents that no longer hold the task must not be offered to children.
     try {
       this.o.service.deleteTask(taskId, '');
     } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
+      if (!isNotFound(err)) throw err;
     }
     if (failed.length > 0) {
       throw new Error(`delete_task could not reach ${failed.length} of ${hosts.length} peers: ${failed.slice(0, MAX_ERRORS_IN_REASON).map((f) => `${f.hostname} (${f.ip}): ${f.error}`).join('; ')}`);

@@ -193,6 +193,9 @@ describe('jobs on MariaDB + Redis', () => {
 
     const after = await finished((await post({ type: 'get_task', args: { task_id: taskId }, scheduler_cluster_ids: [1] })).body.id);
     expect(after.result.job_states[0].results.peers).toEqual([]);
+    // "Not held" is not "unreachable": both hosts answered.
+    expect(after.result.job_states[0].results.unreachable_peers).toEqual([]);
+    expect(after.result.job_states[0].results.asked_peers).toBe(2);
   });
 
   it('sync_peers refreshes the peer inventory', async () => {
