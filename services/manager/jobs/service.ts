@@ -131,7 +131,12 @@ export class JobService {
 
     const clusters: Array<{ schedulerClusterId: number; state?: JobState; error?: string }> = [];
     for (const id of clusterIds) {
-      const workers = await queues.workerCount(id);
+      let workers: number;
+      try {
+        workers = await queues.workerCount(id);
+      } catch (err) {
+        throw new UnavailableError(`jobs need Redis, and the Redis at ${queues.where} failed: ${(err as Error).message}`);
+      }
       clusters.push(workers > 0 ? { schedulerClusterId: id } : { schedulerClusterId: id, state: 'FAILURE', error: noSchedulerMessage(id) });
     }
     const job = await this.store.createJob({
@@ -223,9 +228,15 @@ export class JobService {
     this.reconciling ??= (async () => {
       try {
         const workers = new Map<number, Promise<number>>();
-        for (const id of await this.store.pendingJobIds(RECONCILE_BATCH)) {
+        const pending = await this.store.pendingJobIds(RECONCILE_BATCH);
+        for (const id of pending) {
           const job = await this.store.getJob(id);
           if (job) await this.reconcileJob(job, workers);
+        }
+        // Parts another manager finished leave no trace here.
+        const live = new Set(pending.map(String));
+        for (const map of [this.noWorkerSince, this.missingSince]) {
+          for (const key of map.keys()) if (!live.has(key.split(':')[0])) map.delete(key);
         }
       } finally {
         this.reconciling = undefined;
