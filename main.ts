@@ -5,7 +5,7 @@
  */
 import { ApiObject, App, Chart, JsonPatch } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
-import { CentralManager, DragonflyCluster, RemoteCluster, jaegerCollectorUrl } from './constructs';
+import { CentralManager, DOCUMENTED_DEFAULT_PASSWORD, DragonflyCluster, RemoteCluster, jaegerCollectorUrl } from './constructs';
 
 /** Keys the seed sets on every component: debug logs and the pprof port. */
 const SEED_DEBUG = { verbose: true, pprofPort: 18066 } as const;
@@ -29,6 +29,7 @@ export function buildSeedTopology(app: App): { clusterA: Chart; clusterB: Chart 
   });
   new DragonflyCluster(clusterA, 'dragonfly', {
     manager: manager.endpoint,
+    jobRedis: manager.jobRedis,
     nodeSelector: nodeSelectorA,
     registries: ['https://ghcr.io'],
     jaeger: true,
@@ -44,6 +45,8 @@ export function buildSeedTopology(app: App): { clusterA: Chart; clusterB: Chart 
     manager: { host: 'dragonfly-manager.cluster-a.svc.cluster.local', grpcPort: 65003, restPort: 8080 },
     clusterId: 2,
     scopes: { idc: 'cluster-2' },
+    // The seed's externalRedis: jobs (preheat, ...) reach this cluster's scheduler through cluster A's Redis.
+    externalRedis: { addrs: ['dragonfly-redis-master.cluster-a.svc.cluster.local:6379'], password: DOCUMENTED_DEFAULT_PASSWORD },
     nodeSelector: { cluster: 'b' },
     registries: ['https://ghcr.io'],
     jaeger: true,

@@ -22,6 +22,7 @@ import {
   type SecretKeyRef,
   type WiredKey,
 } from './_util';
+import type { JobRedis } from './scheduler';
 import { DOCUMENTED_DEFAULT_PASSWORD, InClusterMysql, InClusterRedis, MYSQL_PORT, REDIS_PORT, type InClusterMysqlProps, type InClusterRedisProps } from './datastores';
 import { assertRelease } from './dragonfly-cluster';
 import { MANAGER_GRPC_PORT, MANAGER_REST_PORT, METRICS_PORT, type ManagerEndpoint } from './endpoints';
@@ -161,6 +162,8 @@ export class CentralManager extends Construct {
   public readonly serviceName: string;
   /** `<release>-redis-master.<ns>.svc.cluster.local:6379`, or the first external address. */
   public readonly redisAddr: string;
+  /** The Redis schedulers of this Kubernetes cluster take their jobs from (pass it to DragonflyCluster's `jobRedis`). */
+  public readonly jobRedis: JobRedis;
   /** Secret with `username` / `password` of the manager's root user. */
   public readonly credentialsSecret: string;
   public readonly config: Readonly<Record<string, unknown>>;
@@ -214,6 +217,13 @@ export class CentralManager extends Construct {
       redisSecret = this.redis.passwordSecret;
     }
     this.redisAddr = redisAddrs[0];
+    const keyPrefix = props.config?.database?.redis?.keyPrefix;
+    this.jobRedis = {
+      addrs: redisAddrs,
+      ...(redisSecret ? { passwordSecret: redisSecret } : {}),
+      ...(props.externalRedis?.db !== undefined ? { db: props.externalRedis.db } : {}),
+      ...(keyPrefix !== undefined ? { keyPrefix } : {}),
+    };
 
     // Root credentials.
     this.credentialsSecret = props.credentialsSecret ?? `${name}-credentials`;

@@ -8,7 +8,7 @@ import { assertNodeSelector, namespaceOf } from './_util';
 import { Dfdaemon, type DfdaemonOptions } from './dfdaemon';
 import { assertManagerEndpoint, SCHEDULER_GRPC_PORT, type ManagerEndpoint } from './endpoints';
 import { Jaeger } from './jaeger';
-import { Scheduler, type SchedulerOptions } from './scheduler';
+import { Scheduler, type JobRedis, type SchedulerOptions } from './scheduler';
 import { SeedPeer, type SeedPeerOptions } from './seed-peer';
 
 /** IDC and location the cluster's hosts report (`host.idc`, `host.location`). */
@@ -79,6 +79,12 @@ export interface DragonflyClusterProps {
    * @default - default ports, dfinit on
    */
   readonly dfdaemon?: DfdaemonOptions;
+  /**
+   * The manager's Redis, where the scheduler takes this cluster's jobs from (CentralManager's
+   * `jobRedis` in the manager's own cluster).
+   * @default - none: jobs (preheat, get_task, ...) sent to this cluster fail with "no live scheduler"
+   */
+  readonly jobRedis?: JobRedis;
 }
 
 export const DEFAULT_REGISTRIES: readonly string[] = ['https://docker.io', 'https://ghcr.io'];
@@ -132,6 +138,7 @@ export class DragonflyCluster extends Construct {
     this.scheduler = new Scheduler(this, 'Scheduler', {
       ...props.scheduler,
       ...common,
+      jobRedis: props.jobRedis,
       nodeSelector: props.scheduler?.nodeSelector ?? props.nodeSelector,
     });
     this.seedPeer = new SeedPeer(this, 'SeedPeer', {

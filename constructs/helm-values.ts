@@ -10,7 +10,7 @@ import { DragonflyCluster, type DragonflyClusterProps } from './dragonfly-cluste
 import { MANAGER_GRPC_PORT, MANAGER_REST_PORT, type ManagerEndpoint } from './endpoints';
 import { DEFAULT_IMAGE_REGISTRY, DEFAULT_IMAGE_TAG, type DragonflyComponentImage, type ImageRef } from './images';
 import { jaegerCollectorUrl } from './jaeger';
-import { RemoteCluster } from './remote-cluster';
+import { RemoteCluster, type RemoteRedis } from './remote-cluster';
 
 /** A values key the importer could not express with the constructs, and why. */
 export interface UnmappedValue {
@@ -358,10 +358,12 @@ export function fromHelmValues(scope: Construct, values: unknown, options: HelmI
     manager = new CentralManager(scope, 'manager', managerProps);
   } else {
     r.get('manager.enable');
-    for (const key of ['redis', 'externalRedis', 'mysql', 'externalMysql']) {
-      r.report(key, 'no manager is deployed here (manager.enable is false) and the scheduler keeps no Redis or MySQL state; the remote manager owns its datastores');
+    for (const key of ['redis', 'mysql', 'externalMysql']) {
+      r.report(key, 'no manager is deployed here (manager.enable is false); the remote manager owns its datastores');
     }
   }
+  // A cluster without its own manager takes its jobs from the central manager's Redis (as the chart's schedulers do).
+  const remoteRedis = !managerEnabled ? remoteRedisOf(r, release) : undefined;
 
   let cluster: DragonflyCluster;
   if (!managerEnabled && clusterId >= 2 && (hostKeys.idc || hostKeys.location)) {
@@ -370,11 +372,13 @@ export function fromHelmValues(scope: Construct, values: unknown, options: HelmI
       manager: clusterProps.manager,
       clusterId,
       scopes: { ...(hostKeys.idc ? { idc: hostKeys.idc } : {}), ...(hostKeys.location ? { location: hostKeys.location } : {}) },
+      ...(remoteRedis ? { externalRedis: remoteRedis } : {}),
     });
   } else {
     cluster = new DragonflyCluster(scope, 'dragonfly', {
       ...clusterProps,
       ...(clusterId !== 1 ? { clusterId } : {}),
+      ...(remoteRedis ? { jobRedis: remoteRedis } : managerEnabled && manager ? { jobRedis: manager.jobRedis } : {}),
       ...(hostKeys.idc || hostKeys.location ? { hostScope: { idc: hostKeys.idc, location: hostKeys.location } } : {}),
     });
   }
@@ -383,6 +387,18 @@ export function fromHelmValues(scope: Construct, values: unknown, options: HelmI
   // Warnings on the construct tree, where tools that walk node metadata (and tests) find them.
   for (const u of unmapped) scope.node.addMetadata('warning', `helm values key "${u.key}" not mapped: ${u.reason}`);
   return { manager, cluster, unmapped };
+}
+
+/** `externalRedis` of a cluster without a manager: the central Redis its schedulers take jobs from. */
+function remoteRedisOf(r: ValuesReader, release: string): RemoteRedis | undefined {
+  const addrs = r.get('externalRedis.addrs');
+  if (addrs === undefined) return undefined;
+  if (!Array.isArray(addrs) || addrs.length === 0 || addrs.some((a) => typeof a !== 'string')) throw new Error('helm values externalRedis.addrs is not a list of "host:port"');
+  const secret = `${release}-external-redis`;
+  const hasPassword = r.has('externalRedis.password');
+  if (hasPassword) r.report('externalRedis.password', `plain-text passwords are not put in manifests; create Secret "${secret}" with key "password" (it is referenced, not created)`);
+  const db = r.number('externalRedis.db');
+  return { addrs: addrs as string[], ...(hasPassword ? { passwordSecret: { name: secret, key: 'password' } } : {}), ...(db !== undefined ? { db } : {}) };
 }
 
 function datastoreProps(r: ValuesReader, release: string): Partial<CentralManagerProps> {

@@ -10,7 +10,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import { clusterSpecSchema, type ClusterSpecInput } from '../services/common/config';
-import { CONFIG_DIR, componentLabels, shortHash, waitFor } from './_util';
+import { CONFIG_DIR, componentLabels, shortHash, waitFor, type SecretKeyRef } from './_util';
 import { DOCUMENTED_DEFAULT_PASSWORD } from './datastores';
 import { DragonflyCluster, assertClusterId, type DragonflyClusterProps } from './dragonfly-cluster';
 import { MANAGER_REST_PORT, assertManagerEndpoint, managerRestUrl, type ManagerEndpoint } from './endpoints';
@@ -59,7 +59,33 @@ export interface ManagerCredentials {
   readonly password?: string;
 }
 
-export interface RemoteClusterProps extends Omit<DragonflyClusterProps, 'clusterId' | 'hostScope'> {
+/** The central manager's Redis as this cluster reaches it (the chart's `externalRedis`). */
+export interface RemoteRedis {
+  /** "host:port", e.g. `dragonfly-redis-master.cluster-a.svc.cluster.local:6379`. */
+  readonly addrs: readonly string[];
+  /**
+   * Password; a Secret `<release>-external-redis` (key `password`) is created with it.
+   * @default - none
+   */
+  readonly password?: string;
+  /**
+   * Existing Secret key with the password (instead of `password`).
+   * @default - none
+   */
+  readonly passwordSecret?: SecretKeyRef;
+  /**
+   * Database number.
+   * @default 0
+   */
+  readonly db?: number;
+  /**
+   * Key prefix; must equal the manager's `database.redis.keyPrefix`.
+   * @default "manager:"
+   */
+  readonly keyPrefix?: string;
+}
+
+export interface RemoteClusterProps extends Omit<DragonflyClusterProps, 'clusterId' | 'hostScope' | 'jobRedis'> {
   /** The central manager (e.g. `{ host: 'dragonfly-manager.cluster-a.svc.cluster.local' }`). */
   readonly manager: ManagerEndpoint;
   /** Scheduler cluster id = seed-peer cluster id of the record; 2 or more (1 is the default cluster). */
@@ -93,6 +119,12 @@ export interface RemoteClusterProps extends Omit<DragonflyClusterProps, 'cluster
    * @default - ghcr.io/dragonfly-ts/manager:<package version>
    */
   readonly managerImage?: ImageRef;
+  /**
+   * The central manager's Redis, where this cluster's schedulers take their jobs (preheat,
+   * get_task, delete_task, sync_peers) from.
+   * @default - none: jobs sent to this cluster fail with "no live scheduler"
+   */
+  readonly externalRedis?: RemoteRedis;
 }
 
 function assertScopes(scopes: ClusterScopes | undefined): void {
@@ -216,12 +248,25 @@ export class RemoteCluster extends DragonflyCluster {
 
   constructor(scope: Construct, id: string, props: RemoteClusterProps) {
     const checked = RemoteCluster.check(props);
+    const redis = props.externalRedis;
+    const release = props.release ?? 'dragonfly';
+    const redisSecret = redis?.passwordSecret ?? (redis?.password ? { name: `${release}-external-redis`, key: 'password' } : undefined);
     super(scope, id, {
       ...props,
+      ...(redis
+        ? { jobRedis: { addrs: redis.addrs, ...(redisSecret ? { passwordSecret: redisSecret } : {}), ...(redis.db !== undefined ? { db: redis.db } : {}), ...(redis.keyPrefix !== undefined ? { keyPrefix: redis.keyPrefix } : {}) } }
+        : {}),
       clusterId: props.clusterId,
       hostScope: { idc: props.scopes.idc?.split('|')[0] || undefined, location: props.scopes.location || undefined },
     });
     this.spec = checked;
+    if (redis?.password && !redis.passwordSecret) {
+      new k8s.KubeSecret(this, 'ExternalRedis', {
+        metadata: { name: redisSecret!.name, labels: componentLabels(this.release, 'scheduler') },
+        type: 'Opaque',
+        stringData: { password: redis.password },
+      });
+    }
     this.record = new ClusterRecord(this, 'Record', {
       release: this.release,
       manager: props.manager,
@@ -238,6 +283,10 @@ export class RemoteCluster extends DragonflyCluster {
     assertManagerEndpoint(props.manager, 'RemoteCluster');
     assertClusterId(props.clusterId, 'RemoteCluster');
     assertScopes(props.scopes);
+    if (props.externalRedis) {
+      if (!Array.isArray(props.externalRedis.addrs) || props.externalRedis.addrs.length === 0) throw new Error('externalRedis.addrs is empty; list the central Redis as "host:port" or drop externalRedis');
+      if (props.externalRedis.password && props.externalRedis.passwordSecret) throw new Error('externalRedis: give password or passwordSecret, not both');
+    }
     return clusterSpecOf(props);
   }
 }

@@ -7,12 +7,14 @@ import {
   componentLabels,
   dragonflyProbes,
   envFromField,
+  envFromSecret,
   renderConfig,
   resources,
   service,
   serviceAccount,
   waitFor,
   type ResourceSettings,
+  type SecretKeyRef,
   type WiredKey,
 } from './_util';
 import { MANAGER_GRPC_PORT, METRICS_PORT, SCHEDULER_GRPC_PORT, managerGrpcAddr, type ManagerEndpoint } from './endpoints';
@@ -54,6 +56,27 @@ export interface SchedulerOptions {
   readonly metricsService?: boolean;
 }
 
+/** The manager's Redis, where this cluster's job queue (preheat, get_task, ...) lives. */
+export interface JobRedis {
+  /** "host:port" addresses (one, or the sentinels). */
+  readonly addrs: readonly string[];
+  /**
+   * Secret key holding the password.
+   * @default - no password
+   */
+  readonly passwordSecret?: SecretKeyRef;
+  /**
+   * Database number.
+   * @default 0
+   */
+  readonly db?: number;
+  /**
+   * Key prefix; must equal the manager's `database.redis.keyPrefix`.
+   * @default "manager:"
+   */
+  readonly keyPrefix?: string;
+}
+
 export interface SchedulerProps extends SchedulerOptions {
   /** Helm-style release name; objects are named `<release>-scheduler`. */
   readonly release: string;
@@ -71,6 +94,11 @@ export interface SchedulerProps extends SchedulerOptions {
    * @default - empty
    */
   readonly host?: { readonly idc?: string; readonly location?: string };
+  /**
+   * Redis the scheduler takes jobs from (`database.redis`).
+   * @default - none: the scheduler takes no jobs
+   */
+  readonly jobRedis?: JobRedis;
 }
 
 export class Scheduler extends Construct {
@@ -103,6 +131,12 @@ export class Scheduler extends Construct {
     if (props.host?.idc) host.idc = props.host.idc;
     if (props.host?.location) host.location = props.host.location;
     if (Object.keys(host).length > 0) wired.push({ prop: 'the scopes prop', value: { host } });
+    const jobRedis = props.jobRedis;
+    if (jobRedis) {
+      if (jobRedis.addrs.length === 0) throw new Error('jobRedis.addrs (externalRedis.addrs) is empty; list at least one "host:port" or drop it');
+      const redis = { addrs: [...jobRedis.addrs], ...(jobRedis.db !== undefined ? { db: jobRedis.db } : {}), ...(jobRedis.keyPrefix !== undefined ? { keyPrefix: jobRedis.keyPrefix } : {}) };
+      wired.push({ prop: 'the jobRedis / externalRedis prop', value: { database: { redis } } });
+    }
     const rendered = renderConfig('scheduler', 'scheduler', props.config, wired);
     this.config = rendered.input;
 
@@ -134,7 +168,10 @@ export class Scheduler extends Construct {
                 image: imageOf('scheduler', props.image),
                 imagePullPolicy: pullPolicyOf(props.image),
                 command: ['dfscheduler', '--config', `${CONFIG_DIR}/scheduler.yaml`],
-                env: [envFromField('scheduler', ['server', 'advertiseIP'], 'status.podIP')],
+                env: [
+                  envFromField('scheduler', ['server', 'advertiseIP'], 'status.podIP'),
+                  ...(jobRedis?.passwordSecret ? [envFromSecret('scheduler', ['database', 'redis', 'password'], jobRedis.passwordSecret)] : []),
+                ],
                 ports: [
                   { name: 'grpc', containerPort: SCHEDULER_GRPC_PORT, protocol: 'TCP' },
                   { name: 'http-metrics', containerPort: METRICS_PORT, protocol: 'TCP' },

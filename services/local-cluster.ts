@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { Redis } from 'ioredis';
 import { parseConfig } from './common/config';
 import { onShutdown } from './common/lifecycle';
 import { createLogger, type Logger } from './common/logger';
@@ -25,6 +26,30 @@ export interface LocalClusterOptions {
    * proxy.whiteList entries; the proxy refuses every other upstream.
    */
   readonly proxyWhiteList?: ReadonlyArray<{ host?: string; regx?: string; ports?: string[] }>;
+  /**
+   * Redis for jobs ("host:port"); false: none. Default: 127.0.0.1:6379 when it answers a PING
+   * (env LOCAL_CLUSTER_REDIS overrides: an address, or "off").
+   */
+  readonly redis?: string | false;
+  /** Key prefix of the jobs' Redis keys (tests keep apart with it). */
+  readonly redisKeyPrefix?: string;
+}
+
+export const DEFAULT_LOCAL_REDIS = '127.0.0.1:6379';
+
+/** Whether a Redis answers PING at `addr` within a second. */
+export async function redisAnswers(addr: string): Promise<boolean> {
+  const i = addr.lastIndexOf(':');
+  const client = new Redis({ host: addr.slice(0, i), port: Number(addr.slice(i + 1)), lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** What `npm start`'s proxy may pull from besides Docker Hub. */
@@ -72,11 +97,15 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const stop = async () => {
     for (const s of stops.splice(0).reverse()) await s().catch((err: unknown) => logger.warn({ err }, 'stop failed'));
   };
+  let redis: string | undefined;
+  if (options.redis === undefined) redis = (await redisAnswers(DEFAULT_LOCAL_REDIS)) ? DEFAULT_LOCAL_REDIS : undefined;
+  else if (options.redis) redis = options.redis;
+  const redisConfig = redis ? { redis: { addrs: [redis], ...(options.redisKeyPrefix ? { keyPrefix: options.redisKeyPrefix } : {}) } } : {};
   try {
     const manager = await startManager(
       parseConfig('manager', {
         server: { workHome: path.join(workDir, 'manager'), rest: { addr: `${LOOPBACK}:${ports.managerRest}` }, grpc: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: { start: ports.managerGrpc, end: ports.managerGrpc } } },
-        database: { type: 'sqlite', sqlite: { file: path.join(workDir, 'manager', 'manager.db') } },
+        database: { type: 'sqlite', sqlite: { file: path.join(workDir, 'manager', 'manager.db') }, ...redisConfig },
         metrics: { enable: true, addr: `${LOOPBACK}:${ports.managerMetrics}` },
       }),
       { logger: logger.child({ component: 'manager' }) },
@@ -90,6 +119,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         manager: { addr: managerAddr, schedulerClusterID: 1, keepAlive: { interval: '5s' } },
         dynConfig: { refreshInterval: '10s' },
         metrics: { enable: true, addr: `${LOOPBACK}:${ports.schedulerMetrics}` },
+        database: redisConfig,
       }),
       { logger: logger.child({ component: 'scheduler' }) },
     );
@@ -123,6 +153,9 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       `manager          REST + console http://${LOOPBACK}:${manager.restPort}  gRPC ${managerAddr}  metrics :${manager.metricsPort ?? '-'}  (user root / dragonfly)`,
       `scheduler        gRPC ${LOOPBACK}:${scheduler.port}  metrics :${scheduler.metricsPort}`,
       `seed peer        gRPC ${LOOPBACK}:${seed.grpcPort}  proxy :${seed.proxyPort}  upload :${seed.uploadPort}  metrics :${seed.metricsPort}  socket ${seed.config.download.downloadGRPC.unixListen.socket}`,
+      redis
+        ? `jobs             on, queues in Redis ${redis} (POST /api/v1/jobs: preheat, get_task, delete_task, sync_peers)`
+        : `jobs             off: no Redis answered at ${DEFAULT_LOCAL_REDIS} (start one, or set LOCAL_CLUSTER_REDIS=host:port); /api/v1/jobs answers 503`,
       `peer             gRPC ${LOOPBACK}:${peer.grpcPort}  proxy :${peer.proxyPort}  upload :${peer.uploadPort}  metrics :${peer.metricsPort}  socket ${peer.config.download.downloadGRPC.unixListen.socket}`,
       '',
       'try it (from the repository root):',
@@ -141,7 +174,8 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 if (require.main === module) {
   const logger = createLogger({ name: 'local-cluster', level: (process.env.LOG_LEVEL as 'info' | undefined) ?? 'warn' });
   const workDir = process.env.LOCAL_CLUSTER_DIR ?? path.join(tmpdir(), 'dragonfly-local-cluster');
-  startLocalCluster({ workDir, logger })
+  const envRedis = process.env.LOCAL_CLUSTER_REDIS;
+  startLocalCluster({ workDir, logger, redis: envRedis === 'off' ? false : envRedis || undefined })
     .then((cluster) => {
       process.stdout.write(`Dragonfly local cluster is up:\n${cluster.lines.map((l) => `  ${l}`).join('\n')}\n`);
       onShutdown(logger, () => cluster.stop(), 15_000);

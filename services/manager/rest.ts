@@ -14,6 +14,8 @@ import type { Registry } from './registry';
 import type { ManagerStore, Page, SchedulerRecord, SeedPeerRecord } from './store/types';
 import { parseInput } from './validation';
 import { CONSOLE_HTML } from './console';
+import { jobRoutes, peerRoutes } from './jobs/routes';
+import { JobService } from './jobs/service';
 
 export interface RestDeps {
   store: ManagerStore;
@@ -21,6 +23,8 @@ export interface RestDeps {
   registry: Registry;
   logger: Logger;
   metrics?: ManagerMetrics;
+  /** Jobs; without it the job routes answer 503 (no Redis). */
+  jobs?: JobService;
 }
 
 type AuthedRequest = Request & { principal?: Principal };
@@ -142,6 +146,7 @@ function clusterRoutes(router: Router, clusters: ClusterService): void {
 
 export function createRestApp(deps: RestDeps): express.Express {
   const { store, auth, registry, logger, metrics } = deps;
+  const jobs = deps.jobs ?? new JobService(store, undefined, { timeoutMs: 3_600_000, attempts: 1, noSchedulerTimeoutMs: 15_000, registryTimeoutMs: 60_000 }, logger);
   const onChange = () => registry.invalidate();
   const clusters = new ClusterService(store, onChange);
   const schedulerClusters = new SchedulerClusterService(store, onChange);
@@ -326,6 +331,9 @@ export function createRestApp(deps: RestDeps): express.Express {
     await store.deletePersonalAccessToken(t.id);
     res.json({});
   });
+  const jobHelpers = { principal, pageOf, idParam: (req: Request) => idParam(req), sendPage, optionalId };
+  jobRoutes(api, jobs, jobHelpers);
+  peerRoutes(api, store, jobHelpers);
   app.use('/api/v1', api);
 
   // ---- /oapi/v1: personal access tokens ------------------------------------------
@@ -337,6 +345,14 @@ export function createRestApp(deps: RestDeps): express.Express {
     next();
   });
   clusterRoutes(oapi, clusters);
+  oapi.use('/jobs', async (req: AuthedRequest, _res: Response, next: NextFunction) => {
+    const token = bearer(req) ?? (typeof req.query.access_token === 'string' ? req.query.access_token : undefined);
+    if (!token) throw new UnauthenticatedError('missing personal access token: send Authorization: Bearer <token>');
+    req.principal = await auth.authenticatePat(token, 'job');
+    auth.authorize(req.principal, req.method !== 'GET' && req.method !== 'HEAD');
+    next();
+  });
+  jobRoutes(oapi, jobs, jobHelpers);
   app.use('/oapi/v1', oapi);
 
   app.use((req, _res, next) => next(new NotFoundError(`no route ${req.method} ${req.path}`)));

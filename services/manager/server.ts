@@ -14,6 +14,8 @@ import { createRedis, SchedulerListCache } from './cache';
 import { createManagerHandlers } from './grpc';
 import { ManagerMetrics } from './metrics';
 import { Registry } from './registry';
+import { JobQueues } from './jobs/queues';
+import { JobService } from './jobs/service';
 import { createRestApp } from './rest';
 import { openStore } from './store';
 import type { ManagerStore } from './store/types';
@@ -76,7 +78,25 @@ export async function startManager(config: ManagerConfig, options: StartManagerO
     const schedulers = new Registry(store, cache, logger, metrics);
     const auth = new AuthService(store, jwtKey, config.auth.jwt.timeout);
 
-    const app = createRestApp({ store, auth, registry: schedulers, logger, metrics });
+    const redisSettings = config.database.redis;
+    let queues: JobQueues | undefined;
+    if (redisSettings.addrs.length > 0) {
+      queues = new JobQueues(redisSettings, redisSettings.keyPrefix);
+      const q = queues;
+      cleanups.push(() => q.close());
+      await queues.connect();
+      if (!queues.ready) logger.warn({ redis: queues.where }, 'redis does not answer; jobs answer 503 until it does');
+    } else {
+      logger.info('no database.redis.addrs: jobs (preheat, get_task, delete_task, sync_peers) are off');
+    }
+    const j = config.job;
+    const jobs = new JobService(store, queues, { timeoutMs: j.timeout, attempts: j.attempts, noSchedulerTimeoutMs: j.noSchedulerTimeout, registryTimeoutMs: j.preheat.registryTimeout }, logger);
+    if (queues) {
+      const stopReconcile = jobs.start(Math.max(100, j.reconcileInterval));
+      cleanups.push(async () => stopReconcile());
+    }
+
+    const app = createRestApp({ store, auth, registry: schedulers, logger, metrics, jobs });
     const rest = http.createServer(app);
     const restPort = await listen(rest, config.server.rest.addr);
     cleanups.push(() => closeServer(rest));

@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../common/logger';
 import { schedulerService } from '../proto';
 import { schedulerHandlers } from './grpc-handlers';
 import { ManagerLink, type ClusterConfig } from './manager-link';
+import { GrpcPeerTaskClient, JobRunner, SchedulerJobWorker, type PeerTaskClient } from './jobs';
 import { createSchedulerMetrics } from './metrics';
 import { ResourceStore } from './resource/store';
 import { GrpcSeedTrigger, type SeedHost, type SeedTrigger } from './seed-peers';
@@ -38,6 +39,8 @@ export interface StartSchedulerOptions {
   readonly seedTrigger?: SeedTrigger;
   /** Manager registration backoff (tests shorten it). */
   readonly managerBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Replaces the gRPC StatTask/DeleteTask client of jobs (tests). */
+  readonly peerTaskClient?: PeerTaskClient;
 }
 
 /** server.advertiseIP, else the first non-internal IPv4 address, else 127.0.0.1. */
@@ -143,7 +146,24 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
     manager.start();
   }
 
-  logger.info({ port: grpcServer.port, metricsPort, manager: config.manager.addr || undefined }, 'scheduler started');
+  // Jobs from the manager, on this cluster's queue in the manager's Redis.
+  let jobs: SchedulerJobWorker | undefined;
+  let peerTaskClient: PeerTaskClient | undefined;
+  if (config.job.enable && config.database.redis.addrs.length > 0) {
+    peerTaskClient = options.peerTaskClient ?? new GrpcPeerTaskClient();
+    const runner = new JobRunner({ clusterId: config.manager.schedulerClusterID, service, trigger, peers: peerTaskClient, peerConcurrency: config.job.peerConcurrency, logger });
+    jobs = new SchedulerJobWorker({
+      redis: config.database.redis,
+      clusterId: config.manager.schedulerClusterID,
+      concurrency: config.job.schedulerWorkerNum,
+      name: `${config.server.host || os.hostname()}-${grpcServer.port}`,
+      runner,
+      logger,
+    });
+    jobs.start();
+  }
+
+  logger.info({ port: grpcServer.port, metricsPort, manager: config.manager.addr || undefined, jobs: jobs ? config.database.redis.addrs : undefined }, 'scheduler started');
   let stopping: Promise<void> | undefined;
   return {
     port: grpcServer.port,
@@ -154,6 +174,8 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
     stop: () => {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);
+        await jobs?.close();
+        peerTaskClient?.close();
         await manager?.stop();
         service.close();
         trigger.close();

@@ -70,6 +70,20 @@ export const managerConfigSchema = z.strictObject({
       local: z.strictObject({ size: z.number().int().positive().default(10000), ttl: duration.prefault('30s') }).prefault({}),
     })
     .prefault({}),
+  /** Jobs (preheat, get_task, delete_task, sync_peers), delivered on Redis queues per scheduler cluster. */
+  job: z
+    .strictObject({
+      /** Deadline of a job unless its args give `timeout`; a cluster not done by then is FAILURE. */
+      timeout: duration.prefault('1h'),
+      /** Tries per scheduler cluster (the first included) before its result is FAILURE. */
+      attempts: z.number().int().min(1).max(20).default(3),
+      /** A queued job whose cluster has had no scheduler consuming its queue this long fails. */
+      noSchedulerTimeout: duration.prefault('15s'),
+      /** How often pending jobs are brought up to date from the queues. */
+      reconcileInterval: duration.prefault('1s'),
+      preheat: z.strictObject({ registryTimeout: duration.prefault('1m') }).prefault({}),
+    })
+    .prefault({}),
   /** Schedulers and seed peers without a keep-alive for this long are marked inactive. */
   keepAlive: z.strictObject({ timeout: duration.prefault('15s') }).prefault({}),
   metrics: metricsBlock,

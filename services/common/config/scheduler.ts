@@ -79,6 +79,36 @@ export const schedulerConfigSchema = z.strictObject({
       addrs: z.array(ipPort).max(1000).default([]),
     })
     .prefault({}),
+  /**
+   * The manager's Redis, where each scheduler cluster has its job queue (preheat, get_task,
+   * delete_task, sync_peers). A remote cluster reaches the central Redis here (the chart's
+   * `externalRedis`). No addrs: this scheduler takes no jobs.
+   */
+  database: z
+    .strictObject({
+      redis: z
+        .strictObject({
+          addrs: z.array(hostPort).default([]),
+          masterName: z.string().default(''),
+          username: z.string().default(''),
+          password: z.string().default(''),
+          db: z.number().int().min(0).max(15).default(0),
+          /** Must equal the manager's `database.redis.keyPrefix`: the queues live under it. */
+          keyPrefix: z.string().default('manager:'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  job: z
+    .strictObject({
+      /** Consume this cluster's job queue (needs database.redis.addrs). */
+      enable: z.boolean().default(true),
+      /** Jobs this scheduler runs at once. */
+      schedulerWorkerNum: z.number().int().min(1).max(64).default(4),
+      /** Peers one job talks to at once (preheat triggers, task stat and delete calls). */
+      peerConcurrency: z.number().int().min(1).max(256).default(16),
+    })
+    .prefault({}),
   metrics: metricsBlock,
   ...commonKeys,
 });

@@ -62,6 +62,24 @@ const MIGRATIONS: readonly Migration[] = [
       'CREATE TABLE setting (name VARCHAR(128) NOT NULL PRIMARY KEY, value MEDIUMTEXT NOT NULL)',
     ],
   },
+  {
+    version: 2,
+    name: 'jobs per scheduler cluster, peer inventory',
+    statements: (id) => [
+      "ALTER TABLE job ADD COLUMN task_id VARCHAR(64) NOT NULL DEFAULT ''",
+      'ALTER TABLE job ADD COLUMN deadline_at BIGINT NOT NULL DEFAULT 0',
+      'CREATE INDEX idx_job_state ON job (state)',
+      `CREATE TABLE job_scheduler_cluster (
+        job_id BIGINT NOT NULL, scheduler_cluster_id BIGINT NOT NULL, state VARCHAR(32) NOT NULL,
+        result MEDIUMTEXT NOT NULL, error MEDIUMTEXT NOT NULL, attempts INT NOT NULL, updated_at BIGINT NOT NULL,
+        PRIMARY KEY (job_id, scheduler_cluster_id))`,
+      `CREATE TABLE peer (
+        id ${id}, host_id VARCHAR(1024) NOT NULL, hostname VARCHAR(256) NOT NULL, type VARCHAR(32) NOT NULL,
+        ip VARCHAR(64) NOT NULL, port INT NOT NULL, download_port INT NOT NULL, idc VARCHAR(1024) NOT NULL,
+        location VARCHAR(1024) NOT NULL, scheduler_cluster_id BIGINT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+      'CREATE INDEX idx_peer_scheduler_cluster ON peer (scheduler_cluster_id)',
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -5,11 +5,17 @@ import type { Row, SqlDriver, SqlExecutor, SqlValue } from './driver';
 import type {
   ActiveState,
   ClusterRecord,
+  JobClusterRecord,
+  JobFilter,
+  JobInput,
   JobRecord,
+  JobState,
   JsonObject,
   ManagerStore,
   Page,
   PageResult,
+  PeerInput,
+  PeerRecord,
   PersonalAccessTokenRecord,
   SchedulerCluster,
   SchedulerClusterInput,
@@ -113,8 +119,47 @@ function toToken(r: Row): PersonalAccessTokenRecord {
   };
 }
 
-function toJob(r: Row): JobRecord {
-  return { id: num(r.id), type: str(r.type), state: str(r.state), args: json<JsonObject>(r.args, {}), result: json<JsonObject>(r.result, {}), userId: num(r.user_id), createdAt: num(r.created_at), updatedAt: num(r.updated_at) };
+function toJob(r: Row, clusters: JobClusterRecord[]): JobRecord {
+  return {
+    id: num(r.id),
+    taskId: str(r.task_id),
+    type: str(r.type),
+    state: str(r.state) as JobState,
+    args: json<JsonObject>(r.args, {}),
+    result: json<JsonObject>(r.result, {}),
+    userId: num(r.user_id),
+    deadlineAt: num(r.deadline_at),
+    clusters,
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
+}
+
+function toJobCluster(r: Row): JobClusterRecord {
+  return { schedulerClusterId: num(r.scheduler_cluster_id), state: str(r.state) as JobState, result: json<JsonObject>(r.result, {}), error: str(r.error), attempts: num(r.attempts), updatedAt: num(r.updated_at) };
+}
+
+/** A job is PENDING while any cluster is; then FAILURE if any cluster failed, else SUCCESS. */
+function jobStateOf(clusters: readonly { state: JobState }[]): JobState {
+  if (clusters.some((c) => c.state === 'PENDING')) return 'PENDING';
+  return clusters.some((c) => c.state === 'FAILURE') ? 'FAILURE' : 'SUCCESS';
+}
+
+function toPeer(r: Row): PeerRecord {
+  return {
+    id: num(r.id),
+    hostId: str(r.host_id),
+    hostname: str(r.hostname),
+    type: str(r.type),
+    ip: str(r.ip),
+    port: num(r.port),
+    downloadPort: num(r.download_port),
+    idc: str(r.idc),
+    location: str(r.location),
+    schedulerClusterId: num(r.scheduler_cluster_id),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+  };
 }
 
 /** WHERE clause from column=value pairs that are defined. */
@@ -517,13 +562,91 @@ export class SqlManagerStore implements ManagerStore {
     if (!r.affectedRows) throw new NotFoundError(`personal access token ${id} not found`);
   }
 
-  async createJob(input: Omit<JobRecord, 'id' | 'createdAt' | 'updatedAt'>): Promise<JobRecord> {
+  async createJob(input: JobInput): Promise<JobRecord> {
     const now = Date.now();
-    const r = await this.db.run('INSERT INTO job (type, state, args, result, user_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [input.type, input.state, JSON.stringify(input.args), JSON.stringify(input.result), input.userId, now, now]);
-    return (await this.getJob(r.insertId))!;
+    const clusters = input.clusters.map((c) => ({ schedulerClusterId: c.schedulerClusterId, state: c.state ?? 'PENDING', error: c.error ?? '' }));
+    const id = await this.db.transaction(async (tx) => {
+      const r = await tx.run('INSERT INTO job (task_id, type, state, args, result, user_id, deadline_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+        input.taskId,
+        input.type,
+        jobStateOf(clusters),
+        JSON.stringify(input.args),
+        '{}',
+        input.userId,
+        input.deadlineAt,
+        now,
+        now,
+      ]);
+      for (const c of clusters) {
+        await tx.run('INSERT INTO job_scheduler_cluster (job_id, scheduler_cluster_id, state, result, error, attempts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [r.insertId, c.schedulerClusterId, c.state, '{}', c.error, 0, now]);
+      }
+      return r.insertId;
+    });
+    return (await this.getJob(id))!;
   }
-  getJob(id: number): Promise<JobRecord | undefined> {
-    return this.one(this.db, 'SELECT * FROM job WHERE id = ?', [id], toJob);
+
+  private async jobClusters(db: SqlExecutor, ids: readonly number[]): Promise<Map<number, JobClusterRecord[]>> {
+    const out = new Map<number, JobClusterRecord[]>();
+    if (ids.length === 0) return out;
+    const rows = await db.all(`SELECT * FROM job_scheduler_cluster WHERE job_id IN (${ids.map(() => '?').join(', ')}) ORDER BY scheduler_cluster_id`, [...ids]);
+    for (const r of rows) {
+      const list = out.get(num(r.job_id)) ?? [];
+      list.push(toJobCluster(r));
+      out.set(num(r.job_id), list);
+    }
+    return out;
+  }
+
+  async getJob(id: number): Promise<JobRecord | undefined> {
+    const rows = await this.db.all('SELECT * FROM job WHERE id = ?', [id]);
+    if (rows.length === 0) return undefined;
+    return toJob(rows[0], (await this.jobClusters(this.db, [id])).get(id) ?? []);
+  }
+
+  async listJobs(filter: JobFilter, page: Page = ALL): Promise<PageResult<JobRecord>> {
+    const w = where({ type: filter.type, state: filter.state, user_id: filter.userId });
+    // Newest first, as the console lists them.
+    const rows = await this.db.all(`SELECT * FROM job${w.sql} ORDER BY id DESC${limit(page)}`, w.params);
+    const [count] = await this.db.all(`SELECT COUNT(*) AS n FROM job${w.sql}`, w.params);
+    const clusters = await this.jobClusters(this.db, rows.map((r) => num(r.id)));
+    return { items: rows.map((r) => toJob(r, clusters.get(num(r.id)) ?? [])), total: num(count.n) };
+  }
+
+  async pendingJobIds(max: number): Promise<number[]> {
+    const rows = await this.db.all(`SELECT id FROM job WHERE state = ? ORDER BY id LIMIT ${Math.max(1, Math.floor(max))}`, ['PENDING']);
+    return rows.map((r) => num(r.id));
+  }
+
+  async finishJobCluster(jobId: number, schedulerClusterId: number, outcome: { state: 'SUCCESS' | 'FAILURE'; result?: JsonObject; error?: string; attempts?: number }): Promise<boolean> {
+    return this.db.transaction(async (tx) => {
+      const now = Date.now();
+      const r = await tx.run(
+        'UPDATE job_scheduler_cluster SET state = ?, result = ?, error = ?, attempts = ?, updated_at = ? WHERE job_id = ? AND scheduler_cluster_id = ? AND state = ?',
+        [outcome.state, JSON.stringify(outcome.result ?? {}), outcome.error ?? '', outcome.attempts ?? 0, now, jobId, schedulerClusterId, 'PENDING'],
+      );
+      if (!r.affectedRows) return false;
+      const clusters = (await this.jobClusters(tx, [jobId])).get(jobId) ?? [];
+      await tx.run('UPDATE job SET state = ?, updated_at = ? WHERE id = ?', [jobStateOf(clusters), now, jobId]);
+      return true;
+    });
+  }
+
+  async replacePeers(schedulerClusterId: number, peers: readonly PeerInput[]): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const now = Date.now();
+      const existing = new Map((await tx.all('SELECT host_id, created_at FROM peer WHERE scheduler_cluster_id = ?', [schedulerClusterId])).map((r) => [str(r.host_id), num(r.created_at)]));
+      await tx.run('DELETE FROM peer WHERE scheduler_cluster_id = ?', [schedulerClusterId]);
+      for (const p of peers) {
+        await tx.run(
+          'INSERT INTO peer (host_id, hostname, type, ip, port, download_port, idc, location, scheduler_cluster_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          [p.hostId, p.hostname, p.type, p.ip, p.port, p.downloadPort, p.idc, p.location, schedulerClusterId, existing.get(p.hostId) ?? now, now],
+        );
+      }
+    });
+  }
+
+  listPeers(filter: { schedulerClusterId?: number; hostname?: string; ip?: string }, page: Page = ALL): Promise<PageResult<PeerRecord>> {
+    return this.paged('peer', { scheduler_cluster_id: filter.schedulerClusterId, hostname: filter.hostname, ip: filter.ip }, page, toPeer);
   }
 
   async getOrSetSetting(name: string, value: string): Promise<string> {

@@ -93,16 +93,68 @@ export interface PersonalAccessTokenRecord {
   updatedAt: number;
 }
 
+export type JobState = 'PENDING' | 'SUCCESS' | 'FAILURE';
+
+/** One scheduler cluster's part of a job. */
+export interface JobClusterRecord {
+  schedulerClusterId: number;
+  state: JobState;
+  result: JsonObject;
+  /** Why it failed; empty otherwise. */
+  error: string;
+  attempts: number;
+  updatedAt: number;
+}
+
 export interface JobRecord {
   id: number;
+  /** Group id shown to users (`group_<uuid>`, as upstream). */
+  taskId: string;
   type: string;
-  state: string;
+  state: JobState;
   args: JsonObject;
   result: JsonObject;
   userId: number;
+  /** Epoch ms after which unfinished clusters fail. */
+  deadlineAt: number;
+  clusters: JobClusterRecord[];
   createdAt: number;
   updatedAt: number;
 }
+
+export interface JobInput {
+  taskId: string;
+  type: string;
+  args: JsonObject;
+  userId: number;
+  deadlineAt: number;
+  /** Clusters given a state other than PENDING are finished from the start (e.g. no scheduler). */
+  clusters: Array<Pick<JobClusterRecord, 'schedulerClusterId'> & Partial<Pick<JobClusterRecord, 'state' | 'error'>>>;
+}
+
+export interface JobFilter {
+  type?: string;
+  state?: JobState;
+  userId?: number;
+}
+
+/** A peer host as a scheduler reported it (sync_peers). */
+export interface PeerRecord {
+  id: number;
+  hostId: string;
+  hostname: string;
+  type: string;
+  ip: string;
+  port: number;
+  downloadPort: number;
+  idc: string;
+  location: string;
+  schedulerClusterId: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type PeerInput = Omit<PeerRecord, 'id' | 'schedulerClusterId' | 'createdAt' | 'updatedAt'>;
 
 export type SchedulerClusterInput = Omit<SchedulerCluster, 'id' | 'createdAt' | 'updatedAt'> & { id?: number };
 export type SeedPeerClusterInput = Omit<SeedPeerCluster, 'id' | 'createdAt' | 'updatedAt'> & { id?: number };
@@ -208,8 +260,22 @@ export interface ManagerStore {
   updatePersonalAccessToken(id: number, patch: Partial<Pick<PersonalAccessTokenRecord, 'name' | 'bio' | 'scopes' | 'state' | 'expiredAt'>>): Promise<PersonalAccessTokenRecord>;
   deletePersonalAccessToken(id: number): Promise<void>;
 
-  createJob(input: Omit<JobRecord, 'id' | 'createdAt' | 'updatedAt'>): Promise<JobRecord>;
+  /** Creates the job and its per-cluster rows in one transaction; the job's state follows the clusters'. */
+  createJob(input: JobInput): Promise<JobRecord>;
   getJob(id: number): Promise<JobRecord | undefined>;
+  listJobs(filter: JobFilter, page?: Page): Promise<PageResult<JobRecord>>;
+  /** Ids of jobs still PENDING, oldest first. */
+  pendingJobIds(limit: number): Promise<number[]>;
+  /**
+   * Finishes one cluster's part if it is still PENDING (so concurrent managers and a late
+   * worker result cannot overwrite each other), then settles the job's state. Returns
+   * whether this call finished it.
+   */
+  finishJobCluster(jobId: number, schedulerClusterId: number, outcome: { state: 'SUCCESS' | 'FAILURE'; result?: JsonObject; error?: string; attempts?: number }): Promise<boolean>;
+
+  /** Replaces the peer inventory of one scheduler cluster. */
+  replacePeers(schedulerClusterId: number, peers: readonly PeerInput[]): Promise<void>;
+  listPeers(filter: { schedulerClusterId?: number; hostname?: string; ip?: string }, page?: Page): Promise<PageResult<PeerRecord>>;
 
   /** Stores `value` under `name` unless a value exists; returns the stored value either way. */
   getOrSetSetting(name: string, value: string): Promise<string>;

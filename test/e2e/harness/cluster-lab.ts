@@ -101,7 +101,11 @@ export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterL
           DFMANAGER__database__mysql__user: dbUser,
           // Env values are YAML scalars: quote the colons.
           DFMANAGER__database__redis__keyPrefix: `"e2e-${lab.runId}:manager:"`,
+          // Image preheats read manifests from the origin.
+          NODE_EXTRA_CA_CERTS: tls.caFile,
         },
+        // Schedulers take jobs from the manager's queues, under the same prefix.
+        scheduler: { DFSCHEDULER__database__redis__keyPrefix: `"e2e-${lab.runId}:manager:"` },
         // In a real cluster the origin's certificate chains to a public root.
         dfdaemon: { NODE_EXTRA_CA_CERTS: tls.caFile },
       },

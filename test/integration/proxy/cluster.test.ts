@@ -21,7 +21,7 @@ describe('proxy on a local cluster', () => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'proxy-cluster-'));
     origin = await startOrigin();
-    cluster = await startLocalCluster({ workDir: dir, logger: silentLogger(), ports: FREE, proxyWhiteList: [{ host: '127.0.0.1', ports: [String(origin.port)] }] });
+    cluster = await startLocalCluster({ workDir: dir, logger: silentLogger(), ports: FREE, redis: false, proxyWhiteList: [{ host: '127.0.0.1', ports: [String(origin.port)] }] });
   });
   afterAll(async () => {
     await cluster?.stop();

@@ -23,6 +23,7 @@ test('seed 000 cluster A values = CentralManager + DragonflyCluster (cluster=a n
   });
   new DragonflyCluster(hand.chart, 'dragonfly', {
     manager: manager.endpoint,
+    jobRedis: manager.jobRedis,
     nodeSelector: { cluster: 'a' },
     registries: ['https://ghcr.io'],
     jaeger: true,
@@ -54,14 +55,16 @@ test('seed 000 cluster B values = RemoteCluster 2 with idc cluster-2 wired to cl
     jaeger: true,
     scheduler: { replicas: 1 },
     seedPeer: { replicas: 1 },
+    externalRedis: { addrs: ['dragonfly-redis-master.cluster-a.svc.cluster.local:6379'], passwordSecret: { name: 'dragonfly-external-redis', key: 'password' } },
   });
 
   expect(sorted(synth(imported.chart))).toEqual(sorted(synth(hand.chart)));
   expect(result.manager).toBeUndefined();
   expect(result.cluster).toBeInstanceOf(RemoteCluster);
   const keys = result.unmapped.map((u) => u.key);
-  expect(keys).toEqual(expect.arrayContaining([...imageKeys(['dfdaemon', 'scheduler', 'seedPeer']), 'redis', 'externalRedis', 'mysql']));
-  expect(result.unmapped.find((u) => u.key === 'externalRedis')?.reason).toMatch(/scheduler keeps no Redis/);
+  expect(keys).toEqual(expect.arrayContaining([...imageKeys(['dfdaemon', 'scheduler', 'seedPeer']), 'redis', 'externalRedis.password', 'mysql']));
+  // externalRedis is the central Redis the scheduler takes jobs from; only its plain password is not copied.
+  expect(result.unmapped.find((u) => u.key === 'externalRedis.password')?.reason).toMatch(/create Secret "dragonfly-external-redis"/);
   expect(keys).toHaveLength(9);
 });
 
@@ -73,6 +76,7 @@ test('seed 002 single-cluster values = CentralManager + DragonflyCluster in drag
   const manager = new CentralManager(hand.chart, 'manager', { replicas: 1, config: SEED_DEBUG, jaegerUrl: jaegerCollectorUrl('dragonfly-system') });
   new DragonflyCluster(hand.chart, 'dragonfly', {
     manager: manager.endpoint,
+    jobRedis: manager.jobRedis,
     registries: ['https://ghcr.io'],
     jaeger: true,
     scheduler: { replicas: 1, config: SEED_DEBUG },

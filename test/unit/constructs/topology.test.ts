@@ -252,3 +252,22 @@ describe('cross-cluster wiring', () => {
     expect(main.env).toContainEqual({ name: 'DFDAEMON__host__advertiseIP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
   });
 });
+
+describe('jobs: both clusters\' schedulers take jobs from cluster A\'s Redis', () => {
+  test.each([
+    ['cluster-a', 'dragonfly-redis', 'redis-password'],
+    ['cluster-b', 'dragonfly-external-redis', 'password'],
+  ] as const)('%s scheduler: database.redis is the manager\'s Redis, password from Secret %s', (chart, secretName, secretKey) => {
+    const objects = charts[chart];
+    const config = parseConfigText('scheduler', configMapData(findObject(objects, 'ConfigMap', 'dragonfly-scheduler'))['scheduler.yaml'], { env: {} });
+    const managerRedis = parseConfigText('manager', configMapData(findObject(charts['cluster-a'], 'ConfigMap', 'dragonfly-manager'))['manager.yaml'], { env: {} }).database.redis;
+    expect(config.database.redis.addrs).toEqual(managerRedis.addrs);
+    expect(config.database.redis.keyPrefix).toBe(managerRedis.keyPrefix);
+    expect(config.job.enable).toBe(true);
+    const env = podTemplate(findObject(objects, 'StatefulSet', 'dragonfly-scheduler')).spec.containers[0].env ?? [];
+    expect(env).toContainEqual({ name: 'DFSCHEDULER__database__redis__password', valueFrom: { secretKeyRef: { name: secretName, key: secretKey } } });
+    // The Secret exists in the scheduler's namespace (the seed's externalRedis.password in cluster B).
+    const secret = findObject(objects, 'Secret', secretName) as KubeObject & { stringData?: Record<string, string>; data?: Record<string, string> };
+    expect(secret.stringData?.[secretKey] ?? secret.data?.[secretKey]).toBeTruthy();
+  });
+});

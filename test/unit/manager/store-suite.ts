@@ -121,8 +121,24 @@ export function storeSuite(name: string, open: () => Promise<ManagerStore>, reop
     });
 
     test('jobs and settings', async () => {
-      const j = await store.createJob({ type: 'preheat', state: 'PENDING', args: { url: 'http://x' }, result: {}, userId: 1 });
+      const j = await store.createJob({ taskId: 'group_x', type: 'preheat', args: { url: 'http://x' }, userId: 1, deadlineAt: Date.now() + 60_000, clusters: [{ schedulerClusterId: 1 }, { schedulerClusterId: 2, state: 'FAILURE', error: 'no scheduler' }] });
       expect((await store.getJob(j.id))?.args).toEqual({ url: 'http://x' });
+      expect(j.state).toBe('PENDING');
+      expect(await store.pendingJobIds(10)).toEqual([j.id]);
+      expect(await store.finishJobCluster(j.id, 1, { state: 'SUCCESS', result: { ok: 1 }, attempts: 1 })).toBe(true);
+      // A second finisher (another manager, a late worker result) changes nothing.
+      expect(await store.finishJobCluster(j.id, 1, { state: 'FAILURE', error: 'late' })).toBe(false);
+      const done = (await store.getJob(j.id))!;
+      expect(done.state).toBe('FAILURE');
+      expect(done.clusters).toEqual([
+        expect.objectContaining({ schedulerClusterId: 1, state: 'SUCCESS', result: { ok: 1 }, attempts: 1 }),
+        expect.objectContaining({ schedulerClusterId: 2, state: 'FAILURE', error: 'no scheduler' }),
+      ]);
+      expect(await store.pendingJobIds(10)).toEqual([]);
+      expect((await store.listJobs({ state: 'FAILURE' }, { page: 1, perPage: 10 })).total).toBe(1);
+      await store.replacePeers(2, [{ hostId: 'h1', hostname: 'n1', type: 'normal', ip: '10.0.0.1', port: 65000, downloadPort: 65002, idc: '', location: '' }]);
+      await store.replacePeers(2, [{ hostId: 'h2', hostname: 'n2', type: 'super', ip: '10.0.0.2', port: 65000, downloadPort: 65002, idc: '', location: '' }]);
+      expect((await store.listPeers({ schedulerClusterId: 2 })).items.map((p) => p.hostId)).toEqual(['h2']);
       expect(await store.getOrSetSetting('k', 'v1')).toBe('v1');
       expect(await store.getOrSetSetting('k', 'v2')).toBe('v1');
     });
