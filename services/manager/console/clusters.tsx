@@ -461,10 +461,10 @@ function InstallPanel({ cluster }: { cluster: Cluster }) {
         </Field>
       </div>
       <div role="tablist" aria-label="Snippet format" class="tabs">
-        <button type="button" role="tab" aria-selected={format === 'construct'} onClick={() => setFormat('construct')}>
+        <button type="button" role="tab" aria-selected={format === 'construct'} onClick={() => (setFormat('construct'), setCopied(''))}>
           RemoteCluster construct
         </button>
-        <button type="button" role="tab" aria-selected={format === 'helm'} onClick={() => setFormat('helm')}>
+        <button type="button" role="tab" aria-selected={format === 'helm'} onClick={() => (setFormat('helm'), setCopied(''))}>
           Helm values
         </button>
       </div>
@@ -475,12 +475,13 @@ function InstallPanel({ cluster }: { cluster: Cluster }) {
         <button
           type="button"
           class="primary"
-          onClick={() =>
+          onClick={() => {
+            setCopied('');
             copyText(snippet).then(
-              () => setCopied('Copied to the clipboard.'),
+              () => setCopied(`Copied the ${format === 'construct' ? 'RemoteCluster code' : 'Helm values'} to the clipboard.`),
               (err: unknown) => setCopied(`Copy failed: ${(err as Error).message}`),
-            )
-          }
+            );
+          }}
         >
           Copy
         </button>

@@ -70,6 +70,7 @@ describe('console in headless Chromium (MariaDB)', () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
     session = await openBrowser(origin, VIEWPORT);
     page = session.page;
+    await page.bringToFront();
   });
 
   afterAll(async () => {
@@ -117,6 +118,13 @@ describe('console in headless Chromium (MariaDB)', () => {
       const ids = (input.getAttribute('aria-describedby') ?? '').split(' ').filter(Boolean);
       return ids.map((id) => document.getElementById(id)).find((n) => n?.classList.contains('field-error'))?.textContent ?? '';
     });
+  /** Clicks Copy and waits for its status line; the clipboard's content afterwards. */
+  const copySnippet = async (what: string) => {
+    await (await button('Copy')).click();
+    await page.waitForFunction(() => /^Cop/.test(document.querySelector('.panel [role="status"]')?.textContent ?? ''));
+    expect(await page.$eval('.panel [role="status"]', (e) => e.textContent)).toBe(`Copied the ${what} to the clipboard.`);
+    return page.evaluate(() => navigator.clipboard.readText());
+  };
   const writeControls = () => page.$$eval('a[href="#/clusters/new"], a[href$="/edit"], button.danger, button[type="submit"]', (els) => els.map((e) => e.textContent ?? ''));
 
   // ---- the walk ------------------------------------------------------------------------
@@ -188,9 +196,7 @@ describe('console in headless Chromium (MariaDB)', () => {
     expect(page.url()).toMatch(/#\/clusters\/2$/);
     await page.waitForSelector('::-p-text(Install this cluster)');
     await fill('Manager host', 'dragonfly-manager.cluster-a.svc.cluster.local');
-    await (await button('Copy')).click();
-    await page.waitForSelector('::-p-text(Copied to the clipboard.)');
-    const construct = await page.evaluate(() => navigator.clipboard.readText());
+    const construct = await copySnippet('RemoteCluster code');
     expect(construct).toContain("import { RemoteCluster } from 'dragonfly-ts';");
     expect(construct).toContain('clusterId: 2,');
     expect(construct).toContain('clusterName: "cluster-2",');
@@ -198,9 +204,8 @@ describe('console in headless Chromium (MariaDB)', () => {
     expect(construct).toContain('manager: { host: "dragonfly-manager.cluster-a.svc.cluster.local", grpcPort: 65003');
     await shot('install-construct');
     await (await control('Helm values', 'tab')).click();
-    await (await button('Copy')).click();
     await page.waitForFunction(() => document.querySelector('pre.snippet')?.textContent?.includes('schedulerClusterID'));
-    const values = await page.evaluate(() => navigator.clipboard.readText());
+    const values = await copySnippet('Helm values');
     expect(values).toContain('schedulerClusterID: 2');
     expect(values).toContain('clusterID: 2');
     expect(values).toContain('idc: cluster-2');
@@ -233,7 +238,7 @@ describe('console in headless Chromium (MariaDB)', () => {
     await (await button('Delete cluster-3')).click();
     await page.waitForSelector('dialog[open]');
     await shot('delete-cluster');
-    await page.click('dialog[open] button.danger');
+    await (await page.waitForSelector('dialog[open] button.danger'))!.click();
     await page.waitForSelector('tr[data-cluster="cluster-3"]', { hidden: true });
     expect((await http(m, 'GET', '/api/v1/clusters/3', root)).status).toBe(404);
     expect(await page.$$eval('tr[data-cluster]', (rows) => rows.map((r) => r.getAttribute('data-cluster')))).toEqual(['cluster-1', 'cluster-2']);
@@ -258,7 +263,7 @@ describe('console in headless Chromium (MariaDB)', () => {
     expect(await page.$('#new-token')).toBeNull();
     expect(await page.content()).not.toContain(token);
     await (await button('Revoke ci-apply')).click();
-    await page.click('dialog[open] button.danger');
+    await (await page.waitForSelector('dialog[open] button.danger'))!.click();
     await page.waitForSelector('tr[data-token="ci-apply"]', { hidden: true });
     expect((await fetch(`${origin}/oapi/v1/clusters`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
   });
