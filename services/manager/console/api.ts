@@ -74,11 +74,11 @@ export async function request<T>(method: string, path: string, body?: unknown): 
     throw new ApiError(0, `cannot reach the manager: ${(err as Error).message}`);
   }
   const text = await res.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   try {
     parsed = text === '' ? undefined : JSON.parse(text);
   } catch {
-    parsed = undefined;
+    // Not JSON (a proxy's error page): the status line says what happened.
   }
   if (!res.ok) {
     const errBody = (parsed ?? {}) as { message?: unknown; errors?: unknown };

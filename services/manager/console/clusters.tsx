@@ -5,6 +5,9 @@ import { constructSnippet, helmValuesSnippet, type ManagerAddress } from './inst
 import { ConfirmDialog, copyText, ErrorBanner, Field, formatTime, problemsByField, StateBadge, useLoad } from './ui';
 
 const PER_PAGE = 1000;
+/** The manager's own ports (constructs/endpoints.ts); the page's port may be a NodePort or a port-forward. */
+const MANAGER_GRPC_PORT = 65003;
+const MANAGER_REST_PORT = 8080;
 
 export function ClustersPage({ canWrite }: { canWrite: boolean }) {
   const clusters = useLoad(() => api.get<Cluster[]>(`/clusters?per_page=${PER_PAGE}`), []);
@@ -438,7 +441,7 @@ function HostTable({ rows, extraLabel, empty }: { rows: HostRow[]; extraLabel: s
 }
 
 function InstallPanel({ cluster }: { cluster: Cluster }) {
-  const [manager, setManager] = useState<ManagerAddress>({ host: location.hostname, grpcPort: 65003, restPort: Number(location.port) || (location.protocol === 'https:' ? 443 : 80) });
+  const [manager, setManager] = useState<ManagerAddress>({ host: location.hostname, grpcPort: MANAGER_GRPC_PORT, restPort: MANAGER_REST_PORT });
   const [format, setFormat] = useState<'construct' | 'helm'>('construct');
   const [copied, setCopied] = useState<string>('');
   const snippet = format === 'construct' ? constructSnippet(cluster, manager) : helmValuesSnippet(cluster, manager);
@@ -450,7 +453,7 @@ function InstallPanel({ cluster }: { cluster: Cluster }) {
         below and carry this record's IDs and scopes.
       </p>
       <div class="inline-fields">
-        <Field label="Manager host" hint="The name the other cluster reaches this manager by.">
+        <Field label="Manager host" hint="The address the other cluster reaches this manager at, e.g. its Service DNS name.">
           {(p) => <input {...p} value={manager.host} onInput={(e) => setManager({ ...manager, host: e.currentTarget.value })} />}
         </Field>
         <Field label="Manager gRPC port">

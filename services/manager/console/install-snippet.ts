@@ -48,6 +48,9 @@ export function constructSnippet(c: SnippetCluster, m: ManagerAddress): string {
     '});',
     'app.synth();',
   ];
+  if (c.scheduler_cluster_id === 1) {
+    lines.splice(2, 0, '// Cluster 1 is the default cluster that comes with the manager (CentralManager + DragonflyCluster); RemoteCluster takes an id of 2 or more.');
+  }
   if (scopes.length === 0) lines.splice(2, 0, '// This record has no scopes: RemoteCluster refuses empty scopes, set an IDC, location, CIDR or hostname first.');
   if (c.scheduler_cluster_id !== c.seed_peer_cluster_id) {
     lines.splice(2, 0, `// Seed peer cluster id ${c.seed_peer_cluster_id} differs from scheduler cluster id ${c.scheduler_cluster_id}; RemoteCluster uses one id for both.`);

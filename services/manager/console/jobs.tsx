@@ -179,6 +179,11 @@ function TaskForms({ clusters, onCreated }: { clusters: Cluster[]; onCreated: ()
   );
 }
 
+function targetOf(job: Job): string {
+  const target = job.args?.url ?? job.args?.task_id;
+  return typeof target === 'string' ? target : '';
+}
+
 function JobList({ jobs }: { jobs: Job[] }) {
   if (jobs.length === 0) return <p class="note">No jobs yet.</p>;
   return (
@@ -202,7 +207,7 @@ function JobList({ jobs }: { jobs: Job[] }) {
               <StateBadge state={j.state ?? j.status ?? 'UNKNOWN'} />
             </td>
             <td>
-              <code>{String(j.args?.url ?? j.args?.task_id ?? '')}</code>
+              <code>{targetOf(j)}</code>
             </td>
             <td>
               <pre class="result">{j.result === undefined || j.result === null ? '—' : JSON.stringify(j.result, null, 1)}</pre>

@@ -42,7 +42,7 @@ export function Field({ label, hint, error, children }: FieldProps) {
 
 export function ErrorBanner({ error }: { error: unknown }) {
   if (!error) return null;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : typeof error === 'string' ? error : 'unexpected error';
   return (
     <p class="banner banner-error" role="alert">
       {message}
@@ -52,7 +52,7 @@ export function ErrorBanner({ error }: { error: unknown }) {
 
 /** Splits the API's field problems by form field (longest matching path prefix); the rest is form-level. */
 export function problemsByField(error: unknown, fields: readonly string[]): { byField: Record<string, string>; rest: string | undefined } {
-  if (!(error instanceof ApiError)) return { byField: {}, rest: error ? String((error as Error).message ?? error) : undefined };
+  if (!(error instanceof ApiError)) return { byField: {}, rest: error instanceof Error ? error.message : error ? 'unexpected error' : undefined };
   const byField: Record<string, string> = {};
   const unmatched: FieldProblem[] = [];
   const sorted = [...fields].sort((a, b) => b.length - a.length);

@@ -23,7 +23,7 @@ export async function openBrowser(origin: string, viewport = { width: 1280, heig
   try {
     await browser.defaultBrowserContext().overridePermissions(origin, ['clipboard-read', 'clipboard-write', 'clipboard-sanitized-write']);
     const page = await browser.newPage();
-    page.setDefaultTimeout(10_000);
+    page.setDefaultTimeout(20_000);
     const problems: BrowserSession['problems'] = [];
     page.on('console', (msg: ConsoleMessage) => {
       if (msg.type() === 'error') problems.push({ text: msg.text(), url: msg.location()?.url ?? '' });

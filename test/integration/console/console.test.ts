@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-assignment -- response bodies are arbitrary JSON checked field by field */
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call -- response bodies are arbitrary JSON checked field by field */
 /**
  * Seed 000's console steps in real headless Chromium against a manager on MariaDB: sign in as
  * root/dragonfly, see cluster-1, ADD CLUSTER cluster-2 with IDC cluster-2, open its detail and
@@ -89,7 +89,7 @@ describe('console in headless Chromium (MariaDB)', () => {
   const shot = async (name: string) => {
     // The view is tall enough for every page: a full-page capture would resize it, and Chromium restores
     // the size lazily, shifting the page under the next click.
-    await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), clip: { x: 0, y: 0, width: VIEWPORT.width, height: Math.min(VIEWPORT.height, await page.evaluate(() => document.documentElement.scrollHeight)) } });
+    await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), clip: { x: 0, y: 0, width: VIEWPORT.width, height: Math.min(VIEWPORT.height, await page.evaluate(() => Math.ceil(document.getElementById('app')!.getBoundingClientRect().bottom) + 24)) } });
   };
   /** The control whose accessible name is `name` (its <label>), of `role`. */
   const control = (name: string, role = 'textbox') => page.waitForSelector(`::-p-aria([name="${name}"][role="${role}"])`) as Promise<ElementHandle<HTMLInputElement>>;
@@ -110,7 +110,7 @@ describe('console in headless Chromium (MariaDB)', () => {
       await page.waitForFunction((t) => document.querySelector('h1')?.textContent === t, {}, text);
     } catch (err) {
       const seen = await page.evaluate(() => `${location.hash} h1=${JSON.stringify(document.querySelector('h1')?.textContent)} ${document.querySelector('main')?.textContent?.slice(0, 300) ?? ''}`);
-      throw new Error(`heading "${text}" did not appear (${seen}): ${(err as Error).message}`);
+      throw new Error(`heading "${text}" did not appear (${seen}): ${(err as Error).message}`, { cause: err });
     }
   };
   const errorNextTo = (el: ElementHandle<HTMLInputElement>) =>
@@ -201,7 +201,7 @@ describe('console in headless Chromium (MariaDB)', () => {
     expect(construct).toContain('clusterId: 2,');
     expect(construct).toContain('clusterName: "cluster-2",');
     expect(construct).toContain('scopes: { idc: "cluster-2", cidrs: ["10.2.0.0/16"] },');
-    expect(construct).toContain('manager: { host: "dragonfly-manager.cluster-a.svc.cluster.local", grpcPort: 65003');
+    expect(construct).toContain('manager: { host: "dragonfly-manager.cluster-a.svc.cluster.local", grpcPort: 65003, restPort: 8080 },');
     await shot('install-construct');
     await (await control('Helm values', 'tab')).click();
     await page.waitForFunction(() => document.querySelector('pre.snippet')?.textContent?.includes('schedulerClusterID'));
@@ -294,10 +294,10 @@ describe('console in headless Chromium (MariaDB)', () => {
     const select = await control('Role of guest1', 'combobox');
     await select.select('root');
     await waitFor(async () => JSON.stringify((await http(m, 'GET', `/api/v1/users/${guestId}/roles`, root)).body) === '["root"]');
-    await page.waitForFunction(() => (document.querySelector('tr[data-user="guest1"] select') as HTMLSelectElement | null)?.value === 'root');
+    await page.waitForFunction(() => document.querySelector<HTMLSelectElement>('tr[data-user="guest1"] select')?.value === 'root');
     await (await control('Role of guest1', 'combobox')).select('guest');
     await waitFor(async () => JSON.stringify((await http(m, 'GET', `/api/v1/users/${guestId}/roles`, root)).body) === '["guest"]');
-    await page.waitForFunction(() => (document.querySelector('tr[data-user="guest1"] select') as HTMLSelectElement | null)?.value === 'guest');
+    await page.waitForFunction(() => document.querySelector<HTMLSelectElement>('tr[data-user="guest1"] select')?.value === 'guest');
     expect(await page.$('tr[data-user="root"] select')).toBeNull(); // root cannot demote itself here
     await shot('users');
   });

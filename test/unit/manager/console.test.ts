@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-member-access -- response bodies are arbitrary JSON checked field by field */
+/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call -- response bodies are arbitrary JSON checked field by field */
 /**
  * The console's server side: static files with a same-origin CSP, the "not built" answer,
  * sign-out, changing one's own password; and the install snippet, run through the real
@@ -9,6 +9,7 @@ import express from 'express';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runInThisContext } from 'node:vm';
 import request from 'supertest';
 import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
@@ -128,7 +129,9 @@ describe('install snippet', () => {
         if (!(name in modules)) throw new Error(`snippet imports ${name}`);
         return modules[name];
       };
-      new Function('require', 'exports', js.outputText)(fakeRequire, {});
+      // The snippet is what a user pastes into a cdk8s app: run it as a CommonJS module would run.
+      const runSnippet = runInThisContext(`(function (require, exports) {\n${js.outputText}\n})`) as (req: typeof fakeRequire, exp: object) => void;
+      runSnippet(fakeRequire, {});
       const docs = readdirSync(outdir).flatMap((f) => parseAllDocuments(readFileSync(join(outdir, f), 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string }; data?: Record<string, string> }));
       const configMaps = docs.filter((d) => d.kind === 'ConfigMap');
       const all = configMaps.map((c) => Object.values(c.data ?? {}).join('\n')).join('\n');
