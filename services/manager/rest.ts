@@ -21,8 +21,6 @@ export interface RestDeps {
   registry: Registry;
   logger: Logger;
   metrics?: ManagerMetrics;
-  /** Folder of the built console; default: build/console when present. */
-  consoleDir?: string;
 }
 
 type AuthedRequest = Request & { principal?: Principal };
@@ -169,7 +167,7 @@ export function createRestApp(deps: RestDeps): express.Express {
   app.get('/healthy', (_req, res) => {
     res.type('text/plain').send('OK');
   });
-  mountConsole(app, deps.consoleDir ?? findConsoleDir());
+  mountConsole(app, findConsoleDir());
 
   // ---- /api/v1 ------------------------------------------------------------------
   const api = express.Router();

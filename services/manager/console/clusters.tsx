@@ -52,16 +52,16 @@ export function ClustersPage({ canWrite }: { canWrite: boolean }) {
                 <td>{c.scopes.location || '—'}</td>
                 <td>{c.is_default ? 'Yes' : 'No'}</td>
                 <td>{formatTime(c.created_at)}</td>
-                <td class="row-actions">
+                <td>
                   {canWrite && (
-                    <>
+                    <div class="row-actions">
                       <a class="button" href={`#/clusters/${c.id}/edit`} aria-label={`Edit ${c.name}`}>
                         Edit
                       </a>
                       <button type="button" class="danger" onClick={() => setDeleting(c)} aria-label={`Delete ${c.name}`}>
                         Delete
                       </button>
-                    </>
+                    </div>
                   )}
                 </td>
               </tr>
@@ -463,11 +463,11 @@ function InstallPanel({ cluster }: { cluster: Cluster }) {
           {(p) => <input {...p} type="number" value={manager.restPort} onInput={(e) => setManager({ ...manager, restPort: Number(e.currentTarget.value) })} />}
         </Field>
       </div>
-      <div role="tablist" aria-label="Snippet format" class="tabs">
-        <button type="button" role="tab" aria-selected={format === 'construct'} onClick={() => (setFormat('construct'), setCopied(''))}>
+      <div role="group" aria-label="Snippet format" class="tabs">
+        <button type="button" aria-pressed={format === 'construct'} onClick={() => (setFormat('construct'), setCopied(''))}>
           RemoteCluster construct
         </button>
-        <button type="button" role="tab" aria-selected={format === 'helm'} onClick={() => (setFormat('helm'), setCopied(''))}>
+        <button type="button" aria-pressed={format === 'helm'} onClick={() => (setFormat('helm'), setCopied(''))}>
           Helm values
         </button>
       </div>
