@@ -5,7 +5,8 @@
  */
 import { ApiObject, App, Chart, JsonPatch } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
-import { CentralManager, DOCUMENTED_DEFAULT_PASSWORD, DragonflyCluster, RemoteCluster, jaegerCollectorUrl } from './constructs';
+import { CentralManager, DragonflyCluster, RemoteCluster, jaegerCollectorUrl } from './constructs';
+import { DOCUMENTED_DEFAULT_PASSWORD } from './constructs/datastores';
 
 /** Keys the seed sets on every component: debug logs and the pprof port. */
 const SEED_DEBUG = { verbose: true, pprofPort: 18066 } as const;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the e2e suite needs (containerd, the distribution registry, skopeo, iproute2, iptables)
-# from Debian packages. Idempotent and quiet: does nothing when every tool is already present.
+# and the console's browser tests need (chromium, driven headless by puppeteer-core) from Debian packages. Idempotent and quiet: does nothing when every tool is already present.
 set -euo pipefail
 
 need=()
@@ -10,6 +10,7 @@ command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 { command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1; } || need+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
+[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || need+=(chromium)
 
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0

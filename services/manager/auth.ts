@@ -6,7 +6,7 @@ import bcrypt from 'bcryptjs';
 import { randomBytes } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { z } from 'zod';
-import { ConflictError, NotFoundError, PermissionDeniedError, UnauthenticatedError } from '../common/errors';
+import { ConflictError, FailedPreconditionError, NotFoundError, PermissionDeniedError, UnauthenticatedError } from '../common/errors';
 import type { ManagerStore, PersonalAccessTokenRecord, UserRecord } from './store/types';
 import { parseInput } from './validation';
 
@@ -27,6 +27,10 @@ export const signinSchema = z.strictObject({
   name: z.string().min(3, 'expected 3 to 10 characters').max(10, 'expected 3 to 10 characters'),
   password: z.string().min(8, 'expected 8 to 20 characters').max(20, 'expected 8 to 20 characters'),
 });
+
+const passwordSchema = signinSchema.shape.password;
+
+export const resetPasswordSchema = z.strictObject({ old_password: z.string().max(256), new_password: passwordSchema });
 
 export const signupSchema = signinSchema.extend({ email: z.email('expected an email address').max(254, 'expected at most 254 characters').or(z.literal('')).default('') });
 
@@ -81,6 +85,16 @@ export class AuthService {
     const user = await this.store.createUser({ name, email, passwordHash: await bcrypt.hash(password, BCRYPT_COST) });
     await this.store.addUserRole(user.id, GUEST_ROLE);
     return user;
+  }
+
+  /** Changes a user's own password; the old one must match (a stolen session alone cannot lock the owner out). */
+  async resetPassword(userId: number, body: unknown): Promise<void> {
+    const { old_password, new_password } = parseInput(resetPasswordSchema, body);
+    const user = await this.getUser(userId);
+    if (!(await bcrypt.compare(old_password, user.passwordHash))) {
+      throw new FailedPreconditionError('old_password: incorrect password', { errors: [{ path: 'old_password', message: 'incorrect password' }] });
+    }
+    await this.store.updateUserPassword(user.id, await bcrypt.hash(new_password, BCRYPT_COST));
   }
 
   async authenticateJwt(token: string): Promise<Principal> {

@@ -1,38 +1,39 @@
-/** A minimal console at GET /: sign in, then list clusters (with scopes), schedulers and seed peers via the REST API. */
-export const CONSOLE_HTML = `<!doctype html>
-<html><head><meta charset="utf-8"><title>Dragonfly manager</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}code{font-size:90%}</style>
-</head><body>
-<h1>Dragonfly manager</h1>
-<form id="signin"><input name="name" placeholder="name" value="root"> <input name="password" type="password" placeholder="password"> <button>Sign in</button> <span id="status"></span></form>
-<div id="content"></div>
-<script>
-const $ = (s) => document.querySelector(s);
-const esc = (v) => String(v).replace(/[&<>"]/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
-let token = '';
-async function api(path) {
-  const r = await fetch('/api/v1' + path + (path.includes('?') ? '&' : '?') + 'per_page=1000', { headers: { Authorization: 'Bearer ' + token } });
-  if (!r.ok) throw new Error(path + ': ' + r.status + ' ' + (await r.json()).message);
-  return r.json();
+/**
+ * The console's static files: built by `npm run build` (scripts/build-console.mjs) from
+ * services/manager/console into build/console, served by the manager at `/` and `/assets/`.
+ */
+import express, { type Express, type Response } from 'express';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** build/console seen from the compiled manager (build/services/manager) or from its source (services/manager, under ts-jest). */
+export function findConsoleDir(): string | undefined {
+  const candidates = [resolve(__dirname, '../../console'), resolve(__dirname, '../../build/console')];
+  return candidates.find((dir) => existsSync(join(dir, 'index.html')));
 }
-function table(title, rows, cols) {
-  return '<h2>' + title + '</h2><table><tr>' + cols.map((c) => '<th>' + c[0] + '</th>').join('') + '</tr>' +
-    rows.map((r) => '<tr>' + cols.map((c) => '<td>' + esc(c[1](r)) + '</td>').join('') + '</tr>').join('') + '</table>';
+
+/** Same-origin only: the console loads nothing from anywhere else and cannot be framed. */
+const CONSOLE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+function secureHeaders(res: Response): void {
+  res.setHeader('Content-Security-Policy', CONSOLE_CSP);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'same-origin');
 }
-async function load() {
-  const [clusters, schedulers, seedPeers] = await Promise.all([api('/clusters'), api('/schedulers'), api('/seed-peers')]);
-  $('#content').innerHTML =
-    table('Clusters', clusters, [['id', (c) => c.id], ['name', (c) => c.name], ['default', (c) => c.is_default], ['scopes', (c) => JSON.stringify(c.scopes)], ['config', (c) => JSON.stringify(c.scheduler_cluster_config)]]) +
-    table('Schedulers', schedulers, [['id', (s) => s.id], ['host', (s) => s.host_name], ['ip', (s) => s.ip + ':' + s.port], ['cluster', (s) => s.scheduler_cluster_id], ['state', (s) => s.state], ['features', (s) => s.features.join(',')]]) +
-    table('Seed peers', seedPeers, [['id', (p) => p.id], ['host', (p) => p.host_name], ['ip', (p) => p.ip + ':' + p.port], ['cluster', (p) => p.seed_peer_cluster_id], ['state', (p) => p.state]]);
+
+/** Mounts `GET /` and `/assets/*`; without a build, `GET /` says how to make one. */
+export function mountConsole(app: Express, dir: string | undefined): void {
+  app.get('/', (_req, res) => {
+    if (!dir) {
+      res.status(503).type('text/plain').send('The console is not built: run `npm run build` (it writes build/console), then restart the manager. The REST API is at /api/v1.\n');
+      return;
+    }
+    secureHeaders(res);
+    res.setHeader('Cache-Control', 'no-cache');
+    res.sendFile(join(dir, 'index.html'));
+  });
+  if (dir) {
+    app.use('/assets', express.static(join(dir, 'assets'), { index: false, redirect: false, fallthrough: true, setHeaders: (res) => secureHeaders(res) }));
+  }
 }
-$('#signin').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  const f = new FormData(e.target);
-  const r = await fetch('/api/v1/users/signin', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: f.get('name'), password: f.get('password') }) });
-  const body = await r.json();
-  if (!r.ok) { $('#status').textContent = body.message; return; }
-  token = body.token; $('#status').textContent = 'signed in';
-  load().catch((err) => { $('#status').textContent = err.message; });
-});
-</script></body></html>`;

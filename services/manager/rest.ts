@@ -13,7 +13,7 @@ import type { ManagerMetrics } from './metrics';
 import type { Registry } from './registry';
 import type { ManagerStore, Page, SchedulerRecord, SeedPeerRecord } from './store/types';
 import { parseInput } from './validation';
-import { CONSOLE_HTML } from './console';
+import { findConsoleDir, mountConsole } from './console';
 import { jobRoutes, peerRoutes } from './jobs/routes';
 import { JobService } from './jobs/service';
 
@@ -172,9 +172,7 @@ export function createRestApp(deps: RestDeps): express.Express {
   app.get('/healthy', (_req, res) => {
     res.type('text/plain').send('OK');
   });
-  app.get('/', (_req, res) => {
-    res.type('html').send(CONSOLE_HTML);
-  });
+  mountConsole(app, findConsoleDir());
 
   // ---- /api/v1 ------------------------------------------------------------------
   const api = express.Router();
@@ -187,16 +185,34 @@ export function createRestApp(deps: RestDeps): express.Express {
     res.status(201).json(userView(await auth.signup(req.body)));
   });
 
-  const jwtAuth = async (req: AuthedRequest, _res: Response, next: NextFunction) => {
+  api.post('/users/signout', (_req, res) => {
+    // Sessions are stateless JWTs: signing out drops the cookie; the console also forgets its copy.
+    res.clearCookie('jwt', { sameSite: 'lax' });
+    res.json({});
+  });
+
+  const authenticate = async (req: AuthedRequest, _res: Response, next: NextFunction) => {
     const token = bearer(req) ?? cookie(req, 'jwt') ?? (typeof req.query.token === 'string' ? req.query.token : undefined);
     if (!token) throw new UnauthenticatedError('missing token: sign in at POST /api/v1/users/signin and send Authorization: Bearer <token>');
     req.principal = await auth.authenticateJwt(token);
-    auth.authorize(req.principal, req.method !== 'GET' && req.method !== 'HEAD');
+    next();
+  };
+  const principal = (req: Request): Principal => (req as AuthedRequest).principal!;
+
+  // Any signed-in user (guests too) changes their own password, and only their own.
+  api.post('/users/:id/reset_password', authenticate, async (req, res) => {
+    const id = idParam(req);
+    if (principal(req).user.id !== id) throw new PermissionDeniedError('permission denied: users change only their own password');
+    await auth.resetPassword(id, req.body);
+    res.json({});
+  });
+
+  const jwtAuth = async (req: AuthedRequest, res: Response, next: NextFunction) => {
+    await authenticate(req, res, () => undefined);
+    auth.authorize(req.principal!, req.method !== 'GET' && req.method !== 'HEAD');
     next();
   };
   api.use(jwtAuth);
-
-  const principal = (req: Request): Principal => (req as AuthedRequest).principal!;
 
   api.get('/users', async (req, res) => {
     const page = pageOf(req);

@@ -251,7 +251,7 @@ export class JobRunner {
     });
     // Parents that no longer hold the task must not be offered to children.
     try {
-      this.o.service.deleteTask(taskId, '');
+      this.o.service.deleteTaskForJob(taskId);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

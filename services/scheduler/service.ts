@@ -778,8 +778,22 @@ export class SchedulerService {
     } else if (!this.managerSeeds().some((s) => normalizeIp(s.ip) === caller)) {
       throw new PermissionDeniedError(`deleting task ${taskId} for every host is refused to ${caller}: give host_id (a host deletes only its own copy)`);
     }
+    this.removeTask(task, hostId);
+  }
+
+  /**
+   * A delete_task job (the manager's, taken from this cluster's queue, so already authorized):
+   * the task goes for every host.
+   */
+  deleteTaskForJob(taskId: string): void {
+    const task = this.store.tasks.get(taskId);
+    if (!task) throw new NotFoundError(`task ${taskId} not found`);
+    this.removeTask(task, '');
+  }
+
+  private removeTask(task: Task, hostId: string): void {
     const victims = [...task.peers.values()].filter((p) => !hostId || p.host.id === hostId);
-    if (hostId && victims.length === 0) throw new NotFoundError(`task ${taskId} has no peer on host ${hostId}`);
+    if (hostId && victims.length === 0) throw new NotFoundError(`task ${task.id} has no peer on host ${hostId}`);
     for (const peer of victims) {
       this.closeSession(peer);
       if (canPeerTransition(peer.state, 'Leave')) peer.transition('Leave');

@@ -500,6 +500,10 @@ export class SqlManagerStore implements ManagerStore {
   listUsers(page: Page = ALL): Promise<PageResult<UserRecord>> {
     return this.paged('`user`', {}, page, toUser);
   }
+  async updateUserPassword(id: number, passwordHash: string): Promise<void> {
+    const r = await this.db.run('UPDATE `user` SET encrypted_password = ?, updated_at = ? WHERE id = ?', [passwordHash, Date.now(), id]);
+    if (!r.affectedRows) throw new NotFoundError(`user ${id} not found`);
+  }
   async ensureRole(name: string): Promise<void> {
     if ((await this.db.all('SELECT id FROM role WHERE name = ?', [name])).length) return;
     try {

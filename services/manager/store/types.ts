@@ -247,6 +247,7 @@ export interface ManagerStore {
   getUser(id: number): Promise<UserRecord | undefined>;
   getUserByName(name: string): Promise<UserRecord | undefined>;
   listUsers(page?: Page): Promise<PageResult<UserRecord>>;
+  updateUserPassword(id: number, passwordHash: string): Promise<void>;
   ensureRole(name: string): Promise<void>;
   listRoles(): Promise<string[]>;
   rolesOf(userId: number): Promise<string[]>;

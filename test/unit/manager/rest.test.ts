@@ -203,11 +203,14 @@ describe('manager REST on SQLite', () => {
     expect((await http(m, 'GET', `/api/v1/seed-peer-clusters/${spc.body.id}`, root)).status).toBe(404);
   });
 
-  test('the console page is served at /', async () => {
+  test('the console (built by npm run build) is served at /, its bundle talks to the REST API', async () => {
     const res = await fetch(`${restUrl(m)}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/html/);
-    expect(await res.text()).toContain('/api/v1/users/signin');
+    expect(await res.text()).toContain('assets/console.js');
+    const bundle = await fetch(`${restUrl(m)}/assets/console.js`);
+    expect(bundle.status).toBe(200);
+    expect(await bundle.text()).toContain('/users/signin');
   });
 
   test('metrics endpoint exposes the manager metrics', async () => {

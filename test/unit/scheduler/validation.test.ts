@@ -12,7 +12,7 @@ import { callerIpOf, checkPiece, checkTaskId, pieceLengthFromCount } from '../..
 const MiB = 1024 * 1024;
 
 function download(over: Partial<Download__Output>): Download__Output {
-  return { url: '', type: 'STANDARD', priority: 'LEVEL0', filteredQueryParams: [], requestHeader: {}, disableBackToSource: false, needBackToSource: false, metadataOnly: false, overwrite: false, ...over };
+  return { url: '', type: 'STANDARD', priority: 'LEVEL0', filteredQueryParams: [], requestHeader: {}, disableBackToSource: false, needBackToSource: false, metadataOnly: false, overwrite: false, forceHardLink: false, ...over };
 }
 
 describe('caller address', () => {
