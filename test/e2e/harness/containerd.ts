@@ -126,6 +126,19 @@ export class ContainerdHost {
     return { ok, ms, output };
   }
 
+  /**
+   * `ctr images import` of image archives (docker-archive or OCI), unpacked for this snapshotter;
+   * throws unless every expected reference is then present.
+   */
+  async importImages(archives: readonly string[], expectRefs: readonly string[], timeoutMs = 300_000): Promise<void> {
+    for (const archive of archives) {
+      await this.ctr(['images', 'import', '--snapshotter', this.snapshotter, archive], { timeoutMs });
+    }
+    const have = await this.images();
+    const missing = expectRefs.filter((r) => !have.includes(r));
+    if (missing.length > 0) throw new Error(`${this.host.name}: after importing ${archives.join(', ')}, no ${missing.join(', ')} (have: ${have.join(', ') || 'none'}); rebuild with scripts/images/build.sh`);
+  }
+
   /** Digests of every blob in this containerd's content store. */
   async contentDigests(): Promise<Set<string>> {
     const r = await this.ctr(['content', 'ls', '--quiet']);
