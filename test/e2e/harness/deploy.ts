@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { AbortWait, run, waitFor, type ManagedProcess, type RunResult } from './exec';
+import { AbortWait, waitFor, type ManagedProcess, type RunResult } from './exec';
 import { K8S_NAMESPACE, type ContainerdHost } from './containerd';
 import { programMain, type Program } from './dragonfly';
 import { programOfCommand, waitTargetsOf, type Container, type ManifestSet, type Workload } from './manifests';
@@ -150,27 +150,33 @@ export class Pod {
   }
 
   /**
-   * The pod sandbox's UTS namespace (what kubelet's pause container holds): a persistent
-   * namespace bound to a file under the pod dir, hostname = the lab host's name, as in process
-   * mode. Unmounted with the lab's work dir at teardown.
+   * The pod sandbox (what kubelet's pause container is): a process on the pod's host in its own
+   * UTS namespace with hostname = the lab host's name, as in process mode; containers join its
+   * UTS namespace and the host's network namespace.
    */
   async ensureSandbox(): Promise<void> {
-    if (this.mode !== 'image') return;
-    const uts = this.utsFile();
-    if (fs.existsSync(uts) && fs.readFileSync('/proc/self/mounts', 'utf8').includes(` ${uts} `)) return;
-    fs.mkdirSync(path.dirname(uts), { recursive: true });
-    fs.writeFileSync(uts, '');
-    await run('unshare', [`--uts=${uts}`, 'hostname', this.host.name]);
+    if (this.mode !== 'image' || this.sandbox?.running) return;
+    const pause = this.host.start(`${this.name}.pause`, 'sleep', ['infinity']);
+    this.sandbox = pause;
+    // `ip netns exec`, unshare and sh exec in turn: the spawned pid becomes `sleep` once set up.
+    await waitFor(`${this.name} sandbox`, async () => {
+      if (!pause.running) throw new AbortWait(new Error(`${this.name}: the pod sandbox exited:\n${pause.log()}`));
+      try {
+        return fs.readFileSync(`/proc/${pause.pid}/comm`, 'utf8').trim() === 'sleep' ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    }, 10_000, 20);
   }
 
-  private utsFile(): string {
-    return path.join(this.dir, 'sandbox', `${this.name}.uts`);
-  }
+  private sandbox: ManagedProcess | undefined;
 
   private ctrRunArgs(c: RunningContainer): string[] {
     const containerd = this.node?.containerd;
     if (!containerd) throw new Error(`pod ${this.name}: image mode needs the pod on a node with containerd`);
     if (!c.image) throw new Error(`pod ${this.name}: container ${c.name} has no image`);
+    const sandbox = this.sandbox;
+    if (!sandbox?.running) throw new Error(`pod ${this.name}: no pod sandbox (ensureSandbox first)`);
     const id = `${this.name}.${c.name}.${++this.runs}`.replace(/[^A-Za-z0-9_.-]/g, '-');
     const binds = [
       ...c.binds,
@@ -182,7 +188,7 @@ export class Pod {
       '--address', containerd.socket, '--namespace', K8S_NAMESPACE,
       'run', '--rm', '--snapshotter', containerd.snapshotter,
       '--with-ns', `network:/run/netns/${this.host.ns}`,
-      '--with-ns', `uts:${this.utsFile()}`,
+      '--with-ns', `uts:/proc/${sandbox.pid}/ns/uts`,
       ...binds.flatMap((b) => ['--mount', `type=bind,src=${b.src},dst=${b.dst},options=rbind:${b.readOnly ? 'ro' : 'rw'}`]),
       ...Object.entries(c.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
       c.image, id, ...c.args,
