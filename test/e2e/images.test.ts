@@ -168,7 +168,7 @@ describe('images run as the manifests run them (issue 14)', () => {
   });
 
   it('records the image sizes', async () => {
-    const n = cl.nodes[0]!;
+    const n = cl.nodes[0];
     for (const component of ['manager', 'scheduler', 'dfdaemon']) {
       const archive = `${imagesDir()}/${component}.tar`;
       const archiveBytes = fs.statSync(archive).size;

@@ -43,22 +43,22 @@ export function imagesDir(): string {
  * The image archives behind the manifests' images of this project (<repository>/<component>:<tag>
  * → <imagesDir>/<component>.tar), with the references they must provide.
  */
-export function projectImageArchives(manifests: ManifestSet): { archives: string[]; refs: string[] } {
+export function projectImageArchives(manifests: ManifestSet): Record<string, string> {
   const refs = new Set<string>();
   for (const w of manifests.workloads()) {
     for (const c of [...(w.pod.initContainers ?? []), ...w.pod.containers]) {
       if (programOfCommand(c.command)) refs.add(c.image);
     }
   }
-  const archives = new Set<string>();
+  const archives: Record<string, string> = {};
   for (const ref of refs) {
     const component = /\/(manager|scheduler|dfdaemon):[^/]+$/.exec(ref)?.[1];
     if (!component) throw new Error(`image ${ref} is not one of manager, scheduler, dfdaemon: the lab has no archive for it`);
     const archive = path.join(imagesDir(), `${component}.tar`);
     if (!fs.existsSync(archive)) throw new Error(`${path.relative(REPO_ROOT, archive)} does not exist: run scripts/images/build.sh first (image mode runs ${ref} from it)`);
-    archives.add(archive);
+    archives[ref] = archive;
   }
-  return { archives: [...archives], refs: [...refs] };
+  return archives;
 }
 
 export interface ClusterLab {
@@ -101,8 +101,6 @@ export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterL
     ]);
     if (!origin || !(origin instanceof OriginRegistry)) throw new Error('origin did not start');
     const nodes: LabNode[] = nodeHosts.map((host, i) => ({ host, labels: opts.nodes[i]?.labels ?? {}, containerd: containerds[i] }));
-    // Image mode: every node's containerd holds the project's images, as if pulled by kubelet.
-    if (images) await Promise.all(nodes.map((n) => n.containerd.importImages(images.archives, images.refs)));
 
     const image = await buildTestImage({ dir: path.join(lab.workDir, 'image'), tag: SEED_IMAGE_TAG, layerSizes: opts.layerSizes, gzip: opts.gzip ?? true });
     await pushTestImage(image, { registry: `${originHost.ip}:443`, repository: SEED_IMAGE_REPO });
@@ -125,6 +123,7 @@ export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterL
     const deployment = await Deployment.apply({
       lab,
       mode,
+      imageArchives: images,
       manifests,
       nodes,
       externals: { 'mysql:': { localPort: 3306 }, 'redis:': { localPort: 6379 } },

@@ -52,8 +52,10 @@ export function deployModeFromEnv(env: NodeJS.ProcessEnv = process.env): DeployM
 
 export interface DeployOptions {
   readonly lab: NetnsLab;
-  /** Default: deployModeFromEnv(). Image mode needs the images imported into every node's containerd. */
+  /** Default: deployModeFromEnv(). */
   readonly mode?: DeployMode;
+  /** Image mode: the archive holding each image reference, imported into the nodes that run it. */
+  readonly imageArchives?: Record<string, string>;
   readonly manifests: ManifestSet;
   readonly nodes: readonly LabNode[];
   /** Third-party workloads by image name prefix (e.g. "mysql", "redis") → a root-ns service. */
@@ -214,6 +216,7 @@ export class Deployment {
   static async apply(opts: DeployOptions): Promise<Deployment> {
     const d = new Deployment(opts);
     await d.placePods();
+    await d.importImages();
     await d.routeServices();
     await Promise.all(d.pods.map((p) => d.runPod(p)));
     return d;
@@ -279,6 +282,28 @@ export class Deployment {
         this.pods.push(new Pod(w, podName, host, node, host.dir, this.mode));
       }
     }
+  }
+
+  /** Image mode: each node's containerd gets the images of the pods placed on it, as kubelet would pull them. */
+  private async importImages(): Promise<void> {
+    if (this.mode !== 'image') return;
+    const byNode = new Map<LabNode, Set<string>>();
+    for (const pod of this.pods) {
+      if (!pod.node) throw new Error(`pod ${pod.name}: image mode needs the pod on a node`);
+      const refs = byNode.get(pod.node) ?? new Set<string>();
+      for (const c of [...(pod.workload.pod.initContainers ?? []), ...pod.workload.pod.containers]) if (programOfCommand(c.command)) refs.add(c.image);
+      byNode.set(pod.node, refs);
+    }
+    await Promise.all(
+      [...byNode].map(async ([node, refs]) => {
+        const archives = [...refs].map((ref) => {
+          const archive = this.opts.imageArchives?.[ref];
+          if (!archive) throw new Error(`image mode: no archive for ${ref} (build it with scripts/images/build.sh)`);
+          return archive;
+        });
+        await node.containerd.importImages([...new Set(archives)], [...refs]);
+      }),
+    );
   }
 
   private async routeServices(): Promise<void> {
@@ -380,9 +405,10 @@ export class Deployment {
       // registry config_path by this machine's path: dfinit must find that dir where it says.
       const containerdDir = mounts.find((m) => m.dir === pod.node?.containerd.dir);
       if (containerdDir) binds.push({ src: containerdDir.dir, dst: containerdDir.dir, readOnly: containerdDir.readOnly });
+      const env = { ...this.resolveEnv(pod, c), ...extraEnv };
       const configFile = this.configFileOf([...(c.command ?? []), ...(c.args ?? [])], (p) => pod.mapPath(p, mounts));
-      if (configFile) this.forEachPathKey(program, configFile, {}, (envName, value) => (hostPaths[envName] = pod.mapPath(value, mounts)));
-      return { name: c.name, program, image: c.image, args: [...(c.command ?? []), ...(c.args ?? [])], env: { ...this.resolveEnv(pod, c), ...extraEnv }, binds, hostPaths };
+      if (configFile) this.forEachPathKey(program, configFile, env, (envName, value) => (hostPaths[envName] = pod.mapPath(value, mounts)));
+      return { name: c.name, program, image: c.image, args: [...(c.command ?? []), ...(c.args ?? [])], env, binds, hostPaths };
     }
     const args = [...(c.command ?? []).slice(1), ...(c.args ?? [])].map((a) => (a.startsWith('/') ? pod.mapPath(a, mounts) : a));
     const env = { ...this.resolveEnv(pod, c), ...extraEnv };
