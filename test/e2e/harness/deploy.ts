@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { AbortWait, waitFor, type ManagedProcess, type RunResult } from './exec';
+import { AbortWait, run, waitFor, type ManagedProcess, type RunResult } from './exec';
 import { K8S_NAMESPACE, type ContainerdHost } from './containerd';
 import { programMain, type Program } from './dragonfly';
 import { programOfCommand, waitTargetsOf, type Container, type ManifestSet, type Workload } from './manifests';
@@ -34,6 +34,11 @@ export interface LabNode {
 export interface ExternalService {
   /** Port on 127.0.0.1 of the root namespace that stands in for the workload's service. */
   readonly localPort: number;
+}
+
+/** The cgroup (under every controller) holding one lab run's containers. */
+export function labCgroup(runId: string): string {
+  return `dragonfly-e2e-${runId}`;
 }
 
 /**
@@ -179,6 +184,8 @@ export class Pod {
     if (!c.image) throw new Error(`pod ${this.name}: container ${c.name} has no image`);
     const sandbox = this.sandbox;
     if (!sandbox?.running) throw new Error(`pod ${this.name}: no pod sandbox (ensureSandbox first)`);
+    // runc keeps a container's state and cgroup by ID: both under this lab run's own names, so
+    // a killed run's leftovers never collide with the next run and teardown finds them.
     const id = `${this.name}.${c.name}.${++this.runs}`.replace(/[^A-Za-z0-9_.-]/g, '-');
     const binds = [
       ...c.binds,
@@ -189,6 +196,8 @@ export class Pod {
     return [
       '--address', containerd.socket, '--namespace', K8S_NAMESPACE,
       'run', '--rm', '--snapshotter', containerd.snapshotter,
+      '--runc-root', path.join(containerd.dir, 'runc'),
+      '--cgroup', `/${labCgroup(this.host.lab.runId)}/${id}`,
       '--with-ns', `network:/run/netns/${this.host.ns}`,
       '--with-ns', `uts:/proc/${sandbox.pid}/ns/uts`,
       ...binds.flatMap((b) => ['--mount', `type=bind,src=${b.src},dst=${b.dst},options=rbind:${b.readOnly ? 'ro' : 'rw'}`]),
@@ -287,6 +296,12 @@ export class Deployment {
   /** Image mode: each node's containerd gets the images of the pods placed on it, as kubelet would pull them. */
   private async importImages(): Promise<void> {
     if (this.mode !== 'image') return;
+    // Registered before any container starts; runs after the lab has killed its processes.
+    const cgroup = labCgroup(this.opts.lab.runId);
+    this.opts.lab.onTeardown(async () => {
+      // A container whose `ctr run` was killed outlives it: its cgroup still lists it.
+      await run('sh', ['-c', `find /sys/fs/cgroup -path "*/${cgroup}/*" -name cgroup.procs -exec cat {} + | sort -u | xargs -r kill -9; sleep 0.5; find /sys/fs/cgroup -depth -type d -path "*/${cgroup}*" -exec rmdir {} +`], { allowFailure: true });
+    });
     const byNode = new Map<LabNode, Set<string>>();
     for (const pod of this.pods) {
       if (!pod.node) throw new Error(`pod ${pod.name}: image mode needs the pod on a node`);
