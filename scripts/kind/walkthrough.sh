@@ -2,7 +2,8 @@
 # Seed 000's multi-cluster walkthrough on kind, for machines with Docker:
 #   1. kind cluster from kind-config.yaml (control plane + kind-worker..kind-worker4, labelled
 #      cluster=a / cluster=b),
-#   2. the three images built from this repo's Dockerfile and loaded into kind,
+#   2. the three images built from this repo's Dockerfile by scripts/images/build.sh (the same
+#      build/images/<component>.tar archives the netns e2e runs) and loaded into kind,
 #   3. kubectl apply -f dist/cluster-a.k8s.yaml, then dist/cluster-b.k8s.yaml (whose Job declares
 #      cluster-2 on the central manager),
 #   4. the pulls of the walkthrough with crictl inside the kind nodes, timed, next to a direct
@@ -17,9 +18,9 @@
 # Usage: scripts/kind/walkthrough.sh            (creates the cluster if it does not exist)
 # Env:   KIND_CLUSTER (default dragonfly), IMAGE (default the seed's
 #        ghcr.io/dragonflyoss/dragonfly2/scheduler:v2.0.5), KEEP_CLUSTER=1 to keep it afterwards,
-#        SKIP_BUILD=1 to reuse images already loaded, ARTIFACTS (dir for logs, default
+#        SKIP_BUILD=1 to load build/images/*.tar as they are, ARTIFACTS (dir for logs, default
 #        ./kind-artifacts).
-# Needs: docker, kind, kubectl; network access to the image's registry and Docker Hub
+# Needs: docker, kind, kubectl, buildah + podman (scripts/images/build.sh); network access to the image's registry and Docker Hub
 # (mysql, redis, busybox, jaeger images).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -60,13 +61,12 @@ fi
 kubectl config use-context "kind-$CLUSTER" >/dev/null
 
 if [ "${SKIP_BUILD:-0}" != "1" ]; then
-  for target in manager scheduler dfdaemon; do
-    log "docker build --target $target -t $REGISTRY/$target:$VERSION"
-    docker build --target "$target" -t "$REGISTRY/$target:$VERSION" .
-  done
+  log "scripts/images/build.sh ($REGISTRY/{manager,scheduler,dfdaemon}:$VERSION)"
+  IMAGE_REGISTRY="$REGISTRY" IMAGE_TAG="$VERSION" scripts/images/build.sh
 fi
 for target in manager scheduler dfdaemon; do
-  kind load docker-image --name "$CLUSTER" "$REGISTRY/$target:$VERSION"
+  [ -f "build/images/$target.tar" ] || die "build/images/$target.tar missing: run scripts/images/build.sh"
+  kind load image-archive --name "$CLUSTER" "build/images/$target.tar"
 done
 
 log "kubectl apply -f dist/cluster-a.k8s.yaml"

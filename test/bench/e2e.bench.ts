@@ -14,7 +14,8 @@ import * as path from 'node:path';
 import { FIGURES_FILE, readE2eFigures, REPO_ROOT, type FiguresFile } from '../e2e/walkthrough-figures';
 import { printFigures, type BenchFigure } from './types';
 
-const TESTS = ['test/e2e/walkthrough.test.ts', 'test/e2e/fanout.test.ts'];
+/** The image smoke test (cold starts, sizes) runs when scripts/images/build.sh has written the archives. */
+const TESTS = ['test/e2e/walkthrough.test.ts', 'test/e2e/fanout.test.ts', ...(fs.existsSync(path.join(REPO_ROOT, 'build/images/dfdaemon.tar')) ? ['test/e2e/images.test.ts'] : [])];
 
 function lastRunAt(): string {
   if (!fs.existsSync(FIGURES_FILE)) return 'never';

@@ -28,6 +28,7 @@ const ANCHORS: ReadonlyArray<readonly [string, string, string]> = [
   ['Spegel v0.3.0', '1 GB-4 layers, cold concurrent create, p50', '12.24 s vs 12.45 s without Spegel'],
   ['Spegel v0.3.0', '1 GB-1 layer, rolling update, p50', '4.67 s vs 6.07 s without Spegel'],
   ['Kraken (README)', '3 GB image to 2600 hosts, 300 MB/s cap', 'p50 10 s, p99 18 s'],
+  ['Dragonfly images (build/images/*/Dockerfile)', 'manager, scheduler, dfdaemon runtime image', 'alpine:3.20 + one static Go binary + curl + grpc_health_probe; no published size found'],
 ];
 
 function fmt(v: number | undefined): string {

@@ -8,10 +8,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ContainerdHost } from './containerd';
-import { Deployment, type LabNode } from './deploy';
+import { Deployment, deployModeFromEnv, type DeployMode, type LabNode } from './deploy';
 import { ManagerRest, REPO_ROOT, programMain } from './dragonfly';
 import { run, waitFor } from './exec';
-import { ManifestSet } from './manifests';
+import { ManifestSet, programOfCommand } from './manifests';
 import { NetnsLab, type NetnsHost } from './netns-lab';
 import { buildTestImage, pushTestImage, type TestImage } from './oci-image';
 import { OriginRegistry, createTlsIdentity, type TlsIdentity } from './origin';
@@ -30,6 +30,35 @@ export interface ClusterLabOptions {
   readonly gzip?: boolean;
   /** Shape the origin's link before anything is pulled (Mbit/s). */
   readonly originRateMbit?: number;
+  /** Default: DF_E2E_MODE (process unless set to image). */
+  readonly mode?: DeployMode;
+}
+
+/** Where scripts/images/build.sh writes the archives (DF_E2E_IMAGES_DIR overrides). */
+export function imagesDir(): string {
+  return path.resolve(REPO_ROOT, process.env.DF_E2E_IMAGES_DIR ?? 'build/images');
+}
+
+/**
+ * The image archives behind the manifests' images of this project (<repository>/<component>:<tag>
+ * → <imagesDir>/<component>.tar), with the references they must provide.
+ */
+export function projectImageArchives(manifests: ManifestSet): Record<string, string> {
+  const refs = new Set<string>();
+  for (const w of manifests.workloads()) {
+    for (const c of [...(w.pod.initContainers ?? []), ...w.pod.containers]) {
+      if (programOfCommand(c.command)) refs.add(c.image);
+    }
+  }
+  const archives: Record<string, string> = {};
+  for (const ref of refs) {
+    const component = /\/(manager|scheduler|dfdaemon):[^/]+$/.exec(ref)?.[1];
+    if (!component) throw new Error(`image ${ref} is not one of manager, scheduler, dfdaemon: the lab has no archive for it`);
+    const archive = path.join(imagesDir(), `${component}.tar`);
+    if (!fs.existsSync(archive)) throw new Error(`${path.relative(REPO_ROOT, archive)} does not exist: run scripts/images/build.sh first (image mode runs ${ref} from it)`);
+    archives[ref] = archive;
+  }
+  return archives;
 }
 
 export interface ClusterLab {
@@ -53,8 +82,10 @@ async function mysqlExec(sql: string): Promise<void> {
 }
 
 export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterLab> {
-  for (const p of ['manager', 'scheduler', 'dfdaemon', 'dfinit'] as const) programMain(p);
+  const mode = opts.mode ?? deployModeFromEnv();
   const manifests = ManifestSet.load(opts.manifestFiles.map((f) => path.resolve(REPO_ROOT, f)));
+  if (mode === 'process') for (const p of ['manager', 'scheduler', 'dfdaemon', 'dfinit'] as const) programMain(p);
+  const images = mode === 'image' ? projectImageArchives(manifests) : undefined;
   const lab = await NetnsLab.create();
   const dbName = `e2e_${lab.runId}_manager`;
   const dbUser = `e2e_${lab.runId}`;
@@ -91,6 +122,8 @@ export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterL
 
     const deployment = await Deployment.apply({
       lab,
+      mode,
+      imageArchives: images,
       manifests,
       nodes,
       externals: { 'mysql:': { localPort: 3306 }, 'redis:': { localPort: 6379 } },
@@ -161,7 +194,7 @@ export async function clearDfdaemonCache(cl: ClusterLab, nodeName: string): Prom
   const c = pod.container('dfdaemon');
   await c.process?.stop();
   for (const key of ['DFDAEMON__dataDir', 'DFDAEMON__workHome']) {
-    const dir = c.env[key];
+    const dir = c.hostPaths[key];
     if (dir) {
       fs.rmSync(dir, { recursive: true, force: true });
       fs.mkdirSync(dir, { recursive: true });

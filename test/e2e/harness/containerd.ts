@@ -87,7 +87,17 @@ export class ContainerdHost {
         '',
       ].join('\n'),
     );
-    const proc = host.start('containerd', '/usr/bin/containerd', ['--config', configFile]);
+    // `ip netns exec` mounts a fresh /sys, which hides the cgroup hierarchies runc needs to run
+    // containers (image mode): mount the same hierarchies again in containerd's mount namespace.
+    // Process-mode runs only pull, so a failure there is a warning, not fatal.
+    const proc = host.start('containerd', 'sh', [
+      '-c',
+      `{ ${cgroupMountScript()} ; } || echo "warning: no cgroup hierarchy for runc: containers cannot run here" >&2; exec "$@"`,
+      'containerd',
+      '/usr/bin/containerd',
+      '--config',
+      configFile,
+    ]);
     const c = new ContainerdHost(host, dir, socket, configFile, hostsDir, snapshotter, proc, opts.caBundle);
     await proc.waitForLog(/containerd successfully booted/, 20_000);
     await c.ctr(['version']);
@@ -124,6 +134,19 @@ export class ContainerdHost {
     fs.appendFileSync(path.join(this.host.dir, 'logs', 'ctr-pull.log'), `# ${new Date().toISOString()} pull ${ref} -> exit ${output.code} in ${ms} ms\n${output.stderr}\n`);
     if (!ok && !opts.allowFailure) throw new Error(`${this.host.name}: pull ${ref} failed in ${ms} ms:\n${output.stderr.slice(-4000)}`);
     return { ok, ms, output };
+  }
+
+  /**
+   * `ctr images import` of image archives (docker-archive or OCI), unpacked for this snapshotter;
+   * throws unless every expected reference is then present.
+   */
+  async importImages(archives: readonly string[], expectRefs: readonly string[], timeoutMs = 300_000): Promise<void> {
+    for (const archive of archives) {
+      await this.ctr(['images', 'import', '--snapshotter', this.snapshotter, archive], { timeoutMs });
+    }
+    const have = await this.images();
+    const missing = expectRefs.filter((r) => !have.includes(r));
+    if (missing.length > 0) throw new Error(`${this.host.name}: after importing ${archives.join(', ')}, no ${missing.join(', ')} (have: ${have.join(', ') || 'none'}); rebuild with scripts/images/build.sh`);
   }
 
   /** Digests of every blob in this containerd's content store. */
@@ -175,6 +198,28 @@ export class ContainerdHost {
   async stop(): Promise<void> {
     await this.process.stop();
   }
+}
+
+/**
+ * Shell commands that mount this machine's cgroup hierarchies (v1, hybrid or v2, as
+ * /proc/self/mountinfo lists them under /sys/fs/cgroup) again: a v1 hierarchy mounted with the
+ * same controllers is the same hierarchy, so runc's cgroups are the machine's.
+ */
+export function cgroupMountScript(mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8')): string {
+  const cmds: string[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const mountPoint = left.split(' ')[4];
+    const [fstype, , superOpts = ''] = right.split(' ');
+    if (!mountPoint || (mountPoint !== '/sys/fs/cgroup' && !mountPoint.startsWith('/sys/fs/cgroup/'))) continue;
+    if (!/^[A-Za-z0-9_/.,=-]+$/.test(mountPoint + superOpts)) continue;
+    const opts = superOpts.split(',').filter((o) => o !== 'rw' && o !== 'ro').join(',');
+    if (fstype === 'tmpfs') cmds.push(`mount -t tmpfs -o mode=755 tmpfs ${mountPoint}`);
+    else if (fstype === 'cgroup2') cmds.push(`mkdir -p ${mountPoint} && mount -t cgroup2 cgroup2 ${mountPoint}`);
+    else if (fstype === 'cgroup') cmds.push(`mkdir -p ${mountPoint} && mount -t cgroup -o ${opts.includes('name=') && !opts.split(',').some((o) => !o.startsWith('name=') && o !== 'none') ? `none,${opts}` : opts} cgroup ${mountPoint}`);
+  }
+  return cmds.length > 0 ? cmds.join(' && ') : 'false';
 }
 
 /** Tries an overlay mount under dir (containerd's overlayfs snapshotter needs it). */

@@ -8,15 +8,19 @@
  * - volumes → directories under the pod's dir (hostPath → under the node's dir, and
  *   /etc/containerd → the node's containerd config dir); absolute paths in args and the programs'
  *   path keys (dataDir, workHome, socket, containerd configPath) are rewritten through the mounts
- *   with `<PREFIX>__key=value` env overrides;
+ *   with `<PREFIX>__key=value` env overrides (process mode);
+ * - image mode (DF_E2E_MODE=image, what CI runs): each container runs from its image on the pod's
+ *   node containerd (`ctr run`), as kubelet would: in the pod host's network namespace and a UTS
+ *   namespace named after it, the manifest's command, args and env, its volumes bind-mounted at
+ *   their mountPaths (readOnly honoured), the pod host's hosts/resolv.conf; no path rewriting;
  * - third-party workloads are not run: MySQL and Redis are the machine's MariaDB and Redis,
  *   reached through a forwarder on the bridge address; other images (jaeger) are skipped.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { AbortWait, waitFor, type ManagedProcess, type RunResult } from './exec';
-import type { ContainerdHost } from './containerd';
+import { AbortWait, run, waitFor, type ManagedProcess, type RunResult } from './exec';
+import { K8S_NAMESPACE, type ContainerdHost } from './containerd';
 import { programMain, type Program } from './dragonfly';
 import { programOfCommand, waitTargetsOf, type Container, type ManifestSet, type Workload } from './manifests';
 import type { NetnsHost, NetnsLab } from './netns-lab';
@@ -32,8 +36,31 @@ export interface ExternalService {
   readonly localPort: number;
 }
 
+/** The cgroup (under every controller) holding one lab run's containers. */
+export function labCgroup(runId: string): string {
+  return `dragonfly-e2e-${runId}`;
+}
+
+/**
+ * How the lab runs the project's containers: `process` starts the compiled programs of this
+ * checkout as host processes (fast, for development); `image` runs them from the built images
+ * (scripts/images/build.sh) on the nodes' containerd.
+ */
+export type DeployMode = 'process' | 'image';
+
+/** DF_E2E_MODE (default `process`); anything else is an error, not a silent fallback. */
+export function deployModeFromEnv(env: NodeJS.ProcessEnv = process.env): DeployMode {
+  const v = env.DF_E2E_MODE ?? 'process';
+  if (v !== 'process' && v !== 'image') throw new Error(`DF_E2E_MODE must be "process" or "image", not ${JSON.stringify(v)}`);
+  return v;
+}
+
 export interface DeployOptions {
   readonly lab: NetnsLab;
+  /** Default: deployModeFromEnv(). */
+  readonly mode?: DeployMode;
+  /** Image mode: the archive holding each image reference, imported into the nodes that run it. */
+  readonly imageArchives?: Record<string, string>;
   readonly manifests: ManifestSet;
   readonly nodes: readonly LabNode[];
   /** Third-party workloads by image name prefix (e.g. "mysql", "redis") → a root-ns service. */
@@ -63,8 +90,14 @@ const ENV_PREFIX: Record<Program, string> = { manager: 'DFMANAGER', scheduler: '
 export interface RunningContainer {
   readonly name: string;
   readonly program: Program;
+  /** Process mode: arguments after the program's main.js. Image mode: the whole command + args. */
   readonly args: readonly string[];
   readonly env: Record<string, string>;
+  /** Image mode: the image and the bind mounts (host dir → container path). */
+  readonly image?: string;
+  readonly binds: ReadonlyArray<{ src: string; dst: string; readOnly: boolean }>;
+  /** Where the program's path keys (dataDir, workHome, ...) live on this machine, by override name. */
+  readonly hostPaths: Record<string, string>;
   process?: ManagedProcess;
   /** Set for Job containers, which run to completion. */
   result?: RunResult;
@@ -81,7 +114,10 @@ export class Pod {
     readonly host: NetnsHost,
     readonly node: LabNode | undefined,
     readonly dir: string,
+    readonly mode: DeployMode = 'process',
   ) {}
+
+  private runs = 0;
 
   get ip(): string {
     return this.host.ip;
@@ -102,11 +138,72 @@ export class Pod {
 
   /** Starts (or restarts) a long-running container with its recorded command and env. */
   start(c: RunningContainer): ManagedProcess {
+    if (this.mode === 'image') {
+      // SIGTERM to `ctr run` is forwarded to the container's PID 1, as kubelet's stop would send it.
+      c.process = this.host.start(`${this.name}.${c.name}`, '/usr/bin/ctr', this.ctrRunArgs(c));
+      return c.process;
+    }
     c.process = this.host.start(`${this.name}.${c.name}`, process.execPath, [programMain(c.program), ...c.args], {
       env: { ...process.env, ...c.env },
       cwd: this.dir,
     });
     return c.process;
+  }
+
+  /** Runs a container to completion (init containers, Jobs). */
+  async runToCompletion(c: RunningContainer, timeoutMs: number): Promise<RunResult> {
+    if (this.mode === 'image') return this.host.exec('/usr/bin/ctr', this.ctrRunArgs(c), { timeoutMs, allowFailure: true });
+    return this.host.exec(process.execPath, [programMain(c.program), ...c.args], { env: { ...process.env, ...c.env }, timeoutMs, allowFailure: true });
+  }
+
+  /**
+   * The pod sandbox (what kubelet's pause container is): a process on the pod's host in its own
+   * UTS namespace with hostname = the lab host's name, as in process mode; containers join its
+   * UTS namespace and the host's network namespace.
+   */
+  async ensureSandbox(): Promise<void> {
+    if (this.mode !== 'image' || this.sandbox?.running) return;
+    const pause = this.host.start(`${this.name}.pause`, 'sleep', ['infinity']);
+    this.sandbox = pause;
+    // `ip netns exec`, unshare and sh exec in turn: the spawned pid becomes `sleep` once set up.
+    await waitFor(`${this.name} sandbox`, async () => {
+      if (!pause.running) throw new AbortWait(new Error(`${this.name}: the pod sandbox exited:\n${pause.log()}`));
+      try {
+        return fs.readFileSync(`/proc/${pause.pid}/comm`, 'utf8').trim() === 'sleep' ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    }, 10_000, 20);
+  }
+
+  private sandbox: ManagedProcess | undefined;
+
+  private ctrRunArgs(c: RunningContainer): string[] {
+    const containerd = this.node?.containerd;
+    if (!containerd) throw new Error(`pod ${this.name}: image mode needs the pod on a node with containerd`);
+    if (!c.image) throw new Error(`pod ${this.name}: container ${c.name} has no image`);
+    const sandbox = this.sandbox;
+    if (!sandbox?.running) throw new Error(`pod ${this.name}: no pod sandbox (ensureSandbox first)`);
+    // runc keeps a container's state and cgroup by ID: both under this lab run's own names, so
+    // a killed run's leftovers never collide with the next run and teardown finds them.
+    const id = `${this.name}.${c.name}.${++this.runs}`.replace(/[^A-Za-z0-9_.-]/g, '-');
+    const binds = [
+      ...c.binds,
+      // `ip netns exec` gives host processes these two files; kubelet writes a pod's own.
+      { src: `/etc/netns/${this.host.ns}/hosts`, dst: '/etc/hosts', readOnly: true },
+      { src: `/etc/netns/${this.host.ns}/resolv.conf`, dst: '/etc/resolv.conf', readOnly: true },
+    ];
+    return [
+      '--address', containerd.socket, '--namespace', K8S_NAMESPACE,
+      'run', '--rm', '--snapshotter', containerd.snapshotter,
+      '--runc-root', path.join(containerd.dir, 'runc'),
+      '--cgroup', `/${labCgroup(this.host.lab.runId)}/${id}`,
+      '--with-ns', `network:/run/netns/${this.host.ns}`,
+      '--with-ns', `uts:/proc/${sandbox.pid}/ns/uts`,
+      ...binds.flatMap((b) => ['--mount', `type=bind,src=${b.src},dst=${b.dst},options=rbind:${b.readOnly ? 'ro' : 'rw'}`]),
+      ...Object.entries(c.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
+      c.image, id, ...c.args,
+    ];
   }
 
   async stop(): Promise<void> {
@@ -118,12 +215,17 @@ export class Deployment {
   readonly pods: Pod[] = [];
   private readonly dnsTargets = new Map<string, string>();
 
-  private constructor(readonly opts: DeployOptions) {}
+  readonly mode: DeployMode;
+
+  private constructor(readonly opts: DeployOptions) {
+    this.mode = opts.mode ?? deployModeFromEnv();
+  }
 
   /** Creates pods, DNS names and forwarders, then starts every pod (init containers first). */
   static async apply(opts: DeployOptions): Promise<Deployment> {
     const d = new Deployment(opts);
     await d.placePods();
+    await d.importImages();
     await d.routeServices();
     await Promise.all(d.pods.map((p) => d.runPod(p)));
     return d;
@@ -176,7 +278,7 @@ export class Deployment {
       if (matching.length === 0) throw new Error(`${w.kind} ${w.namespace}/${w.name}: no lab node matches nodeSelector ${JSON.stringify(w.pod.nodeSelector)}`);
       if (w.kind === 'DaemonSet') {
         if (!w.pod.hostNetwork) throw new Error(`DaemonSet ${w.name} without hostNetwork is not supported by the lab`);
-        for (const node of matching) this.pods.push(new Pod(w, `${w.name}-${node.host.name}`, node.host, node, path.join(node.host.dir, 'pods', w.name)));
+        for (const node of matching) this.pods.push(new Pod(w, `${w.name}-${node.host.name}`, node.host, node, path.join(node.host.dir, 'pods', w.name), this.mode));
         continue;
       }
       const short = w.namespace.replace(/^cluster-/, '');
@@ -186,9 +288,37 @@ export class Deployment {
         const host = await lab.addHost(hostName);
         // Scheduled onto a matching node in turn; hostPath volumes (if any) live on that node.
         const node = matching[i % matching.length];
-        this.pods.push(new Pod(w, podName, host, node, host.dir));
+        this.pods.push(new Pod(w, podName, host, node, host.dir, this.mode));
       }
     }
+  }
+
+  /** Image mode: each node's containerd gets the images of the pods placed on it, as kubelet would pull them. */
+  private async importImages(): Promise<void> {
+    if (this.mode !== 'image') return;
+    // Registered before any container starts; runs after the lab has killed its processes.
+    const cgroup = labCgroup(this.opts.lab.runId);
+    this.opts.lab.onTeardown(async () => {
+      // A container whose `ctr run` was killed outlives it: its cgroup still lists it.
+      await run('sh', ['-c', `find /sys/fs/cgroup -path "*/${cgroup}/*" -name cgroup.procs -exec cat {} + | sort -u | xargs -r kill -9; sleep 0.5; find /sys/fs/cgroup -depth -type d -path "*/${cgroup}*" -exec rmdir {} +`], { allowFailure: true });
+    });
+    const byNode = new Map<LabNode, Set<string>>();
+    for (const pod of this.pods) {
+      if (!pod.node) throw new Error(`pod ${pod.name}: image mode needs the pod on a node`);
+      const refs = byNode.get(pod.node) ?? new Set<string>();
+      for (const c of [...(pod.workload.pod.initContainers ?? []), ...pod.workload.pod.containers]) if (programOfCommand(c.command)) refs.add(c.image);
+      byNode.set(pod.node, refs);
+    }
+    await Promise.all(
+      [...byNode].map(async ([node, refs]) => {
+        const archives = [...refs].map((ref) => {
+          const archive = this.opts.imageArchives?.[ref];
+          if (!archive) throw new Error(`image mode: no archive for ${ref} (build it with scripts/images/build.sh)`);
+          return archive;
+        });
+        await node.containerd.importImages([...new Set(archives)], [...refs]);
+      }),
+    );
   }
 
   private async routeServices(): Promise<void> {
@@ -217,10 +347,10 @@ export class Deployment {
     }
   }
 
-  private materializeVolumes(pod: Pod, c: Container): Array<{ mountPath: string; dir: string }> {
+  private materializeVolumes(pod: Pod, c: Container): Array<{ mountPath: string; dir: string; readOnly: boolean }> {
     const { manifests } = this.opts;
     const ns = pod.workload.namespace;
-    const mounts: Array<{ mountPath: string; dir: string }> = [];
+    const mounts: Array<{ mountPath: string; dir: string; readOnly: boolean }> = [];
     for (const vm of c.volumeMounts ?? []) {
       const vol = pod.workload.pod.volumes?.find((v) => v.name === vm.name);
       let dir: string;
@@ -243,7 +373,7 @@ export class Deployment {
         throw new Error(`pod ${pod.name}: volume ${vm.name} is not defined`);
       }
       fs.mkdirSync(dir, { recursive: true });
-      mounts.push({ mountPath: vm.mountPath, dir });
+      mounts.push({ mountPath: vm.mountPath, dir, readOnly: vm.readOnly === true });
     }
     return mounts;
   }
@@ -279,29 +409,59 @@ export class Deployment {
     if (!program) throw new Error(`pod ${pod.name}: container ${c.name} is not one of this project's programs`);
     const mounts = this.materializeVolumes(pod, c);
     pod.mounts.push(...mounts);
-    const args = [...(c.command ?? []).slice(1), ...(c.args ?? [])].map((a) => (a.startsWith('/') ? pod.mapPath(a, mounts) : a));
-    const env = { ...this.resolveEnv(pod, c), ...this.opts.programEnv?.[program] };
-    const configIdx = args.findIndex((a) => a === '--config' || a === '-c');
-    const configFile = configIdx >= 0 ? args[configIdx + 1] : undefined;
-    if (configFile) {
-      const raw = (parseYaml(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown> | null) ?? {};
-      for (const { key, default: dflt } of PATH_KEYS[program]) {
-        const envName = `${ENV_PREFIX[program]}__${key.join('__')}`;
-        let value: unknown = raw;
-        for (const k of key) value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[k] : undefined;
-        const current = env[envName] ?? (typeof value === 'string' && value !== '' ? value : dflt);
-        if (current) {
-          const mapped = pod.mapPath(current, mounts);
-          fs.mkdirSync(key[key.length - 1] === 'socket' || key[key.length - 1] === 'configPath' || key[key.length - 1] === 'file' ? path.dirname(mapped) : mapped, { recursive: true });
-          env[envName] = mapped;
-        }
-      }
+    const extraEnv = this.opts.programEnv?.[program] ?? {};
+    const hostPaths: Record<string, string> = {};
+    if (this.mode === 'image') {
+      // Paths stay as the manifest wrote them; the harness's own extra files (CA bundles) are
+      // mounted at the same path.
+      const extraFiles = Object.values(extraEnv).filter((v) => v.startsWith('/') && fs.existsSync(v));
+      const binds = [...mounts.map((m) => ({ src: m.dir, dst: m.mountPath, readOnly: m.readOnly })), ...extraFiles.map((f) => ({ src: f, dst: f, readOnly: true }))];
+      // The node's /etc/containerd is the lab containerd's dir, whose config.toml names its
+      // registry config_path by this machine's path: dfinit must find that dir where it says.
+      const containerdDir = mounts.find((m) => m.dir === pod.node?.containerd.dir);
+      if (containerdDir) binds.push({ src: containerdDir.dir, dst: containerdDir.dir, readOnly: containerdDir.readOnly });
+      const env = { ...this.resolveEnv(pod, c), ...extraEnv };
+      const configFile = this.configFileOf([...(c.command ?? []), ...(c.args ?? [])], (p) => pod.mapPath(p, mounts));
+      if (configFile) this.forEachPathKey(program, configFile, env, (envName, value) => (hostPaths[envName] = pod.mapPath(value, mounts)));
+      return { name: c.name, program, image: c.image, args: [...(c.command ?? []), ...(c.args ?? [])], env, binds, hostPaths };
     }
-    return { name: c.name, program, args, env };
+    const args = [...(c.command ?? []).slice(1), ...(c.args ?? [])].map((a) => (a.startsWith('/') ? pod.mapPath(a, mounts) : a));
+    const env = { ...this.resolveEnv(pod, c), ...extraEnv };
+    const configFile = this.configFileOf(args, (p) => p);
+    if (configFile) {
+      this.forEachPathKey(program, configFile, env, (envName, current, isFile) => {
+        const mapped = pod.mapPath(current, mounts);
+        fs.mkdirSync(isFile ? path.dirname(mapped) : mapped, { recursive: true });
+        env[envName] = mapped;
+        hostPaths[envName] = mapped;
+      });
+    }
+    return { name: c.name, program, args, env, binds: [], hostPaths };
+  }
+
+  /** The file after --config/-c, mapped to this machine. */
+  private configFileOf(args: readonly string[], toHost: (p: string) => string): string | undefined {
+    const i = args.findIndex((a) => a === '--config' || a === '-c');
+    const f = i >= 0 ? args[i + 1] : undefined;
+    return f === undefined ? undefined : toHost(f);
+  }
+
+  /** Calls back with each path key's effective value (env override, config file, schema default). */
+  private forEachPathKey(program: Program, configFile: string, env: Record<string, string>, each: (envName: string, value: string, isFile: boolean) => void): void {
+    const raw = (parseYaml(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown> | null) ?? {};
+    for (const { key, default: dflt } of PATH_KEYS[program]) {
+      const envName = `${ENV_PREFIX[program]}__${key.join('__')}`;
+      let value: unknown = raw;
+      for (const k of key) value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[k] : undefined;
+      const current = env[envName] ?? (typeof value === 'string' && value !== '' ? value : dflt);
+      const last = key[key.length - 1];
+      if (current) each(envName, current, last === 'socket' || last === 'configPath' || last === 'file');
+    }
   }
 
   private async runPod(pod: Pod): Promise<void> {
     fs.mkdirSync(pod.dir, { recursive: true });
+    await pod.ensureSandbox();
     for (const init of pod.workload.pod.initContainers ?? []) {
       const targets = waitTargetsOf(init);
       if (targets.length > 0) {
@@ -324,7 +484,7 @@ export class Deployment {
       }
       const rc = this.prepare(pod, init);
       pod.containers.push(rc);
-      const r = await pod.host.exec(process.execPath, [programMain(rc.program), ...rc.args], { env: { ...process.env, ...rc.env }, timeoutMs: 60_000, allowFailure: true });
+      const r = await pod.runToCompletion(rc, 60_000);
       rc.result = r;
       fs.writeFileSync(path.join(pod.host.dir, 'logs', `${pod.name}.${init.name}.log`), r.stdout + r.stderr);
       if (r.code !== 0) throw new Error(`pod ${pod.name}: init container ${init.name} (${rc.program}) exited ${r.code}:\n${(r.stderr + r.stdout).slice(-3000)}`);
@@ -333,7 +493,7 @@ export class Deployment {
       const rc = this.prepare(pod, c);
       pod.containers.push(rc);
       if (pod.workload.kind === 'Job') {
-        const r = await pod.host.exec(process.execPath, [programMain(rc.program), ...rc.args], { env: { ...process.env, ...rc.env }, timeoutMs: 120_000, allowFailure: true });
+        const r = await pod.runToCompletion(rc, 120_000);
         rc.result = r;
         fs.writeFileSync(path.join(pod.host.dir, 'logs', `${pod.name}.${c.name}.log`), r.stdout + r.stderr);
         if (r.code !== 0) throw new Error(`Job ${pod.workload.name}: container ${c.name} exited ${r.code}:\n${(r.stderr + r.stdout).slice(-3000)}`);

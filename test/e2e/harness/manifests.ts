@@ -37,7 +37,7 @@ export interface Container {
   readonly command?: string[];
   readonly args?: string[];
   readonly env?: EnvVar[];
-  readonly volumeMounts?: Array<{ readonly name: string; readonly mountPath: string; readonly subPath?: string }>;
+  readonly volumeMounts?: Array<{ readonly name: string; readonly mountPath: string; readonly subPath?: string; readonly readOnly?: boolean }>;
 }
 
 export interface Volume {
