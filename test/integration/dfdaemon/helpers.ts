@@ -133,7 +133,8 @@ export function daemonConfig(dataDir: string, hostname: string, extra: DfdaemonC
       pieceDownloadTimeout: '20s',
     },
     upload: { tcpListen: { listen: '127.0.0.1', port: 0 } },
-    proxy: { tcpListen: { listen: '127.0.0.1', port: 0 } },
+    // The tests' origins and registries listen on loopback: the default-deny proxy must list them.
+    proxy: { tcpListen: { listen: '127.0.0.1', port: 0 }, whiteList: [{ host: '127.0.0.1' }] },
     scheduler: { manager: { enable: false }, scheduleTimeout: '10s' },
   };
   const merged = deepMerge(base, extra);
