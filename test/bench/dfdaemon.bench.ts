@@ -23,7 +23,7 @@ import { GRPC_OPTIONS, parseConfig, silentLogger } from '../../services/common';
 import { startDfdaemon } from '../../services/dfdaemon/daemon';
 import { protos } from '../../services/proto';
 import { startScheduler } from '../../services/scheduler/server';
-import { type BenchFigure, printFigures } from './types';
+import { type BenchFigure, runStandalone } from './types';
 
 const MiB = 1024 * 1024;
 const SIZE = 1024 * MiB;
@@ -337,15 +337,4 @@ export async function run(): Promise<BenchFigure[]> {
   }
 }
 
-if (require.main === module) {
-  run()
-    .then((f) => {
-      printFigures(f);
-      for (const x of f) if (x.note) console.log(`  ${x.name}: ${x.note}`);
-      process.exit(0);
-    })
-    .catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
-}
+if (require.main === module) runStandalone(run);

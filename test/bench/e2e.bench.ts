@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FIGURES_FILE, readE2eFigures, REPO_ROOT, type FiguresFile } from '../e2e/walkthrough-figures';
-import { printFigures, type BenchFigure } from './types';
+import { runStandalone, type BenchFigure } from './types';
 
 /** The image smoke test (cold starts, sizes) runs when scripts/images/build.sh has written the archives. */
 const TESTS = ['test/e2e/walkthrough.test.ts', 'test/e2e/fanout.test.ts', ...(fs.existsSync(path.join(REPO_ROOT, 'build/images/dfdaemon.tar')) ? ['test/e2e/images.test.ts'] : [])];
@@ -49,9 +49,4 @@ export async function run(): Promise<BenchFigure[]> {
   return figures.map((f) => ({ ...f, note: f.note ? `${f.note}; ${when}` : when }));
 }
 
-if (require.main === module) {
-  void run().then(printFigures, (err: unknown) => {
-    console.error(err);
-    process.exitCode = 1;
-  });
-}
+if (require.main === module) runStandalone(run);

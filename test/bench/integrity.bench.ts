@@ -16,7 +16,7 @@ import { crc32 } from 'node:zlib';
 import { silentLogger } from '../../services/common';
 import { sha256OfFile } from '../../services/dfdaemon/content-hasher';
 import { ContentReadStream, crc32Digest, TaskStore, type TaskEntry } from '../../services/dfdaemon/storage';
-import { type BenchFigure, printFigures } from './types';
+import { type BenchFigure, runStandalone } from './types';
 
 const MiB = 1024 * 1024;
 const SIZE = 512 * MiB;
@@ -121,15 +121,4 @@ export async function run(): Promise<BenchFigure[]> {
   }
 }
 
-if (require.main === module) {
-  run()
-    .then((f) => {
-      printFigures(f);
-      for (const x of f) if (x.note) console.log(`  ${x.name}: ${x.note}`);
-      process.exit(0);
-    })
-    .catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
-}
+if (require.main === module) runStandalone(run);

@@ -18,7 +18,7 @@ import { startDfdaemon } from '../../services/dfdaemon/daemon';
 import { startManager } from '../../services/manager/server';
 import { startScheduler } from '../../services/scheduler/server';
 import { startTestRegistry } from '../integration/manager/test-registry';
-import { type BenchFigure, printFigures } from './types';
+import { type BenchFigure, runStandalone } from './types';
 
 const MiB = 1024 * 1024;
 const LAYER = 256 * MiB;
@@ -141,11 +141,4 @@ export async function run(): Promise<BenchFigure[]> {
   }
 }
 
-if (require.main === module) {
-  run()
-    .then(printFigures)
-    .catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
-}
+if (require.main === module) runStandalone(run);

@@ -16,7 +16,7 @@ import { GRPC_OPTIONS } from '../../services/common/grpc';
 import { silentLogger } from '../../services/common/logger';
 import { startManager, type ManagerHandle } from '../../services/manager/server';
 import { protos, type ManagerClient } from '../../services/proto';
-import { printFigures, type BenchFigure } from './types';
+import { runStandalone, type BenchFigure } from './types';
 
 const MYSQL = { host: '127.0.0.1', port: 3306, user: 'root', password: '' };
 const PHASE_MS = 3000;
@@ -145,11 +145,4 @@ export async function run(): Promise<BenchFigure[]> {
   }
 }
 
-if (require.main === module) {
-  run()
-    .then(printFigures)
-    .catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
-}
+if (require.main === module) runStandalone(run);

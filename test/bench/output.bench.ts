@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { parseConfig } from '../../services/common/config';
 import { silentLogger } from '../../services/common/logger';
 import { startDfdaemon } from '../../services/dfdaemon/daemon';
-import { printFigures, type BenchFigure } from './types';
+import { runStandalone, type BenchFigure } from './types';
 
 const MIB = 1024 * 1024;
 
@@ -87,6 +87,4 @@ export async function run(): Promise<BenchFigure[]> {
   }
 }
 
-if (require.main === module) {
-  void run().then(printFigures);
-}
+if (require.main === module) runStandalone(run);

@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { printFigures, type BenchFigure } from './types';
+import { runStandalone, type BenchFigure } from './types';
 
 const LAYERS = 4;
 const MIB = 1024 * 1024;
@@ -300,13 +300,5 @@ if (require.main === module && process.argv[2] === '--origin') {
     });
   });
 } else if (require.main === module) {
-  run()
-    .then((figures) => {
-      printFigures(figures);
-      process.exit(0);
-    })
-    .catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
+  runStandalone(run);
 }

@@ -16,7 +16,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { GRPC_OPTIONS } from '../../services/common/grpc';
 import { taskIdOf } from '../../services/common/ids';
 import { protos, type AnnouncePeerRequest__Output, type AnnouncePeerResponse, type AnnouncePeerResponse__Output, type SchedulerClient } from '../../services/proto';
-import { printFigures, type BenchFigure } from './types';
+import { runStandalone, type BenchFigure } from './types';
 
 const TASKS = 100;
 const PEERS = 10_000;
@@ -401,13 +401,5 @@ if (role === 'scheduler-bench-server') {
 } else if (role === 'scheduler-bench-client') {
   void drive(workerData as ClientData).then((r) => parentPort?.postMessage(r));
 } else if (require.main === module) {
-  run()
-    .then((figures) => {
-      printFigures(figures);
-      for (const f of figures) if (f.note) console.log(`  ${f.name}: ${f.note}`);
-    })
-    .catch((err: unknown) => {
-      console.error(err);
-      process.exit(1);
-    });
+  runStandalone(run);
 }

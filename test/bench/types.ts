@@ -36,6 +36,25 @@ export function printFigures(figures: readonly BenchFigure[]): void {
   }
 }
 
+/**
+ * The entry point of a bench run on its own (`node build/test/bench/x.bench.js`): prints its
+ * figures and their notes, then exits (0, or 1 with the error) so lingering servers or sockets
+ * of the bench cannot keep the process alive.
+ */
+export function runStandalone(run: () => Promise<BenchFigure[]>): void {
+  run().then(
+    (figures) => {
+      printFigures(figures);
+      for (const f of figures) if (f.note) console.log(`  ${f.name}: ${f.note}`);
+      process.exit(0);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}
+
 function fmt(v: number | undefined): string {
   if (v === undefined) return '-';
   return Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2);
