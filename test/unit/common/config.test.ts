@@ -105,7 +105,9 @@ describe('seed chart config blocks', () => {
     const manager = parseConfigText('manager', '');
     expect(manager.server.rest.addr).toBe(':8080');
     expect(manager.server.grpc.port.start).toBe(65003);
-    expect(manager.auth.initialRootPassword).toBe('dragonfly');
+    expect(manager.auth.rootPassword).toBe('');
+    expect(manager.auth.demoCredentials).toBe(false);
+    expect(manager.auth.signup.enable).toBe(false);
   });
 });
 
@@ -151,7 +153,7 @@ describe('bad configs are rejected with the key path, the value and what is allo
     ['scheduler', 'scheduler:\n  candidateParentLimit: 50\n', /scheduler\.candidateParentLimit: 50/],
     ['manager', 'database:\n  type: postgres\n', /database\.type: "postgres" — expected one of "mysql", "mariadb", "sqlite"/],
     ['manager', 'database:\n  mysql:\n    dbname: "manager; drop"\n', /database\.mysql\.dbname: .* — expected letters, digits and _ only/],
-    ['manager', 'auth:\n  initialRootPassword: short\n', /auth\.initialRootPassword: "short" — expected at least 8 characters/],
+    ['manager', 'auth:\n  rootPassword: short\n', /auth\.rootPassword: "short" — expected 8 to 20 characters/],
     ['dfinit', 'containerRuntime:\n  containerd:\n    registries:\n      - hostNamespace: ghcr.io\n', /containerRuntime\.containerd\.registries\.0\.serverAddr: missing — required/],
     ['dfinit', 'proxy:\n  addr: 127.0.0.1:65001\n', /proxy\.addr: "127\.0\.0\.1:65001" — expected a URL/],
     ['manager', '- just\n- a list\n', /expected a YAML mapping/],
