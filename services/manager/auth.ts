@@ -91,6 +91,11 @@ export class AuthService {
     }
     if (user.state !== 'enable') throw new UnauthenticatedError(`user ${name} is disabled`);
     this.options.limiter.succeeded(name);
+    return this.issueSession(user);
+  }
+
+  /** A session JWT; it names the password it was issued under, so a password change ends it. */
+  issueSession(user: UserRecord): { token: string; expire: string } {
     const expire = new Date(Date.now() + this.sessionTtlMs);
     const token = jwt.sign({ id: user.id, pwd: passwordStamp(user) }, this.jwtKey, { algorithm: 'HS256', expiresIn: Math.floor(this.sessionTtlMs / 1000) });
     return { token, expire: expire.toISOString() };
@@ -112,7 +117,7 @@ export class AuthService {
    * Sets user `userId`'s password. Users change their own with the old one (a stolen session alone
    * cannot lock the owner out); root resets anyone else's without it.
    */
-  async resetPassword(caller: Principal, userId: number, body: unknown): Promise<void> {
+  async resetPassword(caller: Principal, userId: number, body: unknown): Promise<{ token: string; expire: string } | undefined> {
     const self = caller.user.id === userId;
     if (!self && !caller.roles.includes(ROOT_ROLE)) throw new PermissionDeniedError('permission denied: only root resets another user\'s password');
     const { old_password, new_password } = parseInput(resetPasswordSchema, body);
@@ -122,6 +127,8 @@ export class AuthService {
       throw new FailedPreconditionError(`old_password: ${message}`, { errors: [{ path: 'old_password', message }] });
     }
     await this.store.updateUserPassword(user.id, await bcrypt.hash(new_password, BCRYPT_COST));
+    // Every older session of this user ends here; the caller changing their own password gets a new one.
+    return self ? this.issueSession(await this.getUser(user.id)) : undefined;
   }
 
   async authenticateJwt(token: string): Promise<Principal> {

@@ -217,8 +217,13 @@ export function createRestApp(deps: RestDeps): express.Express {
 
   // Users change their own password (with the old one); root resets anyone's.
   api.post('/users/:id/reset_password', authenticate, async (req, res) => {
-    await auth.resetPassword(principal(req), idParam(req), req.body);
-    res.json({});
+    const session = await auth.resetPassword(principal(req), idParam(req), req.body);
+    if (!session) {
+      res.json({});
+      return;
+    }
+    if (cookie(req, SESSION_COOKIE) !== undefined) res.cookie(SESSION_COOKIE, session.token, { expires: new Date(session.expire), ...SESSION_COOKIE_OPTIONS, secure: req.secure });
+    res.json(session);
   });
 
   const jwtAuth = async (req: AuthedRequest, res: Response, next: NextFunction) => {
