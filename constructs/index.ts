@@ -23,7 +23,7 @@
 export { CentralManager, type CentralManagerProps, type ConsoleNodePort, type ExternalMysql, type ExternalRedis } from './central-manager';
 export { DragonflyCluster, DEFAULT_REGISTRIES, type DragonflyClusterProps, type HostScope } from './dragonfly-cluster';
 export { RemoteCluster, ClusterRecord, type RemoteClusterProps, type ClusterRecordProps, type ClusterScopes } from './remote-cluster';
-export { ManagerNetworkPolicies, ClusterNetworkPolicies, type ManagerNetworkPolicyOptions, type ClusterNetworkPolicyOptions, type NetworkPolicyAddresses } from './network-policies';
+export { type ManagerNetworkPolicyOptions, type ClusterNetworkPolicyOptions, type NetworkPolicyAddresses } from './network-policies';
 export { fromHelmValues, type HelmImportOptions, type HelmImportResult, type UnmappedValue } from './helm-values';
 export { Scheduler, type SchedulerOptions, type SchedulerProps } from './scheduler';
 export { SeedPeer, type SeedPeerOptions, type SeedPeerProps } from './seed-peer';
