@@ -87,7 +87,7 @@ export class ManifestSet {
     if (this.all.some((o) => o.kind === 'Secret' && o.metadata.name === name && (o.metadata.namespace ?? 'default') === namespace)) {
       throw new Error(`Secret ${namespace}/${name} already exists`);
     }
-    this.all.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, stringData } as K8sObject);
+    this.all.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, stringData });
   }
 
   has(kind: string, namespace: string, name: string): boolean {

@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-member-access, @typescript-eslint/no-unsafe-call -- response bodies are arbitrary JSON checked field by field */
+/* eslint-disable @typescript-eslint/no-unsafe-member-access -- response bodies are arbitrary JSON checked field by field */
 /**
  * Issue 15, items 3 and 4 on MariaDB + Redis: root's password from the config at every start
  * (rotation), demo credentials, password resets, the cluster-scoped token apply-cluster uses,
@@ -95,12 +95,13 @@ describe('credentials (issue 15 item 3, MariaDB + Redis)', () => {
       expect((await http(m, 'POST', `/api/v1/users/${alice}/reset_password`, aliceSession, { old_password: 'wrong-pass', new_password: 'alice-pass-2' })).status).toBe(422);
       const changed = await http(m, 'POST', `/api/v1/users/${alice}/reset_password`, aliceSession, { old_password: 'alice-pass-1', new_password: 'alice-pass-2' });
       expect(changed.status).toBe(200);
+      const renewed = changed.body.token as string;
       // The caller gets a session under the new password; the old session is over.
-      expect((await http(m, 'GET', '/api/v1/clusters', changed.body.token)).status).toBe(200);
+      expect((await http(m, 'GET', '/api/v1/clusters', renewed)).status).toBe(200);
       expect((await http(m, 'GET', '/api/v1/clusters', aliceSession)).status).toBe(401);
 
       // A guest cannot reset someone else's password, even knowing the old one.
-      expect((await http(m, 'POST', `/api/v1/users/${bob}/reset_password`, changed.body.token, { old_password: 'bob-pass-1', new_password: 'hijacked-1' })).status).toBe(403);
+      expect((await http(m, 'POST', `/api/v1/users/${bob}/reset_password`, renewed, { old_password: 'bob-pass-1', new_password: 'hijacked-1' })).status).toBe(403);
 
       // Root resets bob's without the old one; bob's sessions end.
       const bobSession = await signin(m, 'bob', 'bob-pass-1');
@@ -119,9 +120,10 @@ describe('credentials (issue 15 item 3, MariaDB + Redis)', () => {
       const root = await signin(m);
       const created = await http(m, 'POST', '/api/v1/personal-access-tokens', root, { name: 'cluster-b-registration', scopes: ['cluster'] });
       expect(created.status).toBe(201);
+      const token = created.body.token as string;
       const spec = { id: 2, name: 'cluster-2', scopes: { idc: 'cluster-2' } };
-      expect(await applyCluster(spec, { managerUrl: restUrl(m), token: created.body.token, timeoutMs: 10_000 })).toEqual({ scheduler_cluster_id: 2, seed_peer_cluster_id: 2, action: 'created' });
-      expect(await applyCluster(spec, { managerUrl: restUrl(m), token: created.body.token, timeoutMs: 10_000 })).toMatchObject({ action: 'unchanged' });
+      expect(await applyCluster(spec, { managerUrl: restUrl(m), token, timeoutMs: 10_000 })).toEqual({ scheduler_cluster_id: 2, seed_peer_cluster_id: 2, action: 'created' });
+      expect(await applyCluster(spec, { managerUrl: restUrl(m), token, timeoutMs: 10_000 })).toMatchObject({ action: 'unchanged' });
       const jobOnly = (await http(m, 'POST', '/api/v1/personal-access-tokens', root, { name: 'jobs', scopes: ['job'] })).body.token as string;
       await expect(applyCluster({ ...spec, id: 3, name: 'cluster-3' }, { managerUrl: restUrl(m), token: jobOnly, timeoutMs: 10_000 })).rejects.toThrow(/HTTP 403.*lacks scope cluster/);
     });
@@ -151,7 +153,7 @@ describe('manager auth (issue 15 item 4, MariaDB + Redis)', () => {
       const asErin = await signin(m, 'erin', 'erin-pass-1');
       const list = await http(m, 'GET', '/api/v1/users?per_page=100', asErin);
       expect(list.status).toBe(200);
-      const emails = Object.fromEntries(list.body.map((u: { name: string; email: string }) => [u.name, u.email]));
+      const emails = Object.fromEntries((list.body as Array<{ name: string; email: string }>).map((u) => [u.name, u.email]));
       expect(emails).toEqual({ root: '', erin: 'erin@example.com', frank: '' });
       expect((await http(m, 'GET', `/api/v1/users/${frank}`, asErin)).body.email).toBe('');
       expect((await http(m, 'GET', `/api/v1/users/${erin}`, asErin)).body.email).toBe('erin@example.com');

@@ -82,7 +82,7 @@ interface PolicySpec {
   policyTypes?: string[];
   ingress?: Array<{ from?: Peer[]; ports?: Array<{ port: number; protocol?: string }> }>;
 }
-const policies = objects.filter((o) => o.kind === 'NetworkPolicy').map((o) => ({ namespace: o.metadata.namespace!, spec: o.spec as unknown as PolicySpec }));
+const policies = objects.filter((o) => o.kind === 'NetworkPolicy').map((o) => ({ namespace: o.metadata.namespace!, spec: o.spec as PolicySpec }));
 
 const matches = (selector: { matchLabels?: Record<string, string> } | undefined, labels: Record<string, string>) =>
   Object.entries(selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
