@@ -125,6 +125,14 @@ describe('environment overrides', () => {
     expect(cfg.database.mysql.port).toBe(3307);
   });
 
+  it('passwords from env (Secrets) are taken verbatim, never as YAML', () => {
+    const cfg = parseConfigText('manager', '', { env: { DFMANAGER__auth__rootPassword: 'root-pass #2', DFMANAGER__database__mysql__password: "'quoted'", DFMANAGER__database__redis__password: '[not, a, list]' } });
+    expect(cfg.auth.rootPassword).toBe('root-pass #2');
+    expect(cfg.database.mysql.password).toBe("'quoted'");
+    expect(cfg.database.redis.password).toBe('[not, a, list]');
+    expect(() => parseConfigText('manager', '', { env: { DFMANAGER__auth__rootPassword: 'short' } })).toThrow(/auth\.rootPassword: "short" — expected 8 to 20 characters/);
+  });
+
   it('overrides are validated like the file', () => {
     expect(() => parseConfigText('scheduler', '', { env: { DFSCHEDULER__manager__schedulerClusterID: '0' } })).toThrow(/manager\.schedulerClusterID/);
   });
