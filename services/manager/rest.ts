@@ -192,10 +192,10 @@ export function createRestApp(deps: RestDeps): express.Express {
     res.json(session);
   });
 
-  /** The signed-in user, when the request carries a session (optional: signup works without one when enabled). */
+  /** The signed-in user, if the request carries a valid session (signup works without one when enabled; a stale cookie counts as none). */
   const optionalPrincipal = async (req: Request): Promise<Principal | undefined> => {
     const token = sessionToken(req);
-    return token ? auth.authenticateJwt(token) : undefined;
+    return token ? auth.authenticateJwt(token).catch(() => undefined) : undefined;
   };
   api.post('/users/signup', async (req, res) => {
     res.status(201).json(userView(await auth.signup(req.body, await optionalPrincipal(req))));

@@ -142,6 +142,8 @@ describe('manager auth (issue 15 item 4, MariaDB + Redis)', () => {
       expect((await m.store.rolesOf(guest))).toEqual(['guest']);
       m = await restart({ auth: { signup: { enable: true } } });
       expect((await http(m, 'POST', '/api/v1/users/signup', undefined, { name: 'mallory', password: 'mallory-pass' })).status).toBe(201);
+      // A stale session does not get in the way of an open signup; it grants nothing either.
+      expect((await http(m, 'POST', '/api/v1/users/signup', 'stale-token', { name: 'oscar', password: 'oscar-pass-1' })).status).toBe(201);
     });
   });
 
