@@ -86,6 +86,19 @@ describe('CentralManager', () => {
     expect(manager({ rootPasswordSecret: { name: 'ok', key: 'a/b' } })).toThrow(/rootPasswordSecret\.key "a\/b" is not a Secret key/);
   });
 
+  test('demoCredentials: a Secret with the demo password, wired the same way, and a warning at synthesis', () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const { chart } = newChart('a', 'a');
+      new CentralManager(chart, 'manager', { demoCredentials: true });
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/demoCredentials: the manager's root user has the well-known password "dragonfly"; use rootPasswordSecret/));
+      const text = JSON.stringify(Testing.synth(chart));
+      expect(text).toContain('"name":"DFMANAGER__auth__rootPassword","valueFrom":{"secretKeyRef":{"key":"password","name":"dragonfly-manager-credentials"}}');
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
   test('the manager takes root\'s password from the named Secret at every start (auth.rootPassword by env); no password in the manifests', () => {
     const { chart } = newChart('a', 'a');
     new CentralManager(chart, 'manager', { rootPasswordSecret: ROOT_SECRET });
