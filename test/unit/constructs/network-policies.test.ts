@@ -21,7 +21,8 @@ import { BlockList } from 'node:net';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { parseConfigText } from '../../../services/common/config';
-import { configMapData, podTemplate, WORKLOAD_KINDS, type KubeObject } from './helpers';
+import { CentralManager, type ManagerNetworkPolicyOptions } from '../../../constructs';
+import { configMapData, newChart, podTemplate, synth, WORKLOAD_KINDS, type KubeObject } from './helpers';
 
 const objects: KubeObject[] = ['cluster-a.k8s.yaml', 'cluster-b.k8s.yaml'].flatMap((f) =>
   parseAllDocuments(readFileSync(join(__dirname, '..', '..', '..', 'dist', f), 'utf8'))
@@ -230,5 +231,28 @@ describe('NetworkPolicies in dist/ (issue 15 item 5)', () => {
     }
     const mysql = destinations.find((d) => d.id === 'cluster-a/dragonfly-mysql')!;
     expect(admitted(sources.find((s) => s.id === 'stranger/next-to-manager')!, mysql, 3306)).toBe(false);
+  });
+});
+
+describe('networkPolicy props', () => {
+  const build = (networkPolicy: ManagerNetworkPolicyOptions) => () => {
+    const { chart } = newChart('a', 'a');
+    new CentralManager(chart, 'manager', { rootPasswordSecret: { name: 'root-pw', key: 'password' }, networkPolicy });
+    return synth(chart).filter((o) => o.kind === 'NetworkPolicy');
+  };
+
+  test('a cluster in another Kubernetes cluster is admitted by the addresses its traffic arrives from: REST, gRPC and Redis, not MySQL', () => {
+    const made = build({ podCidrs: ['10.244.0.0/16'], nodeCidrs: ['172.18.0.0/16'], remoteClusters: { cidrs: ['198.51.100.0/24'] }, restClientCidrs: ['192.0.2.0/24'] })();
+    const rulesOf = (name: string) => JSON.stringify((made.find((o) => o.metadata.name === name)!.spec as PolicySpec).ingress);
+    expect(rulesOf('dragonfly-manager')).toContain('"cidr":"198.51.100.0/24"');
+    expect(rulesOf('dragonfly-manager')).toContain('{"ipBlock":{"cidr":"192.0.2.0/24","except":["10.244.0.0/16"]}}');
+    expect(rulesOf('dragonfly-redis')).toContain('"cidr":"198.51.100.0/24"');
+    expect(rulesOf('dragonfly-mysql')).not.toContain('198.51.100.0/24');
+  });
+
+  test('address ranges are checked, naming the prop', () => {
+    expect(build({ podCidrs: ['10.244.0.0/16'], nodeCidrs: [] })).toThrow(/networkPolicy\.nodeCidrs is empty/);
+    expect(build({ podCidrs: ['10.244.0.0/33'], nodeCidrs: ['172.18.0.0/16'] })).toThrow(/networkPolicy\.podCidrs entry "10\.244\.0\.0\/33" is not a CIDR/);
+    expect(build({ podCidrs: ['10.244.0.0/16'], nodeCidrs: ['172.18.0.0/16'], remoteClusters: { cidrs: ['cluster-b'] } })).toThrow(/remoteClusters\.cidrs entry "cluster-b"/);
   });
 });
