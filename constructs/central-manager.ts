@@ -237,6 +237,7 @@ export class CentralManager extends Construct {
     };
 
     // Root's password: from the user's Secret, or the demo one.
+    if (props.config?.auth?.rootPassword !== undefined) throw new Error('config.auth.rootPassword would put root\'s password in a ConfigMap; use rootPasswordSecret instead');
     if (props.demoCredentials && props.rootPasswordSecret) throw new Error('give rootPasswordSecret or demoCredentials: true, not both');
     if (props.rootPasswordSecret) {
       assertSecretKeyRef(props.rootPasswordSecret, 'rootPasswordSecret');

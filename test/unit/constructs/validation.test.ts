@@ -83,6 +83,7 @@ describe('CentralManager', () => {
     expect(manager({ rootPasswordSecret: undefined })).toThrow(/CentralManager needs root's password: set rootPasswordSecret: \{ name, key \}.*or demoCredentials: true/);
     expect(manager({ demoCredentials: true })).toThrow(/give rootPasswordSecret or demoCredentials: true, not both/);
     expect(manager({ rootPasswordSecret: { name: 'Bad_Name', key: 'password' } })).toThrow(/rootPasswordSecret\.name "Bad_Name" is not a Secret name/);
+    expect(manager({ config: { auth: { rootPassword: 'in-a-configmap' } } })).toThrow(/config\.auth\.rootPassword would put root's password in a ConfigMap; use rootPasswordSecret/);
     expect(manager({ rootPasswordSecret: { name: 'ok', key: 'a/b' } })).toThrow(/rootPasswordSecret\.key "a\/b" is not a Secret key/);
   });
 
