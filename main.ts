@@ -8,6 +8,14 @@ import { k8s } from 'cdk8s-plus-28';
 import { CentralManager, DragonflyCluster, RemoteCluster, jaegerCollectorUrl } from './constructs';
 import { DOCUMENTED_DEFAULT_PASSWORD } from './constructs/datastores';
 
+/**
+ * Seed 000's kind cluster: pods on kind's default pod subnet, nodes on Docker's `kind` network
+ * (check yours with `docker network inspect kind`). Both "clusters" are node groups of one
+ * kind cluster, so their nodes share one range: a policy cannot tell their dfdaemons apart.
+ */
+const KIND_POD_CIDRS = ['10.244.0.0/16'];
+const KIND_NODE_CIDRS = ['172.18.0.0/16'];
+
 /** Keys the seed sets on every component: debug logs and the pprof port. */
 const SEED_DEBUG = { verbose: true, pprofPort: 18066 } as const;
 
@@ -23,6 +31,9 @@ export function buildSeedTopology(app: App): { clusterA: Chart; clusterB: Chart 
   namespaceObject(clusterA, 'cluster-a');
   const nodeSelectorA = { cluster: 'a' };
   const manager = new CentralManager(clusterA, 'manager', {
+    // The seed's console walkthrough signs in as root / dragonfly; a real cluster names a Secret (rootPasswordSecret).
+    demoCredentials: true,
+    networkPolicy: { podCidrs: KIND_POD_CIDRS, nodeCidrs: KIND_NODE_CIDRS, remoteClusters: { namespaces: ['cluster-b'] } },
     nodeSelector: nodeSelectorA,
     config: SEED_DEBUG,
     console: { nodePort: 30950 },
@@ -37,6 +48,7 @@ export function buildSeedTopology(app: App): { clusterA: Chart; clusterB: Chart 
     scheduler: { config: SEED_DEBUG },
     seedPeer: { config: SEED_DEBUG },
     dfdaemon: { config: SEED_DEBUG },
+    networkPolicy: { nodeCidrs: KIND_NODE_CIDRS },
   });
 
   // Cluster B: scheduler, seed peer and peers only, registered as cluster 2 with the manager in cluster A.
@@ -51,6 +63,10 @@ export function buildSeedTopology(app: App): { clusterA: Chart; clusterB: Chart 
     nodeSelector: { cluster: 'b' },
     registries: ['https://ghcr.io'],
     jaeger: true,
+    // A personal access token of scope `cluster`, made by root in cluster A's console and stored here by the user:
+    // kubectl -n cluster-b create secret generic dragonfly-manager-token --from-literal=token=<token>
+    managerTokenSecret: { name: 'dragonfly-manager-token', key: 'token' },
+    networkPolicy: { nodeCidrs: KIND_NODE_CIDRS },
   });
   return { clusterA, clusterB };
 }

@@ -246,3 +246,11 @@ export function assertNodeSelector(labels: Readonly<Record<string, string>> | un
     }
   }
 }
+
+/** Throws when a Secret reference is not a valid Secret name plus key. */
+export function assertSecretKeyRef(ref: SecretKeyRef | undefined, what: string): void {
+  if (!ref || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(ref.name ?? '')) {
+    throw new Error(`${what}.name ${JSON.stringify(ref?.name)} is not a Secret name; use lowercase letters, digits, "-" and ".", e.g. "dragonfly-root-password"`);
+  }
+  if (!/^[-._a-zA-Z0-9]{1,253}$/.test(ref.key ?? '')) throw new Error(`${what}.key ${JSON.stringify(ref.key)} is not a Secret key; use letters, digits, "-", "_" or ".", e.g. "password"`);
+}

@@ -9,6 +9,7 @@ import {
   CONFIG_DIR,
   assertNodeSelector,
   assertPort,
+  assertSecretKeyRef,
   componentLabels,
   dragonflyProbes,
   envFromSecret,
@@ -27,6 +28,7 @@ import { DOCUMENTED_DEFAULT_PASSWORD, InClusterMysql, InClusterRedis, MYSQL_PORT
 import { assertRelease } from './dragonfly-cluster';
 import { MANAGER_GRPC_PORT, MANAGER_REST_PORT, METRICS_PORT, type ManagerEndpoint } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
+import { ManagerNetworkPolicies, type ManagerNetworkPolicyOptions } from './network-policies';
 
 /** A MySQL server the manager uses instead of the in-cluster one. */
 export interface ExternalMysql {
@@ -130,15 +132,19 @@ export interface CentralManagerProps {
    */
   readonly redis?: Omit<InClusterRedisProps, 'release' | 'nodeSelector'>;
   /**
-   * Password the manager gives `root` on first start; also what apply-cluster Jobs log in with.
-   * @default "dragonfly" (documented default, as in the seed's console walkthrough)
+   * Secret key holding root's password: a Secret you create in the manager's namespace, e.g.
+   * `kubectl -n <ns> create secret generic dragonfly-root-password --from-literal=password=<8-20 chars>`.
+   * The manager applies it at every start (`auth.rootPassword`), so changing the Secret and
+   * restarting the manager rotates the password. Give this or `demoCredentials`.
+   * @default - none: required unless demoCredentials is true
    */
-  readonly rootPassword?: string;
+  readonly rootPasswordSecret?: SecretKeyRef;
   /**
-   * Existing Secret with keys `username` and `password` for the root user; none is created.
-   * @default - Secret `<release>-manager-credentials` from rootPassword
+   * Give root the well-known demo password `dragonfly` (a Secret `<release>-manager-credentials`
+   * holding it is created). For demos and tests only; synthesizing prints a warning.
+   * @default false
    */
-  readonly credentialsSecret?: string;
+  readonly demoCredentials?: boolean;
   /**
    * Expose the REST API and console on a NodePort.
    * @default - no NodePort
@@ -149,6 +155,11 @@ export interface CentralManagerProps {
    * @default - tracing off
    */
   readonly jaegerUrl?: string;
+  /**
+   * Ingress NetworkPolicies for the manager, MySQL and Redis (see constructs/network-policies.ts).
+   * @default - none: every pod and node can reach them
+   */
+  readonly networkPolicy?: ManagerNetworkPolicyOptions;
   /**
    * Create the `<release>-manager-metrics` Service (port 8000).
    * @default true
@@ -164,8 +175,8 @@ export class CentralManager extends Construct {
   public readonly redisAddr: string;
   /** The Redis schedulers of this Kubernetes cluster take their jobs from (pass it to DragonflyCluster's `jobRedis`). */
   public readonly jobRedis: JobRedis;
-  /** Secret with `username` / `password` of the manager's root user. */
-  public readonly credentialsSecret: string;
+  /** Secret key the manager takes root's password from (at every start). */
+  public readonly rootPasswordSecret: SecretKeyRef;
   public readonly config: Readonly<Record<string, unknown>>;
   public readonly mysql?: InClusterMysql;
   public readonly redis?: InClusterRedis;
@@ -225,18 +236,24 @@ export class CentralManager extends Construct {
       ...(keyPrefix !== undefined ? { keyPrefix } : {}),
     };
 
-    // Root credentials.
-    this.credentialsSecret = props.credentialsSecret ?? `${name}-credentials`;
-    if (!props.credentialsSecret) {
-      const password = props.rootPassword ?? DOCUMENTED_DEFAULT_PASSWORD;
-      if (password.length < 8 || password.length > 20) {
-        throw new Error('rootPassword must have 8 to 20 characters (the manager\'s auth.initialRootPassword rule); choose another');
-      }
+    // Root's password: from the user's Secret, or the demo one.
+    if (props.config?.auth?.rootPassword !== undefined) throw new Error('config.auth.rootPassword would put root\'s password in a ConfigMap; use rootPasswordSecret instead');
+    if (props.demoCredentials && props.rootPasswordSecret) throw new Error('give rootPasswordSecret or demoCredentials: true, not both');
+    if (props.rootPasswordSecret) {
+      assertSecretKeyRef(props.rootPasswordSecret, 'rootPasswordSecret');
+      this.rootPasswordSecret = props.rootPasswordSecret;
+    } else if (props.demoCredentials) {
+      this.rootPasswordSecret = { name: `${name}-credentials`, key: 'password' };
       new k8s.KubeSecret(this, 'Credentials', {
-        metadata: { name: this.credentialsSecret, labels },
+        metadata: { name: this.rootPasswordSecret.name, labels },
         type: 'Opaque',
-        stringData: { username: 'root', password },
+        stringData: { username: 'root', password: DOCUMENTED_DEFAULT_PASSWORD },
       });
+      console.warn(`warning: ${this.node.path}: demoCredentials: the manager's root user has the well-known password "${DOCUMENTED_DEFAULT_PASSWORD}"; use rootPasswordSecret for a real cluster`);
+    } else {
+      throw new Error(
+        'CentralManager needs root\'s password: set rootPasswordSecret: { name, key } (a Secret you create, e.g. kubectl create secret generic dragonfly-root-password --from-literal=password=...), or demoCredentials: true for the demo password',
+      );
     }
 
     const wired: WiredKey[] = [
@@ -275,9 +292,13 @@ export class CentralManager extends Construct {
       service(this, 'ConsoleService', props.console.serviceName ?? 'manager-rest', labels, [{ name: 'http', port: MANAGER_REST_PORT, nodePort: np }], 'NodePort');
     }
 
+    if (props.networkPolicy) {
+      new ManagerNetworkPolicies(this, 'NetworkPolicies', { ...props.networkPolicy, release, inClusterMysql: !props.externalMysql, inClusterRedis: !props.externalRedis });
+    }
+
     const env: k8s.EnvVar[] = [
       envFromSecret('manager', ['database', 'mysql', 'password'], mysqlSecret),
-      { name: 'DRAGONFLY_INITIAL_ROOT_PASSWORD', valueFrom: { secretKeyRef: { name: this.credentialsSecret, key: 'password' } } },
+      envFromSecret('manager', ['auth', 'rootPassword'], this.rootPasswordSecret),
     ];
     if (redisSecret) env.push(envFromSecret('manager', ['database', 'redis', 'password'], redisSecret));
     const [redisHost, redisPortText] = splitHostPort(redisAddrs[0]);

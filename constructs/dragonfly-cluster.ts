@@ -8,6 +8,7 @@ import { assertNodeSelector, namespaceOf } from './_util';
 import { Dfdaemon, type DfdaemonOptions } from './dfdaemon';
 import { assertManagerEndpoint, SCHEDULER_GRPC_PORT, type ManagerEndpoint } from './endpoints';
 import { Jaeger } from './jaeger';
+import { ClusterNetworkPolicies, type ClusterNetworkPolicyOptions } from './network-policies';
 import { Scheduler, type JobRedis, type SchedulerOptions } from './scheduler';
 import { SeedPeer, type SeedPeerOptions } from './seed-peer';
 
@@ -85,6 +86,11 @@ export interface DragonflyClusterProps {
    * @default - none: jobs (preheat, get_task, ...) sent to this cluster fail with "no live scheduler"
    */
   readonly jobRedis?: JobRedis;
+  /**
+   * Ingress NetworkPolicies for the scheduler, seed peers and Jaeger (see constructs/network-policies.ts).
+   * @default - none: every pod and node can reach them
+   */
+  readonly networkPolicy?: ClusterNetworkPolicyOptions;
 }
 
 export const DEFAULT_REGISTRIES: readonly string[] = ['https://docker.io', 'https://ghcr.io'];
@@ -156,5 +162,6 @@ export class DragonflyCluster extends Construct {
       scheduler: { host: `${this.scheduler.serviceName}.${this.namespace}.svc.cluster.local`, port: SCHEDULER_GRPC_PORT },
       nodeSelector: props.dfdaemon?.nodeSelector ?? props.nodeSelector,
     });
+    if (props.networkPolicy) new ClusterNetworkPolicies(this, 'NetworkPolicies', { ...props.networkPolicy, release, jaeger: this.jaeger !== undefined });
   }
 }

@@ -4,7 +4,7 @@
  * `{ key, reason }` (and as `warning` metadata on the scope's construct node); nothing is dropped silently.
  */
 import type { Construct } from 'constructs';
-import { namespaceOf, type PlainObject } from './_util';
+import { namespaceOf, type PlainObject, type SecretKeyRef } from './_util';
 import { CentralManager, type CentralManagerProps } from './central-manager';
 import { DragonflyCluster, type DragonflyClusterProps } from './dragonfly-cluster';
 import { MANAGER_GRPC_PORT, MANAGER_REST_PORT, type ManagerEndpoint } from './endpoints';
@@ -25,6 +25,11 @@ export interface HelmImportOptions {
    * @default "dragonfly"
    */
   readonly release?: string;
+  /**
+   * Secret key with root's password for the imported manager (see CentralManager's rootPasswordSecret).
+   * @default - demo credentials: root / "dragonfly", as the chart's manager has (a warning is printed)
+   */
+  readonly rootPasswordSecret?: SecretKeyRef;
 }
 
 export interface HelmImportResult {
@@ -354,6 +359,7 @@ export function fromHelmValues(scope: Construct, values: unknown, options: HelmI
       ...(!isEmpty(m.config) ? { config: m.config } : {}),
       ...(jaeger ? { jaegerUrl: jaegerCollectorUrl(namespace, release) } : {}),
       ...datastoreProps(r, release),
+      ...(options.rootPasswordSecret ? { rootPasswordSecret: options.rootPasswordSecret } : { demoCredentials: true }),
     };
     manager = new CentralManager(scope, 'manager', managerProps);
   } else {

@@ -7,10 +7,12 @@
  *
  * ```ts
  * const central = new Chart(app, 'central', { namespace: 'dragonfly' });
- * const manager = new CentralManager(central, 'manager');
+ * // root's password comes from a Secret you create (kubectl create secret generic dragonfly-root-password --from-literal=password=...).
+ * const manager = new CentralManager(central, 'manager', { rootPasswordSecret: { name: 'dragonfly-root-password', key: 'password' } });
  * new DragonflyCluster(central, 'cluster', { manager: manager.endpoint });
  * for (const [i, region] of ['eu', 'us'].entries()) {
  *   const chart = new Chart(app, `remote-${region}`, { namespace: 'dragonfly' });
+ *   // Registers itself with a personal access token of scope `cluster` from Secret dragonfly-manager-token (key `token`).
  *   new RemoteCluster(chart, 'cluster', { manager: manager.endpoint, clusterId: i + 2, scopes: { idc: region } });
  * }
  * ```
@@ -20,7 +22,8 @@
  */
 export { CentralManager, type CentralManagerProps, type ConsoleNodePort, type ExternalMysql, type ExternalRedis } from './central-manager';
 export { DragonflyCluster, DEFAULT_REGISTRIES, type DragonflyClusterProps, type HostScope } from './dragonfly-cluster';
-export { RemoteCluster, ClusterRecord, type RemoteClusterProps, type ClusterRecordProps, type ClusterScopes, type ManagerCredentials } from './remote-cluster';
+export { RemoteCluster, ClusterRecord, type RemoteClusterProps, type ClusterRecordProps, type ClusterScopes } from './remote-cluster';
+export { type ManagerNetworkPolicyOptions, type ClusterNetworkPolicyOptions, type NetworkPolicyAddresses } from './network-policies';
 export { fromHelmValues, type HelmImportOptions, type HelmImportResult, type UnmappedValue } from './helm-values';
 export { Scheduler, type SchedulerOptions, type SchedulerProps } from './scheduler';
 export { SeedPeer, type SeedPeerOptions, type SeedPeerProps } from './seed-peer';

@@ -10,8 +10,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import { clusterSpecSchema, type ClusterSpecInput } from '../services/common/config';
-import { CONFIG_DIR, componentLabels, shortHash, waitFor, type SecretKeyRef } from './_util';
-import { DOCUMENTED_DEFAULT_PASSWORD } from './datastores';
+import { CONFIG_DIR, assertSecretKeyRef, componentLabels, shortHash, waitFor, type SecretKeyRef } from './_util';
 import { DragonflyCluster, assertClusterId, type DragonflyClusterProps } from './dragonfly-cluster';
 import { MANAGER_REST_PORT, assertManagerEndpoint, managerRestUrl, type ManagerEndpoint } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
@@ -38,25 +37,6 @@ export interface ClusterScopes {
    * @default - none
    */
   readonly hostnames?: readonly string[];
-}
-
-/** How the apply-cluster Job logs in to the manager. */
-export interface ManagerCredentials {
-  /**
-   * Existing Secret (in this cluster's namespace) with keys `username` and `password`.
-   * @default - a Secret `<release>-manager-credentials` is created from username/password
-   */
-  readonly existingSecret?: string;
-  /**
-   * User name.
-   * @default "root"
-   */
-  readonly username?: string;
-  /**
-   * Password.
-   * @default "dragonfly" (documented default; the manager's first-start root password)
-   */
-  readonly password?: string;
 }
 
 /** The central manager's Redis as this cluster reaches it (the chart's `externalRedis`). */
@@ -110,10 +90,14 @@ export interface RemoteClusterProps extends Omit<DragonflyClusterProps, 'cluster
    */
   readonly clusterConfig?: ClusterSpecInput['scheduler_cluster_config'];
   /**
-   * Credentials for apply-cluster.
-   * @default - Secret created with root / "dragonfly" (documented default)
+   * Secret key (in this cluster's namespace) holding a personal access token of scope `cluster`,
+   * which the apply-cluster Job sends to the manager's `/oapi/v1/clusters`; no password leaves
+   * the central cluster. Create the token as root (console: Personal access tokens, scope
+   * `cluster`; or `POST /api/v1/personal-access-tokens`), then
+   * `kubectl -n <ns> create secret generic dragonfly-manager-token --from-literal=token=<token>`.
+   * @default - { name: "<release>-manager-token", key: "token" }, a Secret you create
    */
-  readonly credentials?: ManagerCredentials;
+  readonly managerTokenSecret?: SecretKeyRef;
   /**
    * Image of the apply-cluster Job (the manager image holds `dfmanager`).
    * @default - ghcr.io/dragonfly-ts/manager:<package version>
@@ -175,16 +159,16 @@ export interface ClusterRecordProps {
   readonly release: string;
   readonly manager: ManagerEndpoint;
   readonly spec: ClusterSpecInput;
-  readonly credentials?: ManagerCredentials;
+  readonly managerTokenSecret: SecretKeyRef;
   readonly image?: ImageRef;
   readonly nodeSelector?: Readonly<Record<string, string>>;
 }
 
-/** The declared cluster record: cluster.yaml ConfigMap, credentials Secret and the apply-cluster Job. */
+/** The declared cluster record: cluster.yaml ConfigMap and the apply-cluster Job (it logs in with the token Secret the user made). */
 export class ClusterRecord extends Construct {
   public readonly configMapName: string;
   public readonly jobName: string;
-  public readonly credentialsSecret: string;
+  public readonly managerTokenSecret: SecretKeyRef;
   public readonly clusterYaml: string;
 
   constructor(scope: Construct, id: string, props: ClusterRecordProps) {
@@ -197,14 +181,8 @@ export class ClusterRecord extends Construct {
     this.configMapName = `${props.release}-cluster-${props.spec.id}`;
     this.jobName = `${props.release}-apply-cluster-${props.spec.id}-${suffix}`;
 
-    this.credentialsSecret = props.credentials?.existingSecret ?? `${props.release}-manager-credentials`;
-    if (!props.credentials?.existingSecret) {
-      new k8s.KubeSecret(this, 'Credentials', {
-        metadata: { name: this.credentialsSecret, labels },
-        type: 'Opaque',
-        stringData: { username: props.credentials?.username ?? 'root', password: props.credentials?.password ?? DOCUMENTED_DEFAULT_PASSWORD },
-      });
-    }
+    assertSecretKeyRef(props.managerTokenSecret, 'managerTokenSecret');
+    this.managerTokenSecret = props.managerTokenSecret;
     new k8s.KubeConfigMap(this, 'Config', { metadata: { name: this.configMapName, labels }, data: { 'cluster.yaml': this.clusterYaml } });
     new k8s.KubeJob(this, 'Resource', {
       metadata: { name: this.jobName, labels },
@@ -223,10 +201,7 @@ export class ClusterRecord extends Construct {
                 image: imageOf('manager', props.image),
                 imagePullPolicy: pullPolicyOf(props.image),
                 command: ['dfmanager', 'apply-cluster', '--manager-url', managerRestUrl(props.manager), '--file', `${CONFIG_DIR}/cluster.yaml`],
-                env: [
-                  { name: 'DRAGONFLY_MANAGER_USERNAME', valueFrom: { secretKeyRef: { name: this.credentialsSecret, key: 'username' } } },
-                  { name: 'DRAGONFLY_MANAGER_PASSWORD', valueFrom: { secretKeyRef: { name: this.credentialsSecret, key: 'password' } } },
-                ],
+                env: [{ name: 'DRAGONFLY_MANAGER_TOKEN', valueFrom: { secretKeyRef: { name: this.managerTokenSecret.name, key: this.managerTokenSecret.key } } }],
                 resources: {
                   requests: { cpu: k8s.Quantity.fromString('0'), memory: k8s.Quantity.fromString('0') },
                   limits: { cpu: k8s.Quantity.fromString('1'), memory: k8s.Quantity.fromString('512Mi') },
@@ -271,7 +246,7 @@ export class RemoteCluster extends DragonflyCluster {
       release: this.release,
       manager: props.manager,
       spec: checked,
-      credentials: props.credentials,
+      managerTokenSecret: props.managerTokenSecret ?? { name: `${this.release}-manager-token`, key: 'token' },
       image: props.managerImage,
       nodeSelector: props.nodeSelector,
     });

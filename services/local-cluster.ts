@@ -107,6 +107,8 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         server: { workHome: path.join(workDir, 'manager'), rest: { addr: `${LOOPBACK}:${ports.managerRest}` }, grpc: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: { start: ports.managerGrpc, end: ports.managerGrpc } } },
         database: { type: 'sqlite', sqlite: { file: path.join(workDir, 'manager', 'manager.db') }, ...redisConfig },
         metrics: { enable: true, addr: `${LOOPBACK}:${ports.managerMetrics}` },
+        // A single-machine cluster on loopback: the demo password, as the banner below says.
+        auth: { demoCredentials: true },
       }),
       { logger: logger.child({ component: 'manager' }) },
     );

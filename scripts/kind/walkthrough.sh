@@ -5,7 +5,8 @@
 #   2. the three images built from this repo's Dockerfile by scripts/images/build.sh (the same
 #      build/images/<component>.tar archives the netns e2e runs) and loaded into kind,
 #   3. kubectl apply -f dist/cluster-a.k8s.yaml, then dist/cluster-b.k8s.yaml (whose Job declares
-#      cluster-2 on the central manager),
+#      cluster-2 on the central manager with a personal access token this script makes as root
+#      and stores in Secret cluster-b/dragonfly-manager-token),
 #   4. the pulls of the walkthrough with crictl inside the kind nodes, timed, next to a direct
 #      registry pull that bypasses Dragonfly:
 #        - kind-worker  (A): first pull, back to source through A's seed peer
@@ -20,7 +21,7 @@
 #        ghcr.io/dragonflyoss/dragonfly2/scheduler:v2.0.5), KEEP_CLUSTER=1 to keep it afterwards,
 #        SKIP_BUILD=1 to load build/images/*.tar as they are, ARTIFACTS (dir for logs, default
 #        ./kind-artifacts).
-# Needs: docker, kind, kubectl, buildah + podman (scripts/images/build.sh); network access to the image's registry and Docker Hub
+# Needs: docker, kind, kubectl, curl, node, buildah + podman (scripts/images/build.sh); network access to the image's registry and Docker Hub
 # (mysql, redis, busybox, jaeger images).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,7 +35,7 @@ WAIT="${WAIT_TIMEOUT:-600s}"
 
 log() { printf '\n== %s ==\n' "$*" >&2; }
 die() { echo "walkthrough: $*" >&2; exit 1; }
-for tool in docker kind kubectl; do command -v "$tool" >/dev/null 2>&1 || die "needs $tool on PATH"; done
+for tool in docker kind kubectl curl node; do command -v "$tool" >/dev/null 2>&1 || die "needs $tool on PATH"; done
 [ -f dist/cluster-a.k8s.yaml ] && [ -f dist/cluster-b.k8s.yaml ] || die "dist/cluster-{a,b}.k8s.yaml missing: run npm run synth"
 mkdir -p "$ARTIFACTS"
 
@@ -80,6 +81,17 @@ kubectl -n cluster-a rollout status daemonset/dragonfly-dfdaemon --timeout="$WAI
 
 log "kubectl apply -f dist/cluster-b.k8s.yaml"
 kubectl apply -f dist/cluster-b.k8s.yaml
+# The user's step (docs/security.md): cluster B's Job registers with a personal access token of
+# scope cluster, made by root through the console's NodePort (kind-config.yaml maps it to :8080).
+log "personal access token of scope cluster -> Secret cluster-b/dragonfly-manager-token"
+MANAGER_URL="${MANAGER_URL:-http://127.0.0.1:8080}"
+json_field() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s)[process.argv[1]];if(typeof v!=="string")process.exit(1);process.stdout.write(v)})' "$1"; }
+root_password="$(kubectl -n cluster-a get secret dragonfly-manager-credentials -o jsonpath='{.data.password}' | base64 -d)"
+session="$(curl -fsS -X POST "$MANAGER_URL/api/v1/users/signin" -H 'content-type: application/json' \
+  -d "{\"name\":\"root\",\"password\":\"$root_password\"}" | json_field token)"
+pat="$(curl -fsS -X POST "$MANAGER_URL/api/v1/personal-access-tokens" -H "authorization: Bearer $session" \
+  -H 'content-type: application/json' -d '{"name":"cluster-b-registration","scopes":["cluster"]}' | json_field token)"
+kubectl -n cluster-b create secret generic dragonfly-manager-token --from-literal=token="$pat" --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n cluster-b wait --for=condition=complete job --all --timeout="$WAIT"
 kubectl -n cluster-b rollout status statefulset/dragonfly-scheduler --timeout="$WAIT"
 kubectl -n cluster-b rollout status statefulset/dragonfly-seed-peer --timeout="$WAIT"

@@ -7,7 +7,8 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { DragonflyError, errorBody, httpStatusOf, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError } from '../common/errors';
-import { AuthService, ROOT_ROLE, tokenView, userView, type Principal } from './auth';
+import { AuthService, PAT_SCOPES, ROOT_ROLE, tokenView, userView, type Principal } from './auth';
+import { SigninRateLimitedError } from './signin-limiter';
 import { ClusterService, SchedulerClusterService, SeedPeerClusterService } from './clusters';
 import type { ManagerMetrics } from './metrics';
 import type { Registry } from './registry';
@@ -72,6 +73,14 @@ function bearer(req: Request): string | undefined {
   const header = req.headers.authorization;
   if (header && /^bearer\s+/i.test(header)) return header.replace(/^bearer\s+/i, '').trim();
   return undefined;
+}
+
+const SESSION_COOKIE = 'jwt';
+const SESSION_COOKIE_OPTIONS = { httpOnly: true, sameSite: 'strict', path: '/' } as const;
+
+/** A session JWT: the Authorization header or the session cookie, never the query string (it ends up in logs and Referer headers). */
+function sessionToken(req: Request): string | undefined {
+  return bearer(req) ?? cookie(req, SESSION_COOKIE);
 }
 
 function cookie(req: Request, name: string): string | undefined {
@@ -177,34 +186,44 @@ export function createRestApp(deps: RestDeps): express.Express {
   // ---- /api/v1 ------------------------------------------------------------------
   const api = express.Router();
   api.post('/users/signin', async (req, res) => {
-    const session = await auth.signin(req.body);
-    res.cookie('jwt', session.token, { expires: new Date(session.expire), sameSite: 'lax' });
+    const session = await auth.signin(req.body, req.socket.remoteAddress ?? 'unknown');
+    // HttpOnly: page scripts cannot read it; SameSite=Strict: other sites cannot make the browser send it.
+    res.cookie(SESSION_COOKIE, session.token, { expires: new Date(session.expire), ...SESSION_COOKIE_OPTIONS, secure: req.secure });
     res.json(session);
   });
+
+  /** The signed-in user, if the request carries a valid session (signup works without one when enabled; a stale cookie counts as none). */
+  const optionalPrincipal = async (req: Request): Promise<Principal | undefined> => {
+    const token = sessionToken(req);
+    return token ? auth.authenticateJwt(token).catch(() => undefined) : undefined;
+  };
   api.post('/users/signup', async (req, res) => {
-    res.status(201).json(userView(await auth.signup(req.body)));
+    res.status(201).json(userView(await auth.signup(req.body, await optionalPrincipal(req))));
   });
 
-  api.post('/users/signout', (_req, res) => {
+  api.post('/users/signout', (req, res) => {
     // Sessions are stateless JWTs: signing out drops the cookie; the console also forgets its copy.
-    res.clearCookie('jwt', { sameSite: 'lax' });
+    res.clearCookie(SESSION_COOKIE, { ...SESSION_COOKIE_OPTIONS, secure: req.secure });
     res.json({});
   });
 
   const authenticate = async (req: AuthedRequest, _res: Response, next: NextFunction) => {
-    const token = bearer(req) ?? cookie(req, 'jwt') ?? (typeof req.query.token === 'string' ? req.query.token : undefined);
-    if (!token) throw new UnauthenticatedError('missing token: sign in at POST /api/v1/users/signin and send Authorization: Bearer <token>');
+    const token = sessionToken(req);
+    if (!token) throw new UnauthenticatedError('missing token: sign in at POST /api/v1/users/signin and send Authorization: Bearer <token> (or the session cookie)');
     req.principal = await auth.authenticateJwt(token);
     next();
   };
   const principal = (req: Request): Principal => (req as AuthedRequest).principal!;
 
-  // Any signed-in user (guests too) changes their own password, and only their own.
+  // Users change their own password (with the old one); root resets anyone's.
   api.post('/users/:id/reset_password', authenticate, async (req, res) => {
-    const id = idParam(req);
-    if (principal(req).user.id !== id) throw new PermissionDeniedError('permission denied: users change only their own password');
-    await auth.resetPassword(id, req.body);
-    res.json({});
+    const session = await auth.resetPassword(principal(req), idParam(req), req.body);
+    if (!session) {
+      res.json({});
+      return;
+    }
+    if (cookie(req, SESSION_COOKIE) !== undefined) res.cookie(SESSION_COOKIE, session.token, { expires: new Date(session.expire), ...SESSION_COOKIE_OPTIONS, secure: req.secure });
+    res.json(session);
   });
 
   const jwtAuth = async (req: AuthedRequest, res: Response, next: NextFunction) => {
@@ -217,10 +236,10 @@ export function createRestApp(deps: RestDeps): express.Express {
   api.get('/users', async (req, res) => {
     const page = pageOf(req);
     const r = await store.listUsers(page);
-    sendPage(req, res, page, { items: r.items.map(userView), total: r.total });
+    sendPage(req, res, page, { items: r.items.map((u) => userView(u, principal(req))), total: r.total });
   });
   api.get('/users/:id', async (req, res) => {
-    res.json(userView(await auth.getUser(idParam(req))));
+    res.json(userView(await auth.getUser(idParam(req)), principal(req)));
   });
   api.get('/users/:id/roles', async (req, res) => {
     const user = await auth.getUser(idParam(req));
@@ -354,20 +373,17 @@ export function createRestApp(deps: RestDeps): express.Express {
 
   // ---- /oapi/v1: personal access tokens ------------------------------------------
   const oapi = express.Router();
-  oapi.use('/clusters', async (req: AuthedRequest, _res: Response, next: NextFunction) => {
-    const token = bearer(req) ?? (typeof req.query.access_token === 'string' ? req.query.access_token : undefined);
+  /** A token's scope lets it call this part of the API; its owner's roles (read now, not when it was made) decide what it may do there. */
+  const patAuth = (scope: (typeof PAT_SCOPES)[number]) => async (req: AuthedRequest, _res: Response, next: NextFunction) => {
+    const token = bearer(req);
     if (!token) throw new UnauthenticatedError('missing personal access token: send Authorization: Bearer <token>');
-    req.principal = await auth.authenticatePat(token, 'cluster');
-    next();
-  });
-  clusterRoutes(oapi, clusters);
-  oapi.use('/jobs', async (req: AuthedRequest, _res: Response, next: NextFunction) => {
-    const token = bearer(req) ?? (typeof req.query.access_token === 'string' ? req.query.access_token : undefined);
-    if (!token) throw new UnauthenticatedError('missing personal access token: send Authorization: Bearer <token>');
-    req.principal = await auth.authenticatePat(token, 'job');
+    req.principal = await auth.authenticatePat(token, scope);
     auth.authorize(req.principal, req.method !== 'GET' && req.method !== 'HEAD');
     next();
-  });
+  };
+  oapi.use('/clusters', patAuth('cluster'));
+  clusterRoutes(oapi, clusters);
+  oapi.use('/jobs', patAuth('job'));
   jobRoutes(oapi, jobs, jobHelpers);
   app.use('/oapi/v1', oapi);
 
@@ -386,6 +402,7 @@ export function createRestApp(deps: RestDeps): express.Express {
       // The body parser's other refusals: a body that does not decode (bad gzip/deflate/br data), aborted or of the wrong size.
       error = new InvalidArgumentError(`request body could not be read: ${parserError.message ?? ''}`);
     } else if (err instanceof PermissionDeniedError || err instanceof UnauthenticatedError) logger.debug({ path: req.path, err: err.message }, 'request refused');
+    if (error instanceof SigninRateLimitedError) res.setHeader('Retry-After', String(error.retryAfterSeconds));
     const status = httpStatusOf(error);
     if (status >= 500) logger.error({ err, method: req.method, path: req.path }, 'request failed');
     res.status(status).json(errorBody(error));

@@ -9,7 +9,8 @@ import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../
 import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
 import { createLogger } from '../common/logger';
 import { managerService } from '../proto';
-import { AuthService, resolveJwtKey, seedStore } from './auth';
+import { AuthService, resolveJwtKey, rootPasswordOf, seedStore } from './auth';
+import { SigninLimiter } from './signin-limiter';
 import { createRedis, SchedulerListCache } from './cache';
 import { createManagerHandlers } from './grpc';
 import { ManagerMetrics } from './metrics';
@@ -60,7 +61,10 @@ export async function startManager(config: ManagerConfig, options: StartManagerO
   try {
     const store = await openStore(config);
     cleanups.push(() => store.close());
-    await seedStore(store, process.env.DRAGONFLY_INITIAL_ROOT_PASSWORD || config.auth.initialRootPassword);
+    const rootPassword = await seedStore(store, rootPasswordOf(config.auth));
+    if (!config.auth.rootPassword && config.auth.demoCredentials) logger.warn('auth.demoCredentials: root has the well-known demo password; set auth.rootPassword from a Secret for a real cluster');
+    logger.info({ rootPassword }, 'root credentials applied');
+    if (config.auth.signup.enable) logger.info('auth.signup.enable: anyone who reaches the REST API can create a guest user');
     const jwtKey = await resolveJwtKey(store, config.auth.jwt.key);
 
     const redis = createRedis(config);
@@ -76,7 +80,11 @@ export async function startManager(config: ManagerConfig, options: StartManagerO
     const registry = createMetricsRegistry('manager');
     const metrics = new ManagerMetrics(registry, () => store.countActiveSchedulers());
     const schedulers = new Registry(store, cache, logger, metrics);
-    const auth = new AuthService(store, jwtKey, config.auth.jwt.timeout);
+    const limits = config.auth.signinLimit;
+    const auth = new AuthService(store, jwtKey, config.auth.jwt.timeout, {
+      signupEnabled: config.auth.signup.enable,
+      limiter: new SigninLimiter({ perName: limits.perName, perAddress: limits.perAddress, windowMs: limits.window, maxTracked: limits.maxTracked }),
+    });
 
     const redisSettings = config.database.redis;
     let queues: JobQueues | undefined;

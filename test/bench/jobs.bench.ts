@@ -71,6 +71,7 @@ export async function run(): Promise<BenchFigure[]> {
       parseConfig('manager', {
         server: { workHome: dir, rest: { addr: '127.0.0.1:0' }, grpc: { listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', port: { start: 0, end: 0 } } },
         database: { type: 'sqlite', sqlite: { file: path.join(dir, 'manager.db') }, redis: { addrs: [REDIS], keyPrefix: prefix } },
+        auth: { demoCredentials: true },
         job: { reconcileInterval: '100ms' },
         metrics: { enable: false },
       }),

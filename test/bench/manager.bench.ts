@@ -60,6 +60,7 @@ export async function run(): Promise<BenchFigure[]> {
       server: { workHome: dir, rest: { addr: '127.0.0.1:0' }, grpc: { listenIP: '127.0.0.1', port: { start: 0, end: 0 } } },
       metrics: { enable: false },
       database: { type: 'mysql', mysql: { ...MYSQL, dbname }, redis: { addrs: redis ? ['127.0.0.1:6379'] : [], keyPrefix } },
+      auth: { demoCredentials: true },
       keepAlive: { timeout: '10m' },
     });
   const managers: ManagerHandle[] = [];

@@ -276,6 +276,7 @@ export class ChaosLab {
         redis: { addrs: [`${db.ip}:${PORTS.redis}`], keyPrefix: 'chaos:' },
       },
       keepAlive: { timeout: '5s' },
+      auth: { demoCredentials: true },
     };
     const mgr = this.register(manager, 'manager', [PORTS.managerRest, PORTS.managerGrpc], () => startProgram(manager, 'manager', managerConfig).process);
     await this.ready(mgr);

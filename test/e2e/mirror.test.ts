@@ -108,6 +108,7 @@ describe('containerd pulls through the Dragonfly registry mirror (issue 6)', () 
         grpc: { advertiseIP: managerHost.ip, port: { start: PORTS.managerGrpc, end: PORTS.managerGrpc } },
       },
       database: { type: 'sqlite', sqlite: { file: path.join(managerHost.dir, 'manager.db') } },
+      auth: { demoCredentials: true },
       keepAlive: { timeout: '5s' },
     });
     await waitReady(manager, [PORTS.managerRest, PORTS.managerGrpc]);

@@ -19,7 +19,6 @@ import { configMapData, findObject, podTemplate, schemaError, type KubeObject } 
 const REPO = join(__dirname, '..', '..');
 const TARBALL = join(REPO, 'build', 'packages', 'constructs.tgz');
 const MANAGER_FROM_OTHER_CLUSTERS = 'dragonfly-manager.example.com';
-const ROOT_PASSWORD = 'k3-Remote-Login';
 const REMOTES = [
   { chart: 'remote-eu', clusterId: 2, idc: 'eu' },
   { chart: 'remote-us', clusterId: 3, idc: 'us' },
@@ -68,12 +67,6 @@ function* filesUnder(dir: string): Generator<string> {
 
 const normalize = (text: string): string => text.replace(/\s+/g, ' ');
 
-/** A Secret's value, from stringData or base64 data. */
-function secretValue(secret: KubeObject, key: string): string | undefined {
-  const { stringData, data } = secret as KubeObject & { stringData?: Record<string, string>; data?: Record<string, string> };
-  return stringData?.[key] ?? (data?.[key] === undefined ? undefined : Buffer.from(data[key], 'base64').toString('utf8'));
-}
-
 let appDir: string;
 let charts: Record<string, KubeObject[]>;
 
@@ -95,7 +88,7 @@ beforeAll(async () => {
   copyFileSync(join(appDir, 'node_modules', 'cdk8s-cli', 'templates', 'typescript-app', 'tsconfig.json'), join(appDir, 'tsconfig.json'));
   writeFileSync(join(appDir, 'cdk8s.yaml'), 'language: typescript\napp: npx ts-node main.ts\noutput: dist\n');
   writeFileSync(join(appDir, 'main.ts'), readmeApp());
-  await run('npx', ['cdk8s', 'synth', '--check-upgrade=false'], appDir, 180_000, { ...env, DRAGONFLY_ROOT_PASSWORD: ROOT_PASSWORD });
+  await run('npx', ['cdk8s', 'synth', '--check-upgrade=false'], appDir, 180_000, env);
 
   charts = {};
   for (const file of readdirSync(join(appDir, 'dist'))) {
@@ -171,7 +164,10 @@ describe('@dragonfly-ts/constructs in a user\'s cdk8s app', () => {
     expect(scheduler.manager.addr).toBe('dragonfly-manager.dragonfly.svc.cluster.local:65003');
     expect(scheduler.manager.schedulerClusterID).toBe(1);
     expect(central.some((o) => o.kind === 'Job')).toBe(false);
-    expect(secretValue(findObject(central, 'Secret', 'dragonfly-manager-credentials'), 'password')).toBe(ROOT_PASSWORD);
+    // root's password comes from the Secret the user creates; no password is in the manifests.
+    const managerEnv = podTemplate(findObject(central, 'Deployment', 'dragonfly-manager')).spec.containers[0].env ?? [];
+    expect(managerEnv.find((e) => e.name === 'DFMANAGER__auth__rootPassword')?.valueFrom?.secretKeyRef).toEqual({ name: 'dragonfly-root-password', key: 'password' });
+    expect(central.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name)).not.toContain('dragonfly-root-password');
   });
 
   test.each(REMOTES)('$chart: manager address, cluster id $clusterId and scope idc=$idc reach the record, the scheduler, the seed peer and the peers', ({ chart, clusterId, idc }) => {
@@ -192,10 +188,8 @@ describe('@dragonfly-ts/constructs in a user\'s cdk8s app', () => {
     const command = podTemplate(job).spec.containers[0].command ?? [];
     expect(command.slice(0, 2)).toEqual(['dfmanager', 'apply-cluster']);
     expect(command[command.indexOf('--manager-url') + 1]).toBe(`http://${MANAGER_FROM_OTHER_CLUSTERS}:8080`);
-    // It logs in with the password the central manager gives root.
-    const login = podTemplate(job).spec.containers[0].env?.find((e) => e.name === 'DRAGONFLY_MANAGER_PASSWORD')?.valueFrom?.secretKeyRef;
-    if (!login) throw new Error(`${chart}: the apply-cluster Job takes no password from a Secret`);
-    expect(secretValue(findObject(objects, 'Secret', login.name), login.key)).toBe(ROOT_PASSWORD);
+    // It logs in with a personal access token from the Secret the user creates, not with root's password.
+    expect(podTemplate(job).spec.containers[0].env).toEqual([{ name: 'DRAGONFLY_MANAGER_TOKEN', valueFrom: { secretKeyRef: { name: 'dragonfly-manager-token', key: 'token' } } }]);
 
     const scheduler = parseConfigText('scheduler', configMapData(findObject(objects, 'ConfigMap', 'dragonfly-scheduler'))['scheduler.yaml']);
     expect(scheduler.manager.addr).toBe(managerAddr);

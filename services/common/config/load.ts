@@ -91,7 +91,7 @@ function envOverrides(program: ProgramName, env: NodeJS.ProcessEnv): EnvOverride
 
 /**
  * Applies `<PREFIX>__a__b=value` variables onto a raw (unvalidated) config object. Values
- * are read as YAML scalars ("true", "8002"), except where a path is listed in `asText`.
+ * are read as YAML scalars ("true", "8002"), except keys ending in "password" and the paths in `asText`.
  */
 export function applyEnvOverrides(
   program: ProgramName,
@@ -102,7 +102,8 @@ export function applyEnvOverrides(
   const out = structuredClone(raw);
   for (const { path, text } of envOverrides(program, env)) {
     let value: unknown = text;
-    if (!asText.has(path.join('.'))) {
+    // Passwords (usually from Secrets) are text as given: as YAML, "pass #2" would lose "#2" and "'x'" its quotes.
+    if (!asText.has(path.join('.')) && !/password$/i.test(path[path.length - 1] ?? '')) {
       try {
         value = parseYaml(text) ?? '';
       } catch {

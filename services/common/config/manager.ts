@@ -29,8 +29,26 @@ export const managerConfigSchema = z.strictObject({
           maxRefresh: duration.prefault('168h'),
         })
         .prefault({}),
-      /** Password given to `root` on first start (env DRAGONFLY_INITIAL_ROOT_PASSWORD also works). */
-      initialRootPassword: z.string().min(8, 'expected at least 8 characters').max(20, 'expected at most 20 characters').default('dragonfly'),
+      /**
+       * root's password, applied at EVERY start (so rotating the Secret it comes from and restarting
+       * rotates it). Usually set through env `DFMANAGER__auth__rootPassword` from a Secret. Empty: root
+       * keeps the password it has (a first start then needs this key or `demoCredentials`).
+       */
+      rootPassword: z.union([z.literal(''), z.string().min(8, 'expected 8 to 20 characters').max(20, 'expected 8 to 20 characters')]).default(''),
+      /** With no `rootPassword`: root gets the well-known demo password `dragonfly` (a warning is logged). */
+      demoCredentials: z.boolean().default(false),
+      /** Self-service `POST /api/v1/users/signup`; off: only root creates users (same endpoint, signed in). */
+      signup: z.strictObject({ enable: z.boolean().default(false) }).prefault({}),
+      /** Failed sign-ins allowed per user name and per client address within `window`; more answer 429 with Retry-After. */
+      signinLimit: z
+        .strictObject({
+          perName: z.number().int().min(1).max(1000).default(5),
+          perAddress: z.number().int().min(1).max(100_000).default(30),
+          window: duration.prefault('5m'),
+          /** Names and addresses tracked at once (oldest dropped first), so a flood cannot grow memory. */
+          maxTracked: z.number().int().min(100).max(1_000_000).default(10_000),
+        })
+        .prefault({}),
     })
     .prefault({}),
   database: z

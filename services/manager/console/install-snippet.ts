@@ -45,6 +45,9 @@ export function constructSnippet(c: SnippetCluster, m: ManagerAddress): string {
     ...(c.bio ? [`  bio: ${str(c.bio)},`] : []),
     `  scopes: { ${scopes.join(', ')} },`,
     ...(configEntries.length > 0 ? [`  clusterConfig: { ${configEntries.join(', ')} },`] : []),
+    '  // The registration Job sends a personal access token of scope cluster (Personal access tokens, as root); store it first:',
+    `  // kubectl -n ${c.name} create secret generic dragonfly-manager-token --from-literal=token=<token>`,
+    "  managerTokenSecret: { name: 'dragonfly-manager-token', key: 'token' },",
     '});',
     'app.synth();',
   ];

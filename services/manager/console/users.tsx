@@ -1,6 +1,6 @@
 /** Users (list, change role; root only), Personal access tokens (create, shown once, revoke), change own password. */
 import { useState } from 'preact/hooks';
-import { api, type PersonalAccessToken, type User } from './api';
+import { api, saveSession, type PersonalAccessToken, type User } from './api';
 import { ConfirmDialog, ErrorBanner, Field, formatTime, problemsByField, StateBadge, useLoad } from './ui';
 
 const ROLES = ['root', 'guest'] as const;
@@ -245,7 +245,9 @@ export function PasswordPage({ userId }: { userId: number }) {
     setError(undefined);
     setDone(false);
     if (next !== again) return;
-    api.post(`/users/${userId}/reset_password`, { old_password: old, new_password: next }).then(() => {
+    // The change ends every older session; the answer carries this one's successor.
+    api.post<{ token?: string }>(`/users/${userId}/reset_password`, { old_password: old, new_password: next }).then((answer) => {
+      if (answer?.token) saveSession(answer.token);
       setOld('');
       setNext('');
       setAgain('');

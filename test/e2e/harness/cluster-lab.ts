@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ContainerdHost } from './containerd';
-import { Deployment, deployModeFromEnv, type DeployMode, type LabNode } from './deploy';
+import { Deployment, deployModeFromEnv, type DeployMode, type LabNode, type Pod } from './deploy';
 import { ManagerRest, REPO_ROOT, programMain } from './dragonfly';
 import { run, waitFor } from './exec';
 import { ManifestSet, programOfCommand } from './manifests';
@@ -81,6 +81,35 @@ async function mysqlExec(sql: string): Promise<void> {
   await run('mysql', ['-uroot', '-h', '127.0.0.1', '-e', sql]);
 }
 
+/** root's login as the user knows it: the password in the Secret the manager Deployment takes `auth.rootPassword` from. */
+export function rootLogin(manifests: ManifestSet): { name: string; password: string } {
+  const manager = manifests.workloads().find((w) => w.kind === 'Deployment' && w.pod.containers.some((c) => programOfCommand(c.command ?? []) === 'manager'));
+  if (!manager) throw new Error('manifests have no manager Deployment');
+  const ref = manager.pod.containers.flatMap((c) => c.env ?? []).find((e) => e.name === 'DFMANAGER__auth__rootPassword')?.valueFrom?.secretKeyRef;
+  if (!ref) throw new Error(`Deployment ${manager.name} takes root's password from no Secret (env DFMANAGER__auth__rootPassword)`);
+  return { name: 'root', password: manifests.secretValue(manager.namespace, ref.name, ref.key) };
+}
+
+/**
+ * The user's step for a RemoteCluster (docs/security.md): as root, make a personal access token
+ * of scope `cluster` on the manager the Job calls, and store it in the Secret the Job names
+ * (`kubectl create secret generic <name> --from-literal=<key>=<token>`), before the Job starts.
+ */
+async function createManagerTokenSecret(pod: Pod, deployment: Deployment, manifests: ManifestSet): Promise<void> {
+  const ns = pod.workload.namespace;
+  for (const c of pod.workload.pod.containers) {
+    const ref = (c.env ?? []).find((e) => e.name === 'DRAGONFLY_MANAGER_TOKEN')?.valueFrom?.secretKeyRef;
+    if (!ref || manifests.has('Secret', ns, ref.name)) continue;
+    const command = c.command ?? [];
+    const url = new URL(command[command.indexOf('--manager-url') + 1] ?? '');
+    const ip = deployment.resolve(url.hostname);
+    if (!ip) throw new Error(`${pod.name}: the manager ${url.hostname} the Job calls resolves to no pod`);
+    const rest = new ManagerRest(`http://${ip}:${url.port || 80}`, rootLogin(manifests));
+    const pat = await rest.request<{ token: string }>('POST', '/api/v1/personal-access-tokens', { name: `${ns}-registration`, scopes: ['cluster'] });
+    manifests.createSecret(ns, ref.name, { [ref.key]: pat.token });
+  }
+}
+
 export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterLab> {
   const mode = opts.mode ?? deployModeFromEnv();
   const manifests = ManifestSet.load(opts.manifestFiles.map((f) => path.resolve(REPO_ROOT, f)));
@@ -128,6 +157,7 @@ export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterL
       nodes,
       externals: { 'mysql:': { localPort: 3306 }, 'redis:': { localPort: 6379 } },
       skipImages: ['jaegertracing/'],
+      beforeContainers: (pod, d) => createManagerTokenSecret(pod, d, manifests),
       programEnv: {
         manager: {
           DFMANAGER__database__mysql__dbname: dbName,
@@ -146,10 +176,7 @@ export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterL
 
     const managerIp = deployment.resolve('dragonfly-manager.cluster-a.svc.cluster.local');
     if (!managerIp) throw new Error('manifests have no dragonfly-manager Service in cluster-a');
-    const manager = new ManagerRest(`http://${managerIp}:8080`, {
-      name: manifests.secretValue('cluster-a', 'dragonfly-manager-credentials', 'username'),
-      password: manifests.secretValue('cluster-a', 'dragonfly-manager-credentials', 'password'),
-    });
+    const manager = new ManagerRest(`http://${managerIp}:8080`, rootLogin(manifests));
     for (const w of ['dragonfly-scheduler', 'dragonfly-seed-peer']) {
       for (const pod of deployment.pods.filter((p) => p.workload.name === w)) {
         await manager.waitActive(w === 'dragonfly-scheduler' ? 'scheduler' : 'seed-peer', pod.ip, 60_000);

@@ -67,6 +67,11 @@ export interface DeployOptions {
   readonly externals: Record<string, ExternalService>;
   /** Image prefixes not run at all (e.g. "jaegertracing/"). */
   readonly skipImages: readonly string[];
+  /**
+   * What the user does between applying and a pod's start (after its init containers): e.g. create
+   * a Secret the manifests reference but leave to the user.
+   */
+  readonly beforeContainers?: (pod: Pod, deployment: Deployment) => Promise<void>;
   /** Extra env per program (per-run DB names, CA bundles); applied after the manifest's env. */
   readonly programEnv?: Partial<Record<Program, Record<string, string>>>;
 }
@@ -489,6 +494,7 @@ export class Deployment {
       fs.writeFileSync(path.join(pod.host.dir, 'logs', `${pod.name}.${init.name}.log`), r.stdout + r.stderr);
       if (r.code !== 0) throw new Error(`pod ${pod.name}: init container ${init.name} (${rc.program}) exited ${r.code}:\n${(r.stderr + r.stdout).slice(-3000)}`);
     }
+    await this.opts.beforeContainers?.(pod, this);
     for (const c of pod.workload.pod.containers) {
       const rc = this.prepare(pod, c);
       pod.containers.push(rc);

@@ -76,7 +76,23 @@ export interface ServiceRoute {
 }
 
 export class ManifestSet {
-  constructor(readonly objects: readonly K8sObject[]) {}
+  constructor(private readonly all: K8sObject[]) {}
+
+  get objects(): readonly K8sObject[] {
+    return this.all;
+  }
+
+  /** `kubectl create secret generic`: a Secret the user makes, which the manifests reference but do not hold. */
+  createSecret(namespace: string, name: string, stringData: Record<string, string>): void {
+    if (this.all.some((o) => o.kind === 'Secret' && o.metadata.name === name && (o.metadata.namespace ?? 'default') === namespace)) {
+      throw new Error(`Secret ${namespace}/${name} already exists`);
+    }
+    this.all.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, stringData });
+  }
+
+  has(kind: string, namespace: string, name: string): boolean {
+    return this.all.some((x) => x.kind === kind && x.metadata.name === name && (x.metadata.namespace ?? 'default') === namespace);
+  }
 
   static load(files: readonly string[]): ManifestSet {
     const objects: K8sObject[] = [];

@@ -289,7 +289,7 @@ describe('console in headless Chromium (MariaDB)', () => {
   });
 
   test('users: root lists users and changes a role', async () => {
-    expect((await http(m, 'POST', '/api/v1/users/signup', undefined, { name: 'guest1', password: 'guest-pass-1' })).status).toBe(201);
+    expect((await http(m, 'POST', '/api/v1/users/signup', root, { name: 'guest1', password: 'guest-pass-1' })).status).toBe(201);
     await (await link('Users')).click();
     await heading('Users');
     const guestId = (await http(m, 'GET', '/api/v1/users', root)).body.find((u: { name: string }) => u.name === 'guest1').id as number;

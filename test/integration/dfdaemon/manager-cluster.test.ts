@@ -31,6 +31,7 @@ describe('dfdaemon with manager and scheduler', () => {
       parseConfig('manager', {
         server: { workHome: root, rest: { addr: '127.0.0.1:0' }, grpc: { listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', port: { start: 0, end: 0 } } },
         database: { type: 'sqlite', sqlite: { file: path.join(root, 'manager.db') } },
+        auth: { demoCredentials: true },
         metrics: { enable: false },
       }),
       { logger: quiet() },

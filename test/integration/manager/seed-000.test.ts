@@ -105,7 +105,7 @@ describe('seed 000 on MariaDB + Redis', () => {
   });
 
   test('guest cannot write; bad and expired tokens are 401; a PAT works on /oapi/v1/clusters', async () => {
-    expect((await http(m, 'POST', '/api/v1/users/signup', undefined, { name: 'viewer', password: 'viewer-pass' })).status).toBe(201);
+    expect((await http(m, 'POST', '/api/v1/users/signup', root, { name: 'viewer', password: 'viewer-pass' })).status).toBe(201);
     const guest = await signin(m, 'viewer', 'viewer-pass');
     expect((await http(m, 'GET', '/api/v1/clusters', guest)).status).toBe(200);
     expect((await http(m, 'POST', '/api/v1/clusters', guest, { name: 'cluster-x' })).status).toBe(403);

@@ -105,7 +105,9 @@ describe('seed chart config blocks', () => {
     const manager = parseConfigText('manager', '');
     expect(manager.server.rest.addr).toBe(':8080');
     expect(manager.server.grpc.port.start).toBe(65003);
-    expect(manager.auth.initialRootPassword).toBe('dragonfly');
+    expect(manager.auth.rootPassword).toBe('');
+    expect(manager.auth.demoCredentials).toBe(false);
+    expect(manager.auth.signup.enable).toBe(false);
   });
 });
 
@@ -121,6 +123,14 @@ describe('environment overrides', () => {
     expect(cfg.database.mysql.password).toBe('12345678');
     expect(cfg.database.redis.password).toBe('yes');
     expect(cfg.database.mysql.port).toBe(3307);
+  });
+
+  it('passwords from env (Secrets) are taken verbatim, never as YAML', () => {
+    const cfg = parseConfigText('manager', '', { env: { DFMANAGER__auth__rootPassword: 'root-pass #2', DFMANAGER__database__mysql__password: "'quoted'", DFMANAGER__database__redis__password: '[not, a, list]' } });
+    expect(cfg.auth.rootPassword).toBe('root-pass #2');
+    expect(cfg.database.mysql.password).toBe("'quoted'");
+    expect(cfg.database.redis.password).toBe('[not, a, list]');
+    expect(() => parseConfigText('manager', '', { env: { DFMANAGER__auth__rootPassword: 'short' } })).toThrow(/auth\.rootPassword: "short" — expected 8 to 20 characters/);
   });
 
   it('overrides are validated like the file', () => {
@@ -151,7 +161,7 @@ describe('bad configs are rejected with the key path, the value and what is allo
     ['scheduler', 'scheduler:\n  candidateParentLimit: 50\n', /scheduler\.candidateParentLimit: 50/],
     ['manager', 'database:\n  type: postgres\n', /database\.type: "postgres" — expected one of "mysql", "mariadb", "sqlite"/],
     ['manager', 'database:\n  mysql:\n    dbname: "manager; drop"\n', /database\.mysql\.dbname: .* — expected letters, digits and _ only/],
-    ['manager', 'auth:\n  initialRootPassword: short\n', /auth\.initialRootPassword: "short" — expected at least 8 characters/],
+    ['manager', 'auth:\n  rootPassword: short\n', /auth\.rootPassword: "short" — expected 8 to 20 characters/],
     ['dfinit', 'containerRuntime:\n  containerd:\n    registries:\n      - hostNamespace: ghcr.io\n', /containerRuntime\.containerd\.registries\.0\.serverAddr: missing — required/],
     ['dfinit', 'proxy:\n  addr: 127.0.0.1:65001\n', /proxy\.addr: "127\.0\.0\.1:65001" — expected a URL/],
     ['manager', '- just\n- a list\n', /expected a YAML mapping/],

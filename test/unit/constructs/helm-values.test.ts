@@ -16,6 +16,7 @@ test('seed 000 cluster A values = CentralManager + DragonflyCluster (cluster=a n
 
   const hand = newChart('cluster-a', 'cluster-a');
   const manager = new CentralManager(hand.chart, 'manager', {
+    demoCredentials: true,
     nodeSelector: { cluster: 'a' },
     replicas: 1,
     config: SEED_DEBUG,
@@ -73,7 +74,7 @@ test('seed 002 single-cluster values = CentralManager + DragonflyCluster in drag
   const result = fromHelmValues(imported.chart, fixture('charts-config.yaml'));
 
   const hand = newChart('dragonfly', 'dragonfly-system');
-  const manager = new CentralManager(hand.chart, 'manager', { replicas: 1, config: SEED_DEBUG, jaegerUrl: jaegerCollectorUrl('dragonfly-system') });
+  const manager = new CentralManager(hand.chart, 'manager', { demoCredentials: true, replicas: 1, config: SEED_DEBUG, jaegerUrl: jaegerCollectorUrl('dragonfly-system') });
   new DragonflyCluster(hand.chart, 'dragonfly', {
     manager: manager.endpoint,
     jobRedis: manager.jobRedis,

@@ -8,7 +8,7 @@ test('external datastores, existing Secrets, containerd restart, custom images a
     replicas: 3,
     externalMysql: { host: 'mysql.db.svc.cluster.local', port: 3307, passwordSecret: { name: 'mysql-creds', key: 'password' } },
     externalRedis: { addrs: ['redis.db.svc.cluster.local:6380'], db: 3 },
-    credentialsSecret: 'root-creds',
+    rootPasswordSecret: { name: 'root-creds', key: 'password' },
     image: { repository: 'registry.local:5000/dragonfly/manager', tag: 'dev', pullPolicy: 'Always' },
     resources: { cpuRequest: '250m', memoryRequest: '512Mi', cpuLimit: '2', memoryLimit: '4Gi' },
     metricsService: false,
@@ -24,7 +24,7 @@ test('external datastores, existing Secrets, containerd restart, custom images a
     manager: manager.endpoint,
     clusterId: 7,
     scopes: { location: 'asia|cn|bj', cidrs: ['10.20.0.0/16', 'fd00::/8'], hostnames: ['^edge-.*'] },
-    credentials: { existingSecret: 'manager-login' },
+    managerTokenSecret: { name: 'manager-login', key: 'token' },
     dfdaemon: { dfinit: { enable: false } },
   });
   const objects = [...synth(chart), ...synth(other.chart)];

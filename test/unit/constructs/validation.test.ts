@@ -72,14 +72,41 @@ describe('DragonflyCluster', () => {
 });
 
 describe('CentralManager', () => {
-  const manager = (props: ConstructorParameters<typeof CentralManager>[2]) => () => new CentralManager(newChart('a', 'a').chart, 'manager', props);
+  const ROOT_SECRET = { name: 'dragonfly-root-password', key: 'password' };
+  const manager = (props: ConstructorParameters<typeof CentralManager>[2]) => () => new CentralManager(newChart('a', 'a').chart, 'manager', { rootPasswordSecret: ROOT_SECRET, ...props });
 
   test('console NodePort outside the NodePort range', () => {
     expect(manager({ console: { nodePort: 8080 } })).toThrow(/outside the NodePort range 30000-32767; pick one such as 30950/);
   });
 
-  test('root password the manager would refuse', () => {
-    expect(manager({ rootPassword: 'short' })).toThrow(/rootPassword must have 8 to 20 characters/);
+  test('root\'s password: a Secret the user names or demoCredentials, exactly one', () => {
+    expect(manager({ rootPasswordSecret: undefined })).toThrow(/CentralManager needs root's password: set rootPasswordSecret: \{ name, key \}.*or demoCredentials: true/);
+    expect(manager({ demoCredentials: true })).toThrow(/give rootPasswordSecret or demoCredentials: true, not both/);
+    expect(manager({ rootPasswordSecret: { name: 'Bad_Name', key: 'password' } })).toThrow(/rootPasswordSecret\.name "Bad_Name" is not a Secret name/);
+    expect(manager({ config: { auth: { rootPassword: 'in-a-configmap' } } })).toThrow(/config\.auth\.rootPassword would put root's password in a ConfigMap; use rootPasswordSecret/);
+    expect(manager({ rootPasswordSecret: { name: 'ok', key: 'a/b' } })).toThrow(/rootPasswordSecret\.key "a\/b" is not a Secret key/);
+  });
+
+  test('demoCredentials: a Secret with the demo password, wired the same way, and a warning at synthesis', () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const { chart } = newChart('a', 'a');
+      new CentralManager(chart, 'manager', { demoCredentials: true });
+      expect(warn).toHaveBeenCalledWith(expect.stringMatching(/demoCredentials: the manager's root user has the well-known password "dragonfly"; use rootPasswordSecret/));
+      const text = JSON.stringify(Testing.synth(chart));
+      expect(text).toContain('"name":"DFMANAGER__auth__rootPassword","valueFrom":{"secretKeyRef":{"key":"password","name":"dragonfly-manager-credentials"}}');
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  test('the manager takes root\'s password from the named Secret at every start (auth.rootPassword by env); no password in the manifests', () => {
+    const { chart } = newChart('a', 'a');
+    new CentralManager(chart, 'manager', { rootPasswordSecret: ROOT_SECRET });
+    const objects = Testing.synth(chart) as { kind: string; metadata: { name: string } }[];
+    const text = JSON.stringify(objects);
+    expect(text).toContain('"name":"DFMANAGER__auth__rootPassword","valueFrom":{"secretKeyRef":{"key":"password","name":"dragonfly-root-password"}}');
+    expect(objects.some((o) => o.kind === 'Secret' && o.metadata.name === 'dragonfly-manager-credentials')).toBe(false);
   });
 
   test('external datastores without an address', () => {
@@ -90,6 +117,7 @@ describe('CentralManager', () => {
   test('external datastores replace the in-cluster ones and are referenced by Secret', () => {
     const { chart } = newChart('a', 'a');
     new CentralManager(chart, 'manager', {
+      rootPasswordSecret: ROOT_SECRET,
       externalMysql: { host: 'mysql.db.svc', passwordSecret: { name: 'mysql-creds', key: 'password' } },
       externalRedis: { addrs: ['redis.db.svc:6379'], passwordSecret: { name: 'redis-creds', key: 'password' } },
     });
@@ -104,7 +132,7 @@ describe('CentralManager', () => {
 test('a library user can build N remote clusters in a loop, one chart each', () => {
   const app = Testing.app();
   const central = new Chart(app, 'central', { namespace: 'dragonfly' });
-  const mgr = new CentralManager(central, 'manager');
+  const mgr = new CentralManager(central, 'manager', { rootPasswordSecret: { name: 'dragonfly-root-password', key: 'password' } });
   new DragonflyCluster(central, 'cluster', { manager: mgr.endpoint });
   const ids = ['eu', 'us', 'ap'].map((region, i) => {
     const chart = new Chart(app, `remote-${region}`, { namespace: 'dragonfly' });

@@ -75,7 +75,7 @@ describe('manager REST request bodies', () => {
   });
 
   test('an email over 254 characters is refused at sign-up', async () => {
-    const r = await http(m, 'POST', '/api/v1/users/signup', undefined, { name: 'longmail', password: 'password1', email: `${'a'.repeat(250)}@example.com` });
+    const r = await http(m, 'POST', '/api/v1/users/signup', root, { name: 'longmail', password: 'password1', email: `${'a'.repeat(250)}@example.com` });
     expect(r.status).toBe(422);
     expect(r.body.errors.map((e: { path: string }) => e.path)).toContain('email');
   });

@@ -38,7 +38,7 @@ describe('manager REST on SQLite', () => {
     expect(r.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(['name', 'password']);
   });
 
-  test('bad, foreign-key and expired tokens are 401; cookie and ?token= work', async () => {
+  test('bad, foreign-key and expired tokens are 401; the cookie works, ?token= does not', async () => {
     expect((await http(m, 'GET', '/api/v1/clusters', 'garbage')).status).toBe(401);
     expect((await http(m, 'GET', '/api/v1/clusters', jwt.sign({ id: 1 }, 'some-other-key'))).status).toBe(401);
     const key = await m.store.getOrSetSetting('jwt_key', 'unused');
@@ -47,7 +47,7 @@ describe('manager REST on SQLite', () => {
     expect(r.status).toBe(401);
     expect(r.body.message).toBe('token expired');
     expect((await fetch(`${restUrl(m)}/api/v1/clusters`, { headers: { cookie: `jwt=${root}` } })).status).toBe(200);
-    expect((await fetch(`${restUrl(m)}/api/v1/clusters?token=${root}`)).status).toBe(200);
+    expect((await fetch(`${restUrl(m)}/api/v1/clusters?token=${root}`)).status).toBe(401);
   });
 
   test('cluster validation errors are 422 naming the field paths; malformed JSON is 400', async () => {
@@ -94,7 +94,7 @@ describe('manager REST on SQLite', () => {
   });
 
   test('guest (sign-up) can read but not write; root can grant roles', async () => {
-    const up = await http(m, 'POST', '/api/v1/users/signup', undefined, { name: 'guest1', password: 'password1', email: 'g@example.com' });
+    const up = await http(m, 'POST', '/api/v1/users/signup', root, { name: 'guest1', password: 'password1', email: 'g@example.com' });
     expect(up.status).toBe(201);
     const guest = await signin(m, 'guest1', 'password1');
     expect((await http(m, 'GET', '/api/v1/clusters', guest)).status).toBe(200);
@@ -110,7 +110,7 @@ describe('manager REST on SQLite', () => {
     expect((await http(m, 'GET', `/api/v1/users/${up.body.id}/roles/root`, root)).status).toBe(404);
     expect((await http(m, 'PUT', `/api/v1/users/${up.body.id}/roles/wizard`, root)).status).toBe(404);
     expect((await http(m, 'GET', '/api/v1/roles', guest)).body).toEqual(['root', 'guest']);
-    expect((await http(m, 'POST', '/api/v1/users/signup', undefined, { name: 'guest1', password: 'password1' })).status).toBe(409);
+    expect((await http(m, 'POST', '/api/v1/users/signup', root, { name: 'guest1', password: 'password1' })).status).toBe(409);
   });
 
   test('personal access tokens on /oapi/v1/clusters', async () => {
@@ -126,11 +126,12 @@ describe('manager REST on SQLite', () => {
     expect((await http(m, 'GET', '/oapi/v1/clusters')).status).toBe(401);
     const jobOnly = (await http(m, 'POST', '/api/v1/personal-access-tokens', root, { name: 'jobs', scopes: ['job'] })).body.token as string;
     expect((await http(m, 'GET', '/oapi/v1/clusters', jobOnly)).status).toBe(403);
-    const allScopes = (await http(m, 'POST', '/api/v1/personal-access-tokens', root, { name: 'all' })).body.token as string;
-    expect((await http(m, 'GET', '/oapi/v1/clusters', allScopes)).status).toBe(200);
+    const both = (await http(m, 'POST', '/api/v1/personal-access-tokens', root, { name: 'all', scopes: ['job', 'cluster'] })).body.token as string;
+    expect((await http(m, 'GET', '/oapi/v1/clusters', both)).status).toBe(200);
+    expect((await http(m, 'POST', '/api/v1/personal-access-tokens', root, { name: 'none' })).status).toBe(422); // no scope, no use
     expect((await http(m, 'PATCH', `/api/v1/personal-access-tokens/${created.body.id}`, root, { state: 'inactive' })).status).toBe(200);
     expect((await http(m, 'GET', '/oapi/v1/clusters', pat)).status).toBe(403);
-    const expired = await http(m, 'POST', '/api/v1/personal-access-tokens', root, { name: 'old', expired_at: '2020-01-01T00:00:00Z' });
+    const expired = await http(m, 'POST', '/api/v1/personal-access-tokens', root, { name: 'old', scopes: ['cluster'], expired_at: '2020-01-01T00:00:00Z' });
     expect((await http(m, 'GET', '/oapi/v1/clusters', expired.body.token)).status).toBe(403);
     expect((await http(m, 'POST', '/api/v1/personal-access-tokens', root, { name: 'x', scopes: ['everything'] })).status).toBe(422);
   });

@@ -3,10 +3,8 @@ import * as path from 'node:path';
 import { http, managerConfig, signin, startTestManager } from './helpers';
 
 describe('startManager on SQLite', () => {
-  test('DRAGONFLY_INITIAL_ROOT_PASSWORD sets root\'s first password; data lives in <workHome>/manager.db and survives a restart', async () => {
-    const { config, cleanup } = managerConfig();
-    const saved = process.env.DRAGONFLY_INITIAL_ROOT_PASSWORD;
-    process.env.DRAGONFLY_INITIAL_ROOT_PASSWORD = 'from-env-123';
+  test('auth.rootPassword is applied at every start (rotation); data lives in <workHome>/manager.db and survives a restart', async () => {
+    const { config, cleanup } = managerConfig({ auth: { demoCredentials: false, rootPassword: 'from-secret-1' } });
     try {
       let m = await startTestManager(config);
       expect(m.restPort).toBeGreaterThan(0);
@@ -14,13 +12,12 @@ describe('startManager on SQLite', () => {
       expect(m.metricsPort).toBeGreaterThan(0);
       expect(existsSync(path.join(config.server.workHome, 'manager.db'))).toBe(true);
       await expect(signin(m, 'root', 'dragonfly')).rejects.toThrow(/401/);
-      const token = await signin(m, 'root', 'from-env-123');
+      const token = await signin(m, 'root', 'from-secret-1');
       expect((await http(m, 'POST', '/api/v1/clusters', token, { name: 'cluster-b', scopes: { idc: 'cluster-2' } })).status).toBe(201);
       await m.stop();
       await m.stop(); // idempotent
 
-      // Restart: seeding is idempotent, the env password no longer matters, the session key is kept.
-      process.env.DRAGONFLY_INITIAL_ROOT_PASSWORD = 'another-pass';
+      // Restart with the same password: data and sessions are kept.
       m = await startTestManager(config);
       try {
         const clusters = await http(m, 'GET', '/api/v1/clusters', token);
@@ -29,13 +26,28 @@ describe('startManager on SQLite', () => {
           ['cluster-1', true],
           ['cluster-b', false],
         ]);
-        expect(await signin(m, 'root', 'from-env-123')).toBeTruthy();
+      } finally {
+        await m.stop();
+      }
+      // Restart with a rotated password: the new one works, the old one and its sessions do not.
+      m = await startTestManager({ ...config, auth: { ...config.auth, rootPassword: 'from-secret-2' } });
+      try {
+        await expect(signin(m, 'root', 'from-secret-1')).rejects.toThrow(/401/);
+        expect(await signin(m, 'root', 'from-secret-2')).toBeTruthy();
+        expect((await http(m, 'GET', '/api/v1/clusters', token)).status).toBe(401);
       } finally {
         await m.stop();
       }
     } finally {
-      if (saved === undefined) delete process.env.DRAGONFLY_INITIAL_ROOT_PASSWORD;
-      else process.env.DRAGONFLY_INITIAL_ROOT_PASSWORD = saved;
+      cleanup();
+    }
+  });
+
+  test('a first start with neither auth.rootPassword nor auth.demoCredentials refuses to start, naming the keys', async () => {
+    const { config, cleanup } = managerConfig({ auth: { demoCredentials: false } });
+    try {
+      await expect(startTestManager(config)).rejects.toThrow(/auth\.rootPassword is empty.*auth\.demoCredentials/);
+    } finally {
       cleanup();
     }
   });
