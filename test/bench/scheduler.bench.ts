@@ -8,8 +8,12 @@
  * origin. Each peer: register → first answer (decision 1), download_peer_started, one piece
  * from its first parent (so it joins the parent pool and the scheduler pushes it to others),
  * reschedule blaming that parent → answer (decision 2), download_peer_finished, half-close.
- * Baseline in the same run: a no-op gRPC round trip (StatTask on an unknown task → NOT_FOUND)
- * at the same concurrency.
+ * Baselines in the same run, from the same client threads at the same concurrency:
+ * - the stream no-op: a bare grpc-js bidi server with the same AnnouncePeer definition that
+ *   answers register and reschedule with a canned answer of the scheduler's shape, driven by
+ *   the same peer workload (the transport's ceiling for it), and the same server answering
+ *   register-shaped messages on long-lived streams (the per-message ceiling);
+ * - a unary no-op (StatTask on an unknown task → NOT_FOUND).
  */
 import * as grpc from '@grpc/grpc-js';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -26,6 +30,8 @@ const CONCURRENCY = Number(process.env.SCHEDULER_BENCH_CONCURRENCY ?? 32);
 const PIECES = 100;
 const PIECE_LENGTH = 4 * 1024 * 1024;
 const BASELINE_CALLS = 20_000;
+/** Register-shaped round trips on long-lived streams against the echo server. */
+const ECHO_MESSAGES = 40_000;
 /** Client threads playing the peers (the client side of gRPC costs about as much as the server side). */
 const CLIENT_THREADS = Number(process.env.SCHEDULER_BENCH_CLIENT_THREADS ?? 1);
 
@@ -33,9 +39,17 @@ interface ServerData {
   readonly role: 'scheduler-bench-server';
 }
 
+interface EchoData {
+  readonly role: 'scheduler-bench-echo';
+}
+
 interface ClientData {
   readonly role: 'scheduler-bench-client';
-  readonly mode: 'baseline' | 'peers';
+  /**
+   * baseline: unary no-op calls; peers: the peer workload (against the scheduler or the echo
+   * server); messages: register-shaped messages answered on long-lived streams (echo server).
+   */
+  readonly mode: 'baseline' | 'peers' | 'messages';
   readonly port: number;
   /** Items from, from+step, ... below to. */
   readonly from: number;
@@ -53,7 +67,7 @@ interface ClientResult {
   readonly otherAnswers: number;
 }
 
-type WorkerData = ServerData | ClientData;
+type WorkerData = ServerData | EchoData | ClientData;
 
 async function serve(): Promise<void> {
   const { parseConfig } = await import('../../services/common/config');
@@ -73,6 +87,49 @@ async function serve(): Promise<void> {
     if (m === 'elu') parentPort?.postMessage({ elu: performance.eventLoopUtilization() });
   });
   parentPort?.postMessage({ port: handle.port, metricsPort: handle.metricsPort });
+}
+
+/**
+ * The stream no-op: a bare grpc-js server with the scheduler's AnnouncePeer definition (same
+ * codec, same server options) that answers register and reschedule with a canned
+ * normal_task_response of the scheduler's shape (4 candidate parents with their hosts, the
+ * task) and nothing else. The same client against it gives the transport's ceiling for the
+ * workload; the scheduler cannot beat it.
+ */
+async function serveEcho(): Promise<void> {
+  const { schedulerService } = await import('../../services/proto');
+  const { MAX_MESSAGE_BYTES } = await import('../../services/scheduler/validation');
+  const server = new grpc.Server({ ...GRPC_OPTIONS, 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
+  const answer = (prefix: string): AnnouncePeerResponse => ({
+    normalTaskResponse: {
+      candidateParents: Array.from({ length: 4 }, (_, k) => ({
+        id: `${prefix}-parent-${k}`,
+        priority: 'LEVEL0',
+        state: 'Running',
+        host: { id: `10.0.${k}.1-node-${k}`, type: 'NORMAL_HOST', hostname: `node-${k}`, ip: `10.0.${k}.1`, port: 65000, downloadPort: 65002, network: { idc: `idc-${k}`, location: `cn|r${k}|z${k}` } },
+        needBackToSource: false,
+        finishedPieceCount: 10,
+      })),
+      task: { id: taskId(0), type: 'STANDARD', url: 'http://origin/blob-0', contentLength: PIECES * PIECE_LENGTH, pieceCount: PIECES, pieceLength: PIECE_LENGTH, sizeScope: 'NORMAL', state: 'Running', peerCount: 100, hasAvailablePeer: true, responseHeader: {} },
+    },
+  });
+  const first = answer('register');
+  const second = answer('reschedule');
+  server.addService(schedulerService(), {
+    AnnouncePeer(call: grpc.ServerDuplexStream<AnnouncePeerRequest__Output, AnnouncePeerResponse>) {
+      call.on('data', (req: AnnouncePeerRequest__Output) => {
+        if (req.request === 'registerPeerRequest') call.write(first);
+        else if (req.request === 'reschedulePeerRequest') call.write(second);
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  parentPort?.on('message', (m: unknown) => {
+    if (m === 'stop') server.tryShutdown(() => parentPort?.postMessage('stopped'));
+  });
+  parentPort?.postMessage({ port, metricsPort: 0 });
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -165,6 +222,36 @@ async function drive(data: ClientData): Promise<ClientResult> {
       await call(c.StatTask.bind(c), { taskId: 'unknown' }).catch(() => undefined);
       latencies.push(performance.now() - t);
     });
+  } else if (data.mode === 'messages') {
+    // One long-lived stream per lane, each round trip one register-shaped message and its answer.
+    const lanes = Math.min(data.concurrency, items.length);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: lanes }, (_, lane) => {
+        const stream = clients[lane % CHANNELS].AnnouncePeer();
+        const t = lane % TASKS;
+        const base = { hostId: `10.0.0.1-node-${lane}`, taskId: taskId(t), peerId: `peer-${lane}` };
+        return new Promise<void>((resolve, reject) => {
+          let sentAt = 0;
+          const send = (): void => {
+            if (next >= items.length) {
+              stream.end();
+              return;
+            }
+            next++;
+            sentAt = performance.now();
+            stream.write({ ...base, registerPeerRequest: { download: { url: `http://origin/blob-${t}` } } });
+          };
+          stream.on('data', () => {
+            latencies.push(performance.now() - sentAt);
+            send();
+          });
+          stream.on('error', reject);
+          stream.on('end', () => resolve());
+          send();
+        });
+      }),
+    );
   } else {
     await pool(items.length, data.concurrency, async (k) => {
       const i = items[k];
@@ -278,12 +365,57 @@ async function inProcess(): Promise<{ rate: number; p99: number }> {
   return { rate: (2 * PEERS) / seconds, p99: percentile(latencies, 99) };
 }
 
-export async function run(): Promise<BenchFigure[]> {
-  const worker = new Worker(__filename, { workerData: { role: 'scheduler-bench-server' } satisfies ServerData });
-  const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
+/** Starts a server thread; resolves with its ports once it listens. */
+async function startServerThread(data: ServerData | EchoData): Promise<{ worker: Worker; port: number; metricsPort: number }> {
+  const worker = new Worker(__filename, { workerData: data });
+  const ports = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
     worker.once('message', (m: { port: number; metricsPort: number }) => resolve(m));
     worker.once('error', reject);
   });
+  return { worker, ...ports };
+}
+
+async function stopServerThread(worker: Worker): Promise<void> {
+  worker.postMessage('stop');
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => resolve(), 3000);
+    worker.once('message', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await worker.terminate();
+}
+
+/** The peer workload split across the client threads (peer i goes to thread i % threads). */
+async function peerRun(port: number): Promise<{ seconds: number; registerLat: number[]; rescheduleLat: number[]; pushed: number; otherAnswers: number }> {
+  const r0 = performance.now();
+  const parts = await Promise.all(
+    Array.from({ length: CLIENT_THREADS }, (_, k) => runClient({ role: 'scheduler-bench-client', mode: 'peers', port, from: k, to: PEERS, step: CLIENT_THREADS, concurrency: Math.ceil(CONCURRENCY / CLIENT_THREADS) })),
+  );
+  return {
+    seconds: (performance.now() - r0) / 1000,
+    registerLat: parts.flatMap((r) => r.registerLatencies),
+    rescheduleLat: parts.flatMap((r) => r.rescheduleLatencies),
+    pushed: parts.reduce((n, r) => n + r.pushed, 0),
+    otherAnswers: parts.reduce((n, r) => n + r.otherAnswers, 0),
+  };
+}
+
+export async function run(): Promise<BenchFigure[]> {
+  // The stream no-op first, on its own thread, then stopped so that it costs nothing later.
+  const echo = await startServerThread({ role: 'scheduler-bench-echo' });
+  let echoPeers: Awaited<ReturnType<typeof peerRun>>;
+  let echoMessages: ClientResult[];
+  try {
+    echoPeers = await peerRun(echo.port);
+    echoMessages = await Promise.all(
+      Array.from({ length: CLIENT_THREADS }, (_, k) => runClient({ role: 'scheduler-bench-client', mode: 'messages', port: echo.port, from: k, to: ECHO_MESSAGES, step: CLIENT_THREADS, concurrency: Math.ceil(CONCURRENCY / CLIENT_THREADS) })),
+    );
+  } finally {
+    await stopServerThread(echo.worker);
+  }
+  const { worker, port, metricsPort } = await startServerThread({ role: 'scheduler-bench-server' });
   const clients = channels(port);
   const clientOf = (i: number): SchedulerClient => clients[i % CHANNELS];
   try {
@@ -325,20 +457,12 @@ export async function run(): Promise<BenchFigure[]> {
     const baseSeconds = Math.max(...baseParts.map((r) => r.seconds));
     const baseLat = baseParts.flatMap((r) => r.latencies);
 
-    // The run: peers split across the client threads (peer i goes to thread i % threads).
+    // The run.
     const elu0 = await schedulerElu(worker);
-    const r0 = performance.now();
-    const parts = await Promise.all(
-      Array.from({ length: CLIENT_THREADS }, (_, k) => runClient({ role: 'scheduler-bench-client', mode: 'peers', port, from: k, to: PEERS, step: CLIENT_THREADS, concurrency: Math.ceil(CONCURRENCY / CLIENT_THREADS) })),
-    );
-    const runSeconds = (performance.now() - r0) / 1000;
+    const { seconds: runSeconds, registerLat, rescheduleLat, pushed, otherAnswers } = await peerRun(port);
     const elu1 = await schedulerElu(worker);
     const busySeconds = (elu1.active - elu0.active) / 1000;
     const busyShare = busySeconds / (busySeconds + (elu1.idle - elu0.idle) / 1000);
-    const registerLat = parts.flatMap((r) => r.registerLatencies);
-    const rescheduleLat = parts.flatMap((r) => r.rescheduleLatencies);
-    const pushed = parts.reduce((n, r) => n + r.pushed, 0);
-    const otherAnswers = parts.reduce((n, r) => n + r.otherAnswers, 0);
     for (const s of seedStreams) s.end();
 
     const serverP99 = await serverDecisionPercentile(metricsPort, 0.99);
@@ -351,12 +475,27 @@ export async function run(): Promise<BenchFigure[]> {
     baseLat.sort((a, b) => a - b);
     const rate = decisions / runSeconds;
     const p99 = percentile(all, 99);
+    const echoAll = [...echoPeers.registerLat, ...echoPeers.rescheduleLat].sort((a, b) => a - b);
+    const echoRate = echoAll.length / echoPeers.seconds;
+    const echoMsgLat = echoMessages.flatMap((r) => r.latencies).sort((a, b) => a - b);
+    const echoMsgRate = echoMsgLat.length / Math.max(...echoMessages.map((r) => r.seconds));
     const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} channels, ${CONCURRENCY} peers in flight; scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers`;
-    const baseline = { baselineName: 'gRPC no-op round trip (StatTask unknown)' };
+    const echo = { baselineName: 'stream no-op (grpc-js bidi echo server, same client and workload)' };
+    const unary = { baselineName: 'gRPC unary no-op (StatTask unknown)' };
     return [
-      { area: 'scheduler', name: 'schedule decisions (register + reschedule answers)', value: rate, unit: 'decisions/s', ...baseline, baselineValue: BASELINE_CALLS / baseSeconds, baselineUnit: 'calls/s', goal: '≥ 10,000 decisions/s', met: rate >= 10_000, note },
-      { area: 'scheduler', name: 'decision latency p50 (all decisions)', value: percentile(all, 50), unit: 'ms', ...baseline, baselineValue: percentile(baseLat, 50), baselineUnit: 'ms', note },
-      { area: 'scheduler', name: 'decision latency p99 (all decisions)', value: p99, unit: 'ms', ...baseline, baselineValue: percentile(baseLat, 99), baselineUnit: 'ms', goal: 'p99 ≤ 5 ms', met: p99 <= 5, note },
+      { area: 'scheduler', name: 'schedule decisions (register + reschedule answers)', value: rate, unit: 'decisions/s', ...echo, baselineValue: echoRate, baselineUnit: 'decisions/s', goal: '≥ 10,000 decisions/s', met: rate >= 10_000, note },
+      { area: 'scheduler', name: 'decision latency p50 (all decisions)', value: percentile(all, 50), unit: 'ms', ...echo, baselineValue: percentile(echoAll, 50), baselineUnit: 'ms', note },
+      { area: 'scheduler', name: 'decision latency p99 (all decisions)', value: p99, unit: 'ms', ...echo, baselineValue: percentile(echoAll, 99), baselineUnit: 'ms', goal: 'p99 ≤ 5 ms', met: p99 <= 5, note },
+      {
+        area: 'scheduler',
+        name: 'stream no-op: message round trips on open streams',
+        value: echoMsgRate,
+        unit: 'messages/s',
+        ...unary,
+        baselineValue: BASELINE_CALLS / baseSeconds,
+        baselineUnit: 'calls/s',
+        note: `register-shaped request → normal_task_response-shaped answer, ${CONCURRENCY} streams each with one message in flight; p50 ${percentile(echoMsgLat, 50).toFixed(2)} ms, p99 ${percentile(echoMsgLat, 99).toFixed(2)} ms (unary no-op p50 ${percentile(baseLat, 50).toFixed(2)} ms, p99 ${percentile(baseLat, 99).toFixed(2)} ms)`,
+      },
       {
         area: 'scheduler',
         name: 'decisions per busy second of the scheduler thread (gRPC included)',
@@ -383,21 +522,15 @@ export async function run(): Promise<BenchFigure[]> {
     ];
   } finally {
     for (const c of clients) c.close();
-    worker.postMessage('stop');
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => resolve(), 3000);
-      worker.once('message', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    await worker.terminate();
+    await stopServerThread(worker);
   }
 }
 
 const role = isMainThread ? undefined : (workerData as WorkerData | undefined)?.role;
 if (role === 'scheduler-bench-server') {
   void serve();
+} else if (role === 'scheduler-bench-echo') {
+  void serveEcho();
 } else if (role === 'scheduler-bench-client') {
   void drive(workerData as ClientData).then((r) => parentPort?.postMessage(r));
 } else if (require.main === module) {
