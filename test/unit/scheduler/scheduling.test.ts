@@ -89,7 +89,7 @@ describe('Decider', () => {
     const task = makeTask();
     task.contentLength = undefined;
     const a = newcomer(task);
-    f.requests.set(a, { url: task.info.url, requestHeader: { authorization: 'Bearer a' }, filteredQueryParams: [] } as unknown as Download);
+    f.requests.set(a, { url: task.info.url, requestHeader: { authorization: 'Bearer a' }, filteredQueryParams: [] });
     expect(f.decider.decide(a, settings)).toEqual({ kind: 'wait', reason: 'a seed peer is fetching the task' });
     expect(f.trigger.calls).toHaveLength(1);
     expect(f.trigger.calls[0].seed).toBe(SEED);
@@ -114,7 +114,7 @@ describe('Decider', () => {
     const other = makeTask();
     other.contentLength = undefined;
     const strict = newcomer(other);
-    f.requests.set(strict, { url: other.info.url, disableBackToSource: true } as unknown as Download);
+    f.requests.set(strict, { url: other.info.url, disableBackToSource: true });
     const d = f.decider.decide(strict, settings);
     expect(d.kind === 'fail' && d.error.message).toMatch(/back-to-source is disabled/);
   });
