@@ -6,8 +6,8 @@
  *  3. task known empty → empty;
  *  4. reschedules ≥ retryBackToSourceLimit and a back-to-source slot is free → origin;
  *  5. parents available (see parents.ts) → parents;
- *  6. nobody holds data: if the origin is already being fetched (seed triggered, a peer sent to
- *     the origin, or data holders exist that are busy/blocked) → wait; else trigger a seed peer
+ *  6. no parent now: if data is on its way (seed triggered, a peer sent to the origin, or a
+ *     holder of pieces the peer lacks is only busy) → wait; else trigger a seed peer
  *     (seeds.ts) → wait; else, no seed reachable, a back-to-source slot (backToSourceCount,
  *     normal peers only) → origin; else, back-to-source disabled and nobody fetching → fail;
  *     else wait.
@@ -16,8 +16,8 @@
  */
 import { FailedPreconditionError, type DragonflyError } from '../../common/errors';
 import type { Download } from '../../proto';
-import { addEdge, removeInEdges, type Peer, type Task } from '../resource/model';
-import { chooseParents } from './parents';
+import { addEdge, removeInEdges, type Peer } from '../resource/model';
+import { chooseParents, mayServeLater } from './parents';
 import type { SeedTriggering } from './seeds';
 import type { SchedulingSettings } from './settings';
 
@@ -28,9 +28,18 @@ export type Decision =
   | { readonly kind: 'empty' }
   | { readonly kind: 'fail'; readonly error: DragonflyError };
 
-/** True when data for the task is on its way (so waiting beats another origin fetch). */
-export function originInProgress(task: Task): boolean {
-  return task.seedTriggerPending || task.originPeers.size > 0 || task.poolSize > 0;
+/**
+ * True when data for this peer is on its way (so waiting beats another origin fetch): a seed
+ * trigger or an origin fetch is running, or a holder that could serve the peer is only busy.
+ * Holders that have nothing the peer lacks do not count: after the origin died under the seed,
+ * the peer itself (in the pool with its first pieces) and peers stuck with the same pieces
+ * kept everyone waiting for data that no one was fetching. Bounded: a sample of the pool, as
+ * in chooseParents.
+ */
+export function dataOnItsWay(peer: Peer, s: SchedulingSettings): boolean {
+  const task = peer.task;
+  if (task.seedTriggerPending || task.originPeers.size > 0) return true;
+  return task.samplePool(Math.max(1, s.filterParentLimit)).some((holder) => mayServeLater(holder, peer));
 }
 
 /** Whether the peer may be sent to the origin: it allows it and a back-to-source slot is free. */
@@ -71,7 +80,7 @@ export class Decider {
       }
     }
     // Nobody can serve this peer now.
-    if (originInProgress(task)) return { kind: 'wait', reason: 'waiting for a parent that holds data' };
+    if (dataOnItsWay(peer, s)) return { kind: 'wait', reason: 'waiting for a parent that holds data' };
     if (this.o.seeds.trigger(task, request, s)) return { kind: 'wait', reason: 'a seed peer is fetching the task' };
     if (mayGoToOrigin(peer, request, s)) return { kind: 'origin', reason: 'no seed peer reachable' };
     if (request?.disableBackToSource && task.originPeers.size === 0) {

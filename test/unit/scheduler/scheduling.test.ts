@@ -3,7 +3,7 @@ import type { DragonflyError } from '../../../services/common/errors';
 import { silentLogger } from '../../../services/common/logger';
 import type { AnnouncePeerResponse, Download } from '../../../services/proto';
 import type { Peer, Task } from '../../../services/scheduler/resource/model';
-import { Decider, mayGoToOrigin, originInProgress } from '../../../services/scheduler/scheduling/decider';
+import { Decider, dataOnItsWay, mayGoToOrigin } from '../../../services/scheduler/scheduling/decider';
 import { PeerScheduler } from '../../../services/scheduler/scheduling/peer-scheduler';
 import { SEED_RETRY_MIN_MS, SeedTriggering, seedRetryDelayMs } from '../../../services/scheduler/scheduling/seeds';
 import { NO_EVENTS, type SchedulingSettings } from '../../../services/scheduler/scheduling/settings';
@@ -94,10 +94,22 @@ describe('Decider', () => {
     expect(f.trigger.calls).toHaveLength(1);
     expect(f.trigger.calls[0].seed).toBe(SEED);
     expect(f.trigger.calls[0].download.requestHeader).toEqual({ authorization: 'Bearer a' });
-    expect(originInProgress(task)).toBe(true);
     const b = newcomer(task);
+    expect(dataOnItsWay(b, settings)).toBe(true);
     expect(f.decider.decide(b, settings)).toEqual({ kind: 'wait', reason: 'waiting for a parent that holds data' });
     expect(f.trigger.calls).toHaveLength(1);
+  });
+
+  test('a holder with nothing the peer lacks (the peer itself after its seed died) is no reason to wait', () => {
+    const f = fixture();
+    const task = makeTask(10);
+    const stuck = makePeer(task, makeHost(), 'Running', [0, 1]);
+    const sameCopy = makePeer(task, makeHost(), 'Running', [0, 1]);
+    expect(dataOnItsWay(stuck, settings)).toBe(false);
+    // No parent for it (the other holder has nothing it lacks), nothing on its way: the seed is asked again.
+    expect(f.decider.decide(stuck, settings)).toEqual({ kind: 'wait', reason: 'a seed peer is fetching the task' });
+    expect(f.trigger.calls).toHaveLength(1);
+    expect(stuck.parents.has(sameCopy)).toBe(false);
   });
 
   test('no seed reachable: backToSourceCount peers go to the origin, the rest wait; disabled back-to-source fails', () => {
