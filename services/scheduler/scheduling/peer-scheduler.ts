@@ -6,7 +6,7 @@
  */
 import { DragonflyError, FailedPreconditionError, InternalError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
-import type { AnnouncePeerResponse } from '../../proto';
+import type { AnnouncePeerResponse, Peer as PeerProto } from '../../proto';
 import { addEdge, removeEdge, removeInEdges, type Peer, type Task } from '../resource/model';
 import { canPeerTransition, isReceived } from '../resource/state';
 import type { WireShapes } from '../wire-shapes';
@@ -95,7 +95,8 @@ export class PeerScheduler {
       const scope = task.sizeScope;
       peer.transition(scope === 'TINY' ? 'RegisterTiny' : scope === 'SMALL' ? 'RegisterSmall' : 'RegisterNormal');
     }
-    const candidateParents = [...peer.parents].map((p) => this.o.wire.peer(p, false));
+    const candidateParents: PeerProto[] = [];
+    for (const p of peer.parents) candidateParents.push(this.o.wire.peer(p, false));
     this.send(peer, 'normal', { normalTaskResponse: { candidateParents, task: this.o.wire.task(task, peer.host) } });
   }
 
