@@ -37,6 +37,8 @@ const cases: [string, AnnouncePeerResponse][] = [
   ['origin', { needBackToSourceResponse: { description: 'no seed peer reachable' } }],
   ['empty', { emptyTaskResponse: {} }],
   ['no parents, no task', { normalTaskResponse: { candidateParents: [] } }],
+  ['a task with empty optionals, no header, unknown size', { normalTaskResponse: { candidateParents: [], task: { id: 't', type: 'STANDARD', url: 'http://o/x', digest: '', tag: '', contentLength: 0, sizeScope: 'UNKNOW', state: 'Pending', peerCount: 0, hasAvailablePeer: false, responseHeader: {} } } }],
+  ['a task with a length given as a string (generic path)', { normalTaskResponse: { candidateParents: [], task: { id: 't', url: 'http://o/x', contentLength: '123456789012', pieceLength: '4194304', sizeScope: 'SMALL' } } }],
   [
     'parents of every kind',
     {
