@@ -14,6 +14,11 @@
  *   the same peer workload (the transport's ceiling for it), and the same server answering
  *   register-shaped messages on long-lived streams (the per-message ceiling);
  * - a unary no-op (StatTask on an unknown task → NOT_FOUND).
+ * The peers speak gRPC framing on node:http2 with the scheduler's own codec (SCHEDULER_BENCH_CLIENT=
+ * grpc-js for grpc-js clients, which cost about twice the server's CPU per stream and so
+ * measure mostly themselves on 2 cores). Besides wall-clock rates, the server threads' own CPU
+ * time per decision (/proc/thread-self/stat) is compared, which holds on a machine shared with
+ * other work. SCHEDULER_BENCH_PROFILE=<dir> writes CPU profiles of both servers' measured runs.
  */
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
@@ -652,7 +657,7 @@ export async function run(): Promise<BenchFigure[]> {
     const echoRate = echoAll.length / echoPeers.seconds;
     const echoMsgLat = echoMessages.flatMap((r) => r.latencies).sort((a, b) => a - b);
     const echoMsgRate = echoMsgLat.length / Math.max(...echoMessages.map((r) => r.seconds));
-    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} channels, ${CONCURRENCY} peers in flight; scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers`;
+    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} connections (${LEAN_CLIENT ? 'gRPC framing on node:http2' : 'grpc-js clients'}), ${CONCURRENCY} peers in flight; scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers`;
     const echo = { baselineName: 'stream no-op (grpc-js bidi echo server, same client and workload)' };
     const unary = { baselineName: 'gRPC unary no-op (StatTask unknown)' };
     return [
