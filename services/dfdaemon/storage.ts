@@ -24,7 +24,7 @@ import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
-import { InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem } from '../common';
+import { InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem, UnavailableError } from '../common';
 import { sha256OfFile } from './content-hasher';
 
 export interface PieceRecord {
@@ -72,11 +72,15 @@ export function crc32Of(data: Uint8Array): string {
 
 /**
  * A stored task. Emits 'piece' (PieceRecord) as pieces land, 'finished' once complete and
- * 'failed' (Error) when the download is abandoned (the entry is then removed).
+ * 'failed' (Error) when the download is abandoned (the entry is then removed), and 'stopped'
+ * (Error) when the last download filling it ended without finishing it (the entry stays, its
+ * verified pieces kept for a later download): no more pieces are coming until one starts.
  */
 export class TaskEntry extends EventEmitter {
   /** Readers and downloads in progress: GC leaves the task alone while > 0. */
   private refs = 0;
+  /** Downloads filling this entry now. */
+  private fillers = 0;
   private fdPromise: Promise<fsp.FileHandle> | undefined;
   deleted = false;
   failure: Error | undefined;
@@ -140,6 +144,18 @@ export class TaskEntry extends EventEmitter {
   get inUse(): boolean {
     return this.refs > 0;
   }
+  /** True while a download of this host is adding pieces to the entry. */
+  get filling(): boolean {
+    return this.fillers > 0;
+  }
+  startFilling(): void {
+    this.fillers++;
+  }
+  /** A download of this entry ended; see the 'stopped' event. */
+  stopFilling(reason: Error): void {
+    this.fillers = Math.max(0, this.fillers - 1);
+    if (this.fillers === 0 && !this.meta.finished && !this.deleted) this.emit('stopped', reason);
+  }
   touch(): void {
     this.meta.lastUsedAt = Date.now();
   }
@@ -174,26 +190,34 @@ export class TaskEntry extends EventEmitter {
     this.fdPromise = undefined;
     if (p) await (await p).close().catch(() => undefined);
   }
-  /** Resolves once piece `n` is stored; rejects if the task fails or is deleted. */
+  /**
+   * Resolves once piece `n` is stored; rejects if the task fails or is deleted, or when no
+   * download is filling it (the piece would never come: a reader must fail, not hang).
+   */
   waitForPiece(n: number): Promise<void> {
     if (this.hasPiece(n) || this.meta.finished) return Promise.resolve();
     if (this.failure) return Promise.reject(this.failure);
+    const notComing = (why: string) => new UnavailableError(`piece ${n} of task ${this.taskId} is not stored and will not come: ${why}`);
+    if (!this.filling) return Promise.reject(notComing('no download of it is running'));
     return new Promise((resolve, reject) => {
       const onPiece = (p: PieceRecord) => {
         if (p.number === n) done(undefined);
       };
       const onFinished = () => done(undefined);
       const onFailed = (err: Error) => done(err);
+      const onStopped = (err: Error) => done(notComing(`its download stopped (${err.message})`));
       const done = (err: Error | undefined) => {
         this.off('piece', onPiece);
         this.off('finished', onFinished);
         this.off('failed', onFailed);
+        this.off('stopped', onStopped);
         if (err) reject(err);
         else resolve();
       };
       this.on('piece', onPiece);
       this.on('finished', onFinished);
       this.on('failed', onFailed);
+      this.on('stopped', onStopped);
     });
   }
 }

@@ -149,6 +149,8 @@ class TaskDownload extends EventEmitter {
   /** Which parent supplied each piece: blamed when the whole content does not match its digest. */
   private readonly pieceParents = new Map<number, string>();
   private retriedFromOrigin = false;
+  /** Why the download failed (told to children syncing pieces from this host). */
+  private stopReason: Error | undefined;
   /**
    * Settles when the content of the current attempt was verified (or failed): readers of a
    * download in progress hold back their last bytes until then, so a mismatch fails them
@@ -240,6 +242,7 @@ class TaskDownload extends EventEmitter {
       return;
     }
     if (isLocalIoError(err)) err = await localStorageError(err, this.entry?.contentPath ?? this.cfg.dataDir);
+    this.stopReason = err;
     this.log.warn({ err: err.message }, 'download failed');
     this.attempt.reject(err);
     this.entryReady.reject(err);
@@ -252,6 +255,7 @@ class TaskDownload extends EventEmitter {
   private async useEntry(entry: TaskEntry): Promise<void> {
     this.entry = entry;
     entry.acquire();
+    entry.startFilling();
     this.completedLength = entry.pieces().reduce((s, p) => s + p.length, 0);
     if (this.expectedSha256) {
       this.hasher = new ContentHasher(entry);
@@ -465,12 +469,22 @@ class TaskDownload extends EventEmitter {
               return;
             }
             if (streamEnded() !== undefined && answers.length === 0) return this.originAfterStreamClosed(streamEnded());
-            // wait for the answer to our reschedule request
+            // Wait for the answer to our reschedule request, as long as for a first answer.
+            let timer: NodeJS.Timeout | undefined;
             await new Promise<void>((r) => {
               answerWake = r;
               if (answers.length > 0 || streamEnded() !== undefined) r();
+              timer = setTimeout(r, this.cfg.scheduler.scheduleTimeout);
             });
+            clearTimeout(timer);
             answerWake = undefined;
+            if (answers.length === 0 && streamEnded() === undefined) {
+              await this.originInsteadOfScheduler(
+                `scheduler did not answer a reschedule within scheduleTimeout (${this.cfg.scheduler.scheduleTimeout} ms)`,
+                'scheduler did not answer a reschedule within scheduleTimeout: going back to source, keeping the finished pieces',
+              );
+              return;
+            }
             if (answers.length === 0) return this.originAfterStreamClosed(streamEnded());
           }
         } else {
@@ -602,9 +616,15 @@ class TaskDownload extends EventEmitter {
     const concurrency = this.cfg.download.concurrentPieceCount;
     return new Promise((resolve, reject) => {
       let settled = false;
+      // Parents whose piece streams stay open but offer nothing to fetch for scheduleTimeout no
+      // longer count as hope: the scheduler is asked again instead of waiting on them forever.
+      let idleTimer: NodeJS.Timeout | undefined;
+      let idle = false;
+      let idleParents = 0;
       const finish = (v: 'done' | 'reschedule' | Error) => {
         if (settled) return;
         settled = true;
+        clearTimeout(idleTimer);
         this.p2pWake = undefined;
         if (v instanceof Error) reject(v);
         else resolve(v);
@@ -636,11 +656,31 @@ class TaskDownload extends EventEmitter {
           const least = pick.parents.filter((p) => p.inflight === minLoad);
           this.fetchFromParent(pick.n, least[Math.floor(Math.random() * least.length)]).then(pump, (err: Error) => finish(err));
         }
-        if (this.inflight.size > 0) return;
+        if (this.inflight.size > 0) {
+          clearTimeout(idleTimer);
+          idleTimer = undefined;
+          idle = false;
+          return;
+        }
         // Nothing in flight: is any parent still able to provide a missing piece?
         const stillMissing = this.missingPieces();
         if (stillMissing.length === 0) return finish('done');
-        const hopeful = usable.some((p) => !p.syncEnded || stillMissing.some((n) => p.digests.has(n)));
+        const hopeful = usable.some((p) => (!p.syncEnded && !idle) || stillMissing.some((n) => p.digests.has(n)));
+        if (idleTimer && idleParents !== this.parents.size) {
+          // The scheduler sent more parents: they get a full scheduleTimeout of their own.
+          clearTimeout(idleTimer);
+          idleTimer = undefined;
+          idle = false;
+        }
+        if (hopeful && !idleTimer) {
+          idleParents = this.parents.size;
+          idleTimer = setTimeout(() => {
+            this.log.warn({ parents: usable.length, missing: this.missingPieces().length, ms: this.cfg.scheduler.scheduleTimeout }, 'parents offered no piece within scheduleTimeout');
+            idle = true;
+            pump();
+          }, this.cfg.scheduler.scheduleTimeout);
+          idleTimer.unref();
+        }
         if (!hopeful && !this.rescheduleRequested) {
           this.rescheduleRequested = true;
           this.rescheduleCount++;
@@ -816,6 +856,8 @@ class TaskDownload extends EventEmitter {
   }
 
   release(): void {
+    // Children syncing pieces from this host learn that no more are coming (SyncPieces ends).
+    this.entry?.stopFilling(this.stopReason ?? new Error('download ended'));
     this.entry?.release();
     for (const p of this.parents.values()) p.call?.cancel();
   }
