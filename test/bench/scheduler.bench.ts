@@ -25,6 +25,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import * as http2 from 'node:http2';
+import * as os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { GRPC_OPTIONS } from '../../services/common/grpc';
 import { taskIdOf } from '../../services/common/ids';
@@ -570,6 +571,8 @@ async function peerRun(threads: ClientThreads, port: number, count = PEERS, pref
 }
 
 export async function run(): Promise<BenchFigure[]> {
+  // Wall-clock rates on a shared 2-core machine depend on what else runs: say so beside them.
+  const loadAtStart = os.loadavg()[0];
   // The stream no-op first, on its own thread, then stopped so that it costs nothing later.
   const threads = new ClientThreads(CLIENT_THREADS);
   const echo = await startServerThread({ role: 'scheduler-bench-echo' });
@@ -657,7 +660,7 @@ export async function run(): Promise<BenchFigure[]> {
     const echoRate = echoAll.length / echoPeers.seconds;
     const echoMsgLat = echoMessages.flatMap((r) => r.latencies).sort((a, b) => a - b);
     const echoMsgRate = echoMsgLat.length / Math.max(...echoMessages.map((r) => r.seconds));
-    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} connections (${LEAN_CLIENT ? 'gRPC framing on node:http2' : 'grpc-js clients'}), ${CONCURRENCY} peers in flight; scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers`;
+    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} connections (${LEAN_CLIENT ? 'gRPC framing on node:http2' : 'grpc-js clients'}), ${CONCURRENCY} peers in flight; scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers; 1-min load average ${loadAtStart.toFixed(1)} on ${os.cpus().length} cores at the start`;
     const echo = { baselineName: 'stream no-op (grpc-js bidi echo server, same client and workload)' };
     const unary = { baselineName: 'gRPC unary no-op (StatTask unknown)' };
     return [
