@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as path from 'node:path';
+import * as protobuf from 'protobufjs';
 import type { ProtoGrpcType as ManagerProto } from './gen/manager';
 import type { ProtoGrpcType as SchedulerProto } from './gen/scheduler';
 import type { ProtoGrpcType as DfdaemonProto } from './gen/dfdaemon';
@@ -27,6 +28,26 @@ function protoRoot(): string {
 function load<T>(file: string): T {
   const def = protoLoader.loadSync(file, { ...PROTO_LOADER_OPTIONS, includeDirs: [protoRoot()] });
   return grpc.loadPackageDefinition(def) as unknown as T;
+}
+
+let roots: Map<string, protobuf.Root> | undefined;
+
+/**
+ * The protobufjs reflection of one .proto file (field names camelCased as proto-loader does),
+ * loaded once per process: for the few hot messages a service encodes itself.
+ */
+export function protobufRoot(file: 'scheduler.proto' | 'manager.proto' | 'dfdaemon.proto'): protobuf.Root {
+  roots ??= new Map();
+  let root = roots.get(file);
+  if (!root) {
+    root = new protobuf.Root();
+    const dir = protoRoot();
+    root.resolvePath = (_origin, target) => (path.isAbsolute(target) ? target : path.join(dir, target));
+    root.loadSync(file, { keepCase: false });
+    root.resolveAll();
+    roots.set(file, root);
+  }
+  return root;
 }
 
 let cache: { manager: ManagerProto; scheduler: SchedulerProto; dfdaemon: DfdaemonProto } | undefined;

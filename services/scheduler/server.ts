@@ -9,6 +9,7 @@ import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
 import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
 import { createLogger, type Logger } from '../common/logger';
 import { schedulerService } from '../proto';
+import { withAnswerCodec } from './answer-codec';
 import { schedulerHandlers } from './grpc-handlers';
 import { ManagerLink, type ClusterConfig } from './manager-link';
 import { GrpcPeerTaskClient, JobRunner, SchedulerJobWorker, type PeerTaskClient } from './jobs';
@@ -91,7 +92,7 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
 
   const grpcServer: GrpcServerHandle = await startGrpcServer(
     `${config.server.listenIP.includes(':') ? `[${config.server.listenIP}]` : config.server.listenIP}:${config.server.port}`,
-    [{ name: 'scheduler.v2.Scheduler', definition: schedulerService(), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve() }) }],
+    [{ name: 'scheduler.v2.Scheduler', definition: withAnswerCodec(schedulerService()), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve() }) }],
     undefined,
     { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES },
   );

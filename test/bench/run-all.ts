@@ -4,9 +4,10 @@
  * docs/benchmarks.md with each figure beside its same-run baseline and the published
  * numbers of the anchors, plus docs/benchmarks.svg (figure / baseline ratios).
  *
- * `npm run bench -- manager scheduler` runs only those areas.
+ * `npm run bench -- manager scheduler` runs only those areas; with BENCH_WRITE=1 their sections
+ * of docs/benchmarks.md are replaced by the new figures.
  */
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BenchFigure, type BenchModule, printFigures } from './types';
 
@@ -54,22 +55,42 @@ function markdown(results: readonly AreaResult[], startedAt: Date): string {
     '![figure / baseline](benchmarks.svg)',
     '',
   ];
-  for (const r of results) {
-    lines.push(`## ${r.area}`, '', `Run time ${r.seconds.toFixed(0)} s.`, '');
-    if (r.error) lines.push(`**Did not complete:** ${r.error}`, '');
-    if (r.figures.length === 0) continue;
-    lines.push('| figure | value | same-run baseline | ratio | goal | met |', '|---|---|---|---|---|---|');
-    for (const f of r.figures) {
-      const base = f.baselineName ? `${f.baselineName}: ${fmt(f.baselineValue)} ${f.baselineUnit ?? f.unit}` : '–';
-      const ratio = ratioOf(f);
-      lines.push(`| ${f.name}${f.note ? ` <br><sub>${f.note}</sub>` : ''} | ${fmt(f.value)} ${f.unit} | ${base} | ${ratio === undefined ? '–' : `${ratio.toFixed(2)}×`} | ${f.goal ?? '–'} | ${f.met === undefined ? '–' : f.met ? 'yes' : '**no**'} |`);
-    }
-    lines.push('');
-  }
+  for (const r of results) lines.push(...section(r));
   lines.push('## Published numbers of the anchors', '', '| project | what | published |', '|---|---|---|');
   for (const [who, what, value] of ANCHORS) lines.push(`| ${who} | ${what} | ${value} |`);
   lines.push('', 'Sources: ../shared/reference/peers-and-benchmarks.md and seed 004 (the user documents this project was created from).', '');
   return lines.join('\n');
+}
+
+/** One area's section of docs/benchmarks.md, from its "## area" heading to the blank line after its table. */
+function section(r: AreaResult, measuredAt?: Date): string[] {
+  const when = measuredAt ? ` Measured ${measuredAt.toISOString().slice(0, 16).replace('T', ' ')} UTC by \`npm run bench -- ${r.area}\`.` : '';
+  const lines = [`## ${r.area}`, '', `Run time ${r.seconds.toFixed(0)} s.${when}`, ''];
+  if (r.error) lines.push(`**Did not complete:** ${r.error}`, '');
+  if (r.figures.length === 0) return lines;
+  lines.push('| figure | value | same-run baseline | ratio | goal | met |', '|---|---|---|---|---|---|');
+  for (const f of r.figures) {
+    const base = f.baselineName ? `${f.baselineName}: ${fmt(f.baselineValue)} ${f.baselineUnit ?? f.unit}` : '–';
+    const ratio = ratioOf(f);
+    lines.push(`| ${f.name}${f.note ? ` <br><sub>${f.note}</sub>` : ''} | ${fmt(f.value)} ${f.unit} | ${base} | ${ratio === undefined ? '–' : `${ratio.toFixed(2)}×`} | ${f.goal ?? '–'} | ${f.met === undefined ? '–' : f.met ? 'yes' : '**no**'} |`);
+  }
+  lines.push('');
+  return lines;
+}
+
+/**
+ * docs/benchmarks.md with the sections of the areas just run replaced (a run of some areas
+ * keeps the other areas' figures from their last run); areas not in the file are left out.
+ */
+function replaceSections(doc: string, results: readonly AreaResult[], measuredAt: Date): string {
+  let out = doc;
+  for (const r of results) {
+    const start = out.indexOf(`\n## ${r.area}\n`);
+    if (start < 0) continue;
+    const next = out.indexOf('\n## ', start + 1);
+    out = out.slice(0, start + 1) + section(r, measuredAt).join('\n') + (next < 0 ? '' : out.slice(next));
+  }
+  return out;
 }
 
 /** A horizontal bar chart of figure/baseline ratios (the figures that have a same-unit baseline). */
@@ -126,6 +147,10 @@ async function main(): Promise<void> {
     writeFileSync(join(ROOT, 'docs/benchmarks.md'), markdown(results, startedAt));
     writeFileSync(join(ROOT, 'docs/benchmarks.svg'), svgChart(results));
     console.log('\nwrote docs/benchmarks.md and docs/benchmarks.svg');
+  } else if (process.env.BENCH_WRITE === '1') {
+    const file = join(ROOT, 'docs/benchmarks.md');
+    writeFileSync(file, replaceSections(readFileSync(file, 'utf8'), results.filter((r) => !r.error), startedAt));
+    console.log(`\nreplaced the ${only.join(', ')} section(s) of docs/benchmarks.md (docs/benchmarks.svg is redrawn by a full run)`);
   }
   process.exitCode = results.some((r) => r.error) ? 1 : 0;
 }

@@ -8,14 +8,28 @@
  * origin. Each peer: register → first answer (decision 1), download_peer_started, one piece
  * from its first parent (so it joins the parent pool and the scheduler pushes it to others),
  * reschedule blaming that parent → answer (decision 2), download_peer_finished, half-close.
- * Baseline in the same run: a no-op gRPC round trip (StatTask on an unknown task → NOT_FOUND)
- * at the same concurrency.
+ * Baselines in the same run, from the same client threads at the same concurrency:
+ * - the stream no-op: a bare grpc-js bidi server with the same AnnouncePeer definition that
+ *   answers register and reschedule with a canned answer of the scheduler's shape, driven by
+ *   the same peer workload (the transport's ceiling for it), and the same server answering
+ *   register-shaped messages on long-lived streams (the per-message ceiling);
+ * - a unary no-op (StatTask on an unknown task → NOT_FOUND).
+ * The peers speak gRPC framing on node:http2 with the scheduler's own codec (SCHEDULER_BENCH_CLIENT=
+ * grpc-js for grpc-js clients, which cost about twice the server's CPU per stream and so
+ * measure mostly themselves on 2 cores). Besides wall-clock rates, the server threads' own CPU
+ * time per decision (/proc/thread-self/stat) is compared, which holds on a machine shared with
+ * other work. SCHEDULER_BENCH_PROFILE=<dir> writes CPU profiles of both servers' measured runs.
  */
 import * as grpc from '@grpc/grpc-js';
+import { EventEmitter } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import * as http2 from 'node:http2';
+import * as os from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { GRPC_OPTIONS } from '../../services/common/grpc';
 import { taskIdOf } from '../../services/common/ids';
-import { protos, type AnnouncePeerRequest__Output, type AnnouncePeerResponse, type AnnouncePeerResponse__Output, type SchedulerClient } from '../../services/proto';
+import { protos, type AnnouncePeerRequest, type AnnouncePeerRequest__Output, type AnnouncePeerResponse, type AnnouncePeerResponse__Output, type SchedulerClient } from '../../services/proto';
 import { runStandalone, type BenchFigure } from './types';
 
 const TASKS = 100;
@@ -26,22 +40,43 @@ const CONCURRENCY = Number(process.env.SCHEDULER_BENCH_CONCURRENCY ?? 32);
 const PIECES = 100;
 const PIECE_LENGTH = 4 * 1024 * 1024;
 const BASELINE_CALLS = 20_000;
+/** Register-shaped round trips on long-lived streams against the echo server. */
+const ECHO_MESSAGES = 40_000;
+/** Peers played before each measured peer run (JIT and connections warm on both sides). */
+const WARMUP_PEERS = 2_000;
 /** Client threads playing the peers (the client side of gRPC costs about as much as the server side). */
 const CLIENT_THREADS = Number(process.env.SCHEDULER_BENCH_CLIENT_THREADS ?? 1);
+/** Simulated peers speak gRPC on node:http2 directly (default) or through grpc-js clients (SCHEDULER_BENCH_CLIENT=grpc-js). */
+const LEAN_CLIENT = process.env.SCHEDULER_BENCH_CLIENT !== 'grpc-js';
+/** Clock ticks per second of /proc stat times. */
+const CLOCK_TICKS = 100;
 
 interface ServerData {
   readonly role: 'scheduler-bench-server';
 }
 
-interface ClientData {
+interface EchoData {
+  readonly role: 'scheduler-bench-echo';
+}
+
+interface ClientThreadData {
   readonly role: 'scheduler-bench-client';
-  readonly mode: 'baseline' | 'peers';
+}
+
+interface ClientJob {
+  /**
+   * baseline: unary no-op calls; peers: the peer workload (against the scheduler or the echo
+   * server); messages: register-shaped messages answered on long-lived streams (echo server).
+   */
+  readonly mode: 'baseline' | 'peers' | 'messages';
   readonly port: number;
   /** Items from, from+step, ... below to. */
   readonly from: number;
   readonly to: number;
   readonly step: number;
   readonly concurrency: number;
+  /** Peer id prefix (warm-up peers are distinct from measured ones). */
+  readonly prefix?: string;
 }
 
 interface ClientResult {
@@ -53,7 +88,7 @@ interface ClientResult {
   readonly otherAnswers: number;
 }
 
-type WorkerData = ServerData | ClientData;
+type WorkerData = ServerData | EchoData | ClientThreadData;
 
 async function serve(): Promise<void> {
   const { parseConfig } = await import('../../services/common/config');
@@ -70,9 +105,53 @@ async function serve(): Promise<void> {
   const handle = await startScheduler(config, { logger: silentLogger() });
   parentPort?.on('message', (m: unknown) => {
     if (m === 'stop') void handle.stop().then(() => parentPort?.postMessage('stopped'));
-    if (m === 'elu') parentPort?.postMessage({ elu: performance.eventLoopUtilization() });
+    answerStats(m);
   });
   parentPort?.postMessage({ port: handle.port, metricsPort: handle.metricsPort });
+}
+
+/**
+ * The stream no-op: a bare grpc-js server with the scheduler's AnnouncePeer definition (same
+ * codec, same server options) that answers register and reschedule with a canned
+ * normal_task_response of the scheduler's shape (4 candidate parents with their hosts, the
+ * task) and nothing else. The same client against it gives the transport's ceiling for the
+ * workload; the scheduler cannot beat it.
+ */
+async function serveEcho(): Promise<void> {
+  const { schedulerService } = await import('../../services/proto');
+  const { MAX_MESSAGE_BYTES } = await import('../../services/scheduler/validation');
+  const server = new grpc.Server({ ...GRPC_OPTIONS, 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
+  const answer = (prefix: string): AnnouncePeerResponse => ({
+    normalTaskResponse: {
+      candidateParents: Array.from({ length: 4 }, (_, k) => ({
+        id: `${prefix}-parent-${k}`,
+        priority: 'LEVEL0',
+        state: 'Running',
+        host: { id: `10.0.${k}.1-node-${k}`, type: 'NORMAL_HOST', hostname: `node-${k}`, ip: `10.0.${k}.1`, port: 65000, downloadPort: 65002, network: { idc: `idc-${k}`, location: `cn|r${k}|z${k}` } },
+        needBackToSource: false,
+        finishedPieceCount: 10,
+      })),
+      task: { id: taskId(0), type: 'STANDARD', url: 'http://origin/blob-0', contentLength: PIECES * PIECE_LENGTH, pieceCount: PIECES, pieceLength: PIECE_LENGTH, sizeScope: 'NORMAL', state: 'Running', peerCount: 100, hasAvailablePeer: true, responseHeader: {} },
+    },
+  });
+  const first = answer('register');
+  const second = answer('reschedule');
+  server.addService(schedulerService(), {
+    AnnouncePeer(call: grpc.ServerDuplexStream<AnnouncePeerRequest__Output, AnnouncePeerResponse>) {
+      call.on('data', (req: AnnouncePeerRequest__Output) => {
+        if (req.request === 'registerPeerRequest') call.write(first);
+        else if (req.request === 'reschedulePeerRequest') call.write(second);
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  parentPort?.on('message', (m: unknown) => {
+    if (m === 'stop') server.tryShutdown(() => parentPort?.postMessage('stopped'));
+    answerStats(m);
+  });
+  parentPort?.postMessage({ port, metricsPort: 0 });
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -108,21 +187,60 @@ async function serverDecisionPercentile(metricsPort: number, q: number): Promise
   return buckets.find((b) => b.count >= q * total)?.le ?? NaN;
 }
 
-interface Elu {
-  readonly idle: number;
-  readonly active: number;
+interface ThreadStats {
+  /** Event-loop busy and idle time so far (ms). */
+  readonly elu: { readonly idle: number; readonly active: number };
+  /** CPU time the thread itself used so far (ms; NaN where /proc/thread-self is missing). */
+  readonly cpuMs: number;
 }
 
-/** The scheduler thread's event-loop busy/idle time so far (ms). */
-function schedulerElu(worker: Worker): Promise<Elu> {
+/**
+ * This thread's own CPU time (user + system) from /proc/thread-self/stat: unlike wall or
+ * event-loop busy time it does not grow while the thread waits for a core, so it holds on a
+ * machine shared with other work.
+ */
+function threadCpuMs(): number {
+  try {
+    const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat(5), counted after "pid (comm)": utime, stime in clock ticks.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
+let profiler: Session | undefined;
+
+/**
+ * Answers 'stats' with this (server) thread's ThreadStats; with SCHEDULER_BENCH_PROFILE=<dir>,
+ * 'profile-start' / 'profile-stop' write a CPU profile of the measured run to <dir>.
+ */
+function answerStats(m: unknown): void {
+  if (m === 'stats') parentPort?.postMessage({ stats: { elu: performance.eventLoopUtilization(), cpuMs: threadCpuMs() } satisfies ThreadStats });
+  const dir = process.env.SCHEDULER_BENCH_PROFILE;
+  if (!dir) return;
+  if (m === 'profile-start') {
+    profiler = new Session();
+    profiler.connect();
+    profiler.post('Profiler.enable', () => profiler?.post('Profiler.start'));
+  } else if (m === 'profile-stop' && profiler) {
+    profiler.post('Profiler.stop', (err, result) => {
+      if (!err) writeFileSync(`${dir}/scheduler-bench-${(workerData as WorkerData).role}.cpuprofile`, JSON.stringify(result.profile));
+      profiler?.disconnect();
+    });
+  }
+}
+
+function threadStats(worker: Worker): Promise<ThreadStats> {
   return new Promise((resolve) => {
-    const onMessage = (m: { elu?: Elu }): void => {
-      if (!m.elu) return;
+    const onMessage = (m: { stats?: ThreadStats }): void => {
+      if (!m.stats) return;
       worker.off('message', onMessage);
-      resolve(m.elu);
+      resolve(m.stats);
     };
     worker.on('message', onMessage);
-    worker.postMessage('elu');
+    worker.postMessage('stats');
   });
 }
 
@@ -130,15 +248,39 @@ const taskIds: string[] = [];
 /** The id dfdaemon computes for the bench's origin URL of task t (the scheduler recomputes it). */
 const taskId = (t: number): string => (taskIds[t] ??= taskIdOf({ url: `http://origin/blob-${t}` }));
 
-function runClient(data: ClientData): Promise<ClientResult> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(__filename, { workerData: data });
-    w.once('message', (r: ClientResult) => {
-      resolve(r);
-      void w.terminate();
-    });
-    w.once('error', reject);
-  });
+/**
+ * The client threads, started once and kept for every phase, so each phase finds them warm
+ * (JIT, connections pools) the same way.
+ */
+class ClientThreads {
+  private readonly workers: Worker[];
+
+  constructor(count: number) {
+    this.workers = Array.from({ length: count }, () => new Worker(__filename, { workerData: { role: 'scheduler-bench-client' } satisfies ClientThreadData }));
+  }
+
+  /** Runs `job` split across the threads (item i goes to thread i % threads). */
+  run(job: Omit<ClientJob, 'from' | 'step' | 'concurrency'>): Promise<ClientResult[]> {
+    const n = this.workers.length;
+    return Promise.all(
+      this.workers.map(
+        (w, k) =>
+          new Promise<ClientResult>((resolve, reject) => {
+            const onError = (err: Error): void => reject(err);
+            w.once('error', onError);
+            w.once('message', (r: ClientResult) => {
+              w.off('error', onError);
+              resolve(r);
+            });
+            w.postMessage({ ...job, from: k, step: n, concurrency: Math.ceil(CONCURRENCY / n) } satisfies ClientJob);
+          }),
+      ),
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
 }
 
 function channels(port: number): SchedulerClient[] {
@@ -147,9 +289,92 @@ function channels(port: number): SchedulerClient[] {
   return Array.from({ length: CHANNELS }, (_, i) => new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { ...GRPC_OPTIONS, 'bench.channel': i }));
 }
 
+/** What the peer workload needs of an AnnouncePeer stream. */
+interface AnnounceStream {
+  write(req: AnnouncePeerRequest): void;
+  end(): void;
+  on(event: 'data', fn: (r: AnnouncePeerResponse__Output) => void): this;
+  on(event: 'error', fn: (err: Error) => void): this;
+  on(event: 'end', fn: () => void): this;
+}
+
+/**
+ * A lean AnnouncePeer client: gRPC framing straight on node:http2 with the same codec
+ * (proto-loader's serializers). The simulated peers share this machine's 2 cores with the
+ * scheduler, and a grpc-js client stream costs about twice what the server spends on it,
+ * so with grpc-js clients the figure is mostly the load generator's.
+ */
+class RawAnnounceStream extends EventEmitter implements AnnounceStream {
+  private pending: Buffer = Buffer.alloc(0);
+  private status: string | undefined;
+
+  constructor(
+    private readonly stream: http2.ClientHttp2Stream,
+    private readonly codec: grpc.MethodDefinition<AnnouncePeerRequest, AnnouncePeerResponse__Output>,
+  ) {
+    super();
+    stream.on('response', (headers) => this.noteStatus(headers));
+    stream.on('trailers', (headers: http2.IncomingHttpHeaders) => this.noteStatus(headers));
+    stream.on('data', (chunk: Buffer) => this.read(chunk));
+    stream.on('error', (err: Error) => this.emit('error', err));
+    stream.on('end', () => {
+      if (this.status !== undefined && this.status !== '0') this.emit('error', new Error(`grpc-status ${this.status}`));
+      else this.emit('end');
+    });
+  }
+
+  private noteStatus(headers: http2.IncomingHttpHeaders): void {
+    const status = headers['grpc-status'];
+    if (typeof status === 'string') this.status = status;
+  }
+
+  private read(chunk: Buffer): void {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (this.pending.length >= 5) {
+      const length = this.pending.readUInt32BE(1);
+      if (this.pending.length < 5 + length) return;
+      const message = this.pending.subarray(5, 5 + length);
+      this.pending = this.pending.subarray(5 + length);
+      this.emit('data', this.codec.responseDeserialize(message));
+    }
+  }
+
+  write(req: AnnouncePeerRequest): void {
+    const message = this.codec.requestSerialize(req);
+    const frame = Buffer.allocUnsafe(5 + message.length);
+    frame[0] = 0;
+    frame.writeUInt32BE(message.length, 1);
+    message.copy(frame, 5);
+    this.stream.write(frame);
+  }
+
+  end(): void {
+    this.stream.end();
+  }
+}
+
+/** CHANNELS connections to the server, each opening AnnouncePeer streams (lean or grpc-js, see LEAN_CLIENT). */
+function announcers(port: number, clients: SchedulerClient[]): { open: (k: number) => AnnounceStream; close: () => void } {
+  if (!LEAN_CLIENT) return { open: (k) => clients[k % CHANNELS].AnnouncePeer(), close: () => undefined };
+  const codec = protos().scheduler.scheduler.v2.Scheduler.service.AnnouncePeer as unknown as grpc.MethodDefinition<AnnouncePeerRequest, AnnouncePeerResponse__Output>;
+  const sessions = Array.from({ length: CHANNELS }, () => http2.connect(`http://127.0.0.1:${port}`));
+  for (const s of sessions) s.on('error', () => undefined);
+  return {
+    open: (k) =>
+      new RawAnnounceStream(
+        sessions[k % CHANNELS].request({ ':method': 'POST', ':path': codec.path, 'content-type': 'application/grpc', te: 'trailers' }),
+        codec,
+      ),
+    close: () => {
+      for (const s of sessions) s.close();
+    },
+  };
+}
+
 /** One client thread: no-op round trips, or peers each doing register → reschedule → finish. */
-async function drive(data: ClientData): Promise<ClientResult> {
+async function drive(data: ClientJob): Promise<ClientResult> {
   const clients = channels(data.port);
+  const streams = announcers(data.port, clients);
   const items: number[] = [];
   for (let i = data.from; i < data.to; i += data.step) items.push(i);
   const latencies: number[] = [];
@@ -165,15 +390,44 @@ async function drive(data: ClientData): Promise<ClientResult> {
       await call(c.StatTask.bind(c), { taskId: 'unknown' }).catch(() => undefined);
       latencies.push(performance.now() - t);
     });
+  } else if (data.mode === 'messages') {
+    // One long-lived stream per lane, each round trip one register-shaped message and its answer.
+    const lanes = Math.min(data.concurrency, items.length);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: lanes }, (_, lane) => {
+        const stream = streams.open(lane);
+        const t = lane % TASKS;
+        const base = { hostId: `10.0.0.1-node-${lane}`, taskId: taskId(t), peerId: `peer-${lane}` };
+        return new Promise<void>((resolve, reject) => {
+          let sentAt = 0;
+          const send = (): void => {
+            if (next >= items.length) {
+              stream.end();
+              return;
+            }
+            next++;
+            sentAt = performance.now();
+            stream.write({ ...base, registerPeerRequest: { download: { url: `http://origin/blob-${t}` } } });
+          };
+          stream.on('data', () => {
+            latencies.push(performance.now() - sentAt);
+            send();
+          });
+          stream.on('error', reject);
+          stream.on('end', () => resolve());
+          send();
+        });
+      }),
+    );
   } else {
     await pool(items.length, data.concurrency, async (k) => {
       const i = items[k];
-      const c = clients[k % CHANNELS];
       // Peers of a task arrive in bursts of 16 (a deployment rolling out), bursts of different tasks interleave.
       const t = Math.floor(i / 16) % TASKS;
       const h = (i * 7919) % HOSTS;
-      const base = { hostId: `10.${h >> 8}.${h & 255}.1-node-${h}`, taskId: taskId(t), peerId: `peer-${i}` };
-      const stream = c.AnnouncePeer();
+      const base = { hostId: `10.${h >> 8}.${h & 255}.1-node-${h}`, taskId: taskId(t), peerId: `${data.prefix ?? 'peer'}-${i}` };
+      const stream = streams.open(k);
       await new Promise<void>((resolve, reject) => {
         let phase: 'register' | 'reschedule' | 'done' = 'register';
         let sentAt = performance.now();
@@ -219,6 +473,7 @@ async function drive(data: ClientData): Promise<ClientResult> {
   }
   const seconds = (performance.now() - t0) / 1000;
   for (const c of clients) c.close();
+  streams.close();
   return { seconds, latencies, registerLatencies, rescheduleLatencies, pushed, otherAnswers };
 }
 
@@ -226,7 +481,7 @@ async function drive(data: ClientData): Promise<ClientResult> {
  * The same peer workload straight on SchedulerService, no transport: the ceiling the
  * scheduling logic itself puts on decisions/s, and the per-decision compute latency.
  */
-async function inProcess(): Promise<{ rate: number; p99: number }> {
+async function inProcess(): Promise<{ rate: number; perCpuSecond: number; p99: number }> {
   const { silentLogger } = await import('../../services/common/logger');
   const { ResourceStore } = await import('../../services/scheduler/resource/store');
   const { SchedulerService } = await import('../../services/scheduler/service');
@@ -260,6 +515,7 @@ async function inProcess(): Promise<{ rate: number; p99: number }> {
     svc.handle(stream, msg(base, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: PIECES * PIECE_LENGTH, pieceLength: PIECE_LENGTH, responseHeader: {} } }));
   }
   latencies.length = 0;
+  const cpu0 = threadCpuMs();
   const t0 = performance.now();
   for (let i = 0; i < PEERS; i++) {
     const t = Math.floor(i / 16) % TASKS;
@@ -273,17 +529,72 @@ async function inProcess(): Promise<{ rate: number; p99: number }> {
     svc.handle(stream, msg(base, { request: 'downloadPeerFinishedRequest', downloadPeerFinishedRequest: { contentLength: PIECES * PIECE_LENGTH, pieceCount: PIECES } }));
   }
   const seconds = (performance.now() - t0) / 1000;
+  const cpuSeconds = (threadCpuMs() - cpu0) / 1000;
   svc.close();
   latencies.sort((a, b) => a - b);
-  return { rate: (2 * PEERS) / seconds, p99: percentile(latencies, 99) };
+  return { rate: (2 * PEERS) / seconds, perCpuSecond: (2 * PEERS) / cpuSeconds, p99: percentile(latencies, 99) };
 }
 
-export async function run(): Promise<BenchFigure[]> {
-  const worker = new Worker(__filename, { workerData: { role: 'scheduler-bench-server' } satisfies ServerData });
-  const { port, metricsPort } = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
+/** Starts a server thread; resolves with its ports once it listens. */
+async function startServerThread(data: ServerData | EchoData): Promise<{ worker: Worker; port: number; metricsPort: number }> {
+  const worker = new Worker(__filename, { workerData: data });
+  const ports = await new Promise<{ port: number; metricsPort: number }>((resolve, reject) => {
     worker.once('message', (m: { port: number; metricsPort: number }) => resolve(m));
     worker.once('error', reject);
   });
+  return { worker, ...ports };
+}
+
+async function stopServerThread(worker: Worker): Promise<void> {
+  worker.postMessage('stop');
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => resolve(), 3000);
+    worker.once('message', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await worker.terminate();
+}
+
+/** The peer workload on `count` peers split across the client threads. */
+async function peerRun(threads: ClientThreads, port: number, count = PEERS, prefix = 'peer'): Promise<{ seconds: number; registerLat: number[]; rescheduleLat: number[]; pushed: number; otherAnswers: number }> {
+  const r0 = performance.now();
+  const parts = await threads.run({ mode: 'peers', port, to: count, prefix });
+  return {
+    seconds: (performance.now() - r0) / 1000,
+    registerLat: parts.flatMap((r) => r.registerLatencies),
+    rescheduleLat: parts.flatMap((r) => r.rescheduleLatencies),
+    pushed: parts.reduce((n, r) => n + r.pushed, 0),
+    otherAnswers: parts.reduce((n, r) => n + r.otherAnswers, 0),
+  };
+}
+
+export async function run(): Promise<BenchFigure[]> {
+  // Wall-clock rates on a shared 2-core machine depend on what else runs: say so beside them.
+  const loadAtStart = os.loadavg()[0];
+  // The stream no-op first, on its own thread, then stopped so that it costs nothing later.
+  const threads = new ClientThreads(CLIENT_THREADS);
+  const echo = await startServerThread({ role: 'scheduler-bench-echo' });
+  let echoPeers: Awaited<ReturnType<typeof peerRun>>;
+  let echoMessages: ClientResult[];
+  let echoCpuSeconds: number;
+  try {
+    await peerRun(threads, echo.port, WARMUP_PEERS, 'warm');
+    const before = await threadStats(echo.worker);
+    echo.worker.postMessage('profile-start');
+    echoPeers = await peerRun(threads, echo.port);
+    echo.worker.postMessage('profile-stop');
+    const after = await threadStats(echo.worker);
+    echoCpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
+    echoMessages = await threads.run({ mode: 'messages', port: echo.port, to: ECHO_MESSAGES });
+  } catch (err) {
+    await threads.close();
+    throw err;
+  } finally {
+    await stopServerThread(echo.worker);
+  }
+  const { worker, port, metricsPort } = await startServerThread({ role: 'scheduler-bench-server' });
   const clients = channels(port);
   const clientOf = (i: number): SchedulerClient => clients[i % CHANNELS];
   try {
@@ -319,26 +630,20 @@ export async function run(): Promise<BenchFigure[]> {
     });
 
     // Baseline: no-op round trips at the same concurrency, from the same client threads.
-    const baseParts = await Promise.all(
-      Array.from({ length: CLIENT_THREADS }, (_, k) => runClient({ role: 'scheduler-bench-client', mode: 'baseline', port, from: k, to: BASELINE_CALLS, step: CLIENT_THREADS, concurrency: Math.ceil(CONCURRENCY / CLIENT_THREADS) })),
-    );
+    const baseParts = await threads.run({ mode: 'baseline', port, to: BASELINE_CALLS });
     const baseSeconds = Math.max(...baseParts.map((r) => r.seconds));
     const baseLat = baseParts.flatMap((r) => r.latencies);
 
-    // The run: peers split across the client threads (peer i goes to thread i % threads).
-    const elu0 = await schedulerElu(worker);
-    const r0 = performance.now();
-    const parts = await Promise.all(
-      Array.from({ length: CLIENT_THREADS }, (_, k) => runClient({ role: 'scheduler-bench-client', mode: 'peers', port, from: k, to: PEERS, step: CLIENT_THREADS, concurrency: Math.ceil(CONCURRENCY / CLIENT_THREADS) })),
-    );
-    const runSeconds = (performance.now() - r0) / 1000;
-    const elu1 = await schedulerElu(worker);
-    const busySeconds = (elu1.active - elu0.active) / 1000;
-    const busyShare = busySeconds / (busySeconds + (elu1.idle - elu0.idle) / 1000);
-    const registerLat = parts.flatMap((r) => r.registerLatencies);
-    const rescheduleLat = parts.flatMap((r) => r.rescheduleLatencies);
-    const pushed = parts.reduce((n, r) => n + r.pushed, 0);
-    const otherAnswers = parts.reduce((n, r) => n + r.otherAnswers, 0);
+    // The run, after a warm-up of the scheduler thread with other peers of the same tasks.
+    await peerRun(threads, port, WARMUP_PEERS, 'warm');
+    const stats0 = await threadStats(worker);
+    worker.postMessage('profile-start');
+    const { seconds: runSeconds, registerLat, rescheduleLat, pushed, otherAnswers } = await peerRun(threads, port);
+    worker.postMessage('profile-stop');
+    const stats1 = await threadStats(worker);
+    const busySeconds = (stats1.elu.active - stats0.elu.active) / 1000;
+    const busyShare = busySeconds / (busySeconds + (stats1.elu.idle - stats0.elu.idle) / 1000);
+    const cpuSeconds = (stats1.cpuMs - stats0.cpuMs) / 1000;
     for (const s of seedStreams) s.end();
 
     const serverP99 = await serverDecisionPercentile(metricsPort, 0.99);
@@ -351,25 +656,43 @@ export async function run(): Promise<BenchFigure[]> {
     baseLat.sort((a, b) => a - b);
     const rate = decisions / runSeconds;
     const p99 = percentile(all, 99);
-    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} channels, ${CONCURRENCY} peers in flight; scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers`;
-    const baseline = { baselineName: 'gRPC no-op round trip (StatTask unknown)' };
+    const echoAll = [...echoPeers.registerLat, ...echoPeers.rescheduleLat].sort((a, b) => a - b);
+    const echoRate = echoAll.length / echoPeers.seconds;
+    const echoMsgLat = echoMessages.flatMap((r) => r.latencies).sort((a, b) => a - b);
+    const echoMsgRate = echoMsgLat.length / Math.max(...echoMessages.map((r) => r.seconds));
+    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} connections (${LEAN_CLIENT ? 'gRPC framing on node:http2' : 'grpc-js clients'}), ${CONCURRENCY} peers in flight; scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers; 1-min load average ${loadAtStart.toFixed(1)} on ${os.cpus().length} cores at the start`;
+    const echo = { baselineName: 'stream no-op (grpc-js bidi echo server, same client and workload)' };
+    const unary = { baselineName: 'gRPC unary no-op (StatTask unknown)' };
     return [
-      { area: 'scheduler', name: 'schedule decisions (register + reschedule answers)', value: rate, unit: 'decisions/s', ...baseline, baselineValue: BASELINE_CALLS / baseSeconds, baselineUnit: 'calls/s', goal: '≥ 10,000 decisions/s', met: rate >= 10_000, note },
-      { area: 'scheduler', name: 'decision latency p50 (all decisions)', value: percentile(all, 50), unit: 'ms', ...baseline, baselineValue: percentile(baseLat, 50), baselineUnit: 'ms', note },
-      { area: 'scheduler', name: 'decision latency p99 (all decisions)', value: p99, unit: 'ms', ...baseline, baselineValue: percentile(baseLat, 99), baselineUnit: 'ms', goal: 'p99 ≤ 5 ms', met: p99 <= 5, note },
+      { area: 'scheduler', name: 'schedule decisions (register + reschedule answers)', value: rate, unit: 'decisions/s', ...echo, baselineValue: echoRate, baselineUnit: 'decisions/s', goal: '≥ 10,000 decisions/s', met: rate >= 10_000, note },
+      { area: 'scheduler', name: 'decision latency p50 (all decisions)', value: percentile(all, 50), unit: 'ms', ...echo, baselineValue: percentile(echoAll, 50), baselineUnit: 'ms', note },
+      { area: 'scheduler', name: 'decision latency p99 (all decisions)', value: p99, unit: 'ms', ...echo, baselineValue: percentile(echoAll, 99), baselineUnit: 'ms', goal: 'p99 ≤ 5 ms', met: p99 <= 5, note },
       {
         area: 'scheduler',
-        name: 'decisions per busy second of the scheduler thread (gRPC included)',
-        value: decisions / busySeconds,
-        unit: 'decisions/s',
-        note: `scheduler event loop busy ${(busyShare * 100).toFixed(0)}% of the run (${busySeconds.toFixed(1)} s of ${runSeconds.toFixed(1)} s); on a shared machine busy time includes time the thread was preempted`,
+        name: 'stream no-op: message round trips on open streams',
+        value: echoMsgRate,
+        unit: 'messages/s',
+        ...unary,
+        baselineValue: BASELINE_CALLS / baseSeconds,
+        baselineUnit: 'calls/s',
+        note: `register-shaped request → normal_task_response-shaped answer, ${CONCURRENCY} streams each with one message in flight; p50 ${percentile(echoMsgLat, 50).toFixed(2)} ms, p99 ${percentile(echoMsgLat, 99).toFixed(2)} ms (unary no-op p50 ${percentile(baseLat, 50).toFixed(2)} ms, p99 ${percentile(baseLat, 99).toFixed(2)} ms)`,
       },
       {
         area: 'scheduler',
-        name: 'scheduling logic alone (same workload on SchedulerService, no gRPC)',
-        value: logic.rate,
+        name: 'decisions per CPU-second of the scheduler thread (gRPC included)',
+        value: decisions / cpuSeconds,
         unit: 'decisions/s',
-        note: `p99 compute per decision ${logic.p99.toFixed(3)} ms (register and reschedule decisions plus pushes and wake-ups they cause)`,
+        baselineName: 'stream no-op server thread, same workload',
+        baselineValue: echoAll.length / echoCpuSeconds,
+        baselineUnit: 'decisions/s',
+        note: `the server thread's own CPU time (/proc/thread-self/stat), which does not count time spent waiting for a core: what one core given to the scheduler would serve; scheduler ${cpuSeconds.toFixed(2)} s CPU for ${decisions} decisions, no-op ${echoCpuSeconds.toFixed(2)} s for ${echoAll.length}; event loop busy ${(busyShare * 100).toFixed(0)}% of the ${runSeconds.toFixed(1)} s run`,
+      },
+      {
+        area: 'scheduler',
+        name: 'scheduling logic alone, per CPU-second (same workload on SchedulerService, no gRPC)',
+        value: logic.perCpuSecond,
+        unit: 'decisions/s',
+        note: `${logic.rate.toFixed(0)} decisions per wall-clock second; p99 compute per decision ${logic.p99.toFixed(3)} ms (register and reschedule decisions plus pushes and wake-ups they cause)`,
       },
       {
         area: 'scheduler',
@@ -383,23 +706,18 @@ export async function run(): Promise<BenchFigure[]> {
     ];
   } finally {
     for (const c of clients) c.close();
-    worker.postMessage('stop');
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => resolve(), 3000);
-      worker.once('message', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    await worker.terminate();
+    await threads.close();
+    await stopServerThread(worker);
   }
 }
 
 const role = isMainThread ? undefined : (workerData as WorkerData | undefined)?.role;
 if (role === 'scheduler-bench-server') {
   void serve();
+} else if (role === 'scheduler-bench-echo') {
+  void serveEcho();
 } else if (role === 'scheduler-bench-client') {
-  void drive(workerData as ClientData).then((r) => parentPort?.postMessage(r));
+  parentPort?.on('message', (job: ClientJob) => void drive(job).then((r) => parentPort?.postMessage(r)));
 } else if (require.main === module) {
   runStandalone(run);
 }

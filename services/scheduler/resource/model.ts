@@ -338,7 +338,12 @@ export function removeEdge(parent: Peer, child: Peer): void {
 }
 
 export function removeInEdges(child: Peer): void {
-  for (const p of [...child.parents]) removeEdge(p, child);
+  if (child.parents.size === 0) return;
+  for (const p of child.parents) {
+    p.children.delete(child);
+    p.host.assignedChildren = Math.max(0, p.host.assignedChildren - 1);
+  }
+  child.parents.clear();
 }
 
 /** Removes every edge of the peer; returns its former children. */

@@ -122,27 +122,32 @@ export function chooseParents(child: Peer, options: ParentChoiceOptions, exclude
 function bestParents(child: Peer, sample: readonly Peer[], options: ParentChoiceOptions, allowSlow: boolean, exclude?: ReadonlySet<Peer>): Peer[] {
   const task = child.task;
   const limit = Math.max(1, options.candidateParentLimit);
-  const seen = new Set<Peer>();
   const best: Peer[] = [];
   const scores: number[] = [];
-  const consider = (p: Peer): void => {
-    if (seen.has(p)) return;
-    seen.add(p);
-    if (exclude?.has(p) || !isEligibleParent(p, child, options.defaultUploadLimit, allowSlow)) return;
-    const s = scoreParent(p, child, options.defaultUploadLimit);
-    if (best.length === limit && s <= scores[limit - 1]) return;
-    let i = best.length < limit ? best.length : limit - 1;
-    while (i > 0 && scores[i - 1] < s) {
-      if (i < limit) {
-        best[i] = best[i - 1];
-        scores[i] = scores[i - 1];
-      }
-      i--;
-    }
-    best[i] = p;
-    scores[i] = s;
-  };
-  for (const p of task.originPeers) consider(p);
-  for (const p of sample) consider(p);
+  // Origin peers first (few per task); the sample holds distinct pool members, so a sampled
+  // peer is a repeat only when it is also an origin peer. No per-call set or closure: this
+  // runs on every decision.
+  for (const p of task.originPeers) considerParent(p, child, options.defaultUploadLimit, allowSlow, exclude, limit, best, scores);
+  for (const p of sample) {
+    if (task.originPeers.has(p)) continue;
+    considerParent(p, child, options.defaultUploadLimit, allowSlow, exclude, limit, best, scores);
+  }
   return best;
+}
+
+/** Inserts `p` into `best` (kept sorted by score, at most `limit`) when eligible and good enough. */
+function considerParent(p: Peer, child: Peer, defaultUploadLimit: number, allowSlow: boolean, exclude: ReadonlySet<Peer> | undefined, limit: number, best: Peer[], scores: number[]): void {
+  if (exclude?.has(p) || !isEligibleParent(p, child, defaultUploadLimit, allowSlow)) return;
+  const s = scoreParent(p, child, defaultUploadLimit);
+  if (best.length === limit && s <= scores[limit - 1]) return;
+  let i = best.length < limit ? best.length : limit - 1;
+  while (i > 0 && scores[i - 1] < s) {
+    if (i < limit) {
+      best[i] = best[i - 1];
+      scores[i] = scores[i - 1];
+    }
+    i--;
+  }
+  best[i] = p;
+  scores[i] = s;
 }
