@@ -32,7 +32,7 @@ export function schedulerClient(address: string): SchedulerClient {
 }
 
 export async function startTarget(overrides: SchedulerConfigInput = {}, options: StartSchedulerOptions = {}): Promise<Target> {
-  const config = parseConfig('scheduler', { ...overrides, server: { port: 0, listenIP: '::', advertiseIP: HONEST_IP, ...overrides.server }, metrics: { enable: false } });
+  const config = parseConfig('scheduler', { security: { insecure: true }, ...overrides, server: { port: 0, listenIP: '::', advertiseIP: HONEST_IP, ...overrides.server }, metrics: { enable: false } });
   const scheduler = await startScheduler(config, { logger: silentLogger(), ...options });
   const honest = schedulerClient(`${HONEST_IP}:${scheduler.port}`);
   const attacker = schedulerClient(`[${ATTACKER_IP}]:${scheduler.port}`);

@@ -16,6 +16,8 @@ export function managerConfig(overrides: ManagerConfigInput = {}): { config: Man
     server: { workHome: dir, rest: { addr: '127.0.0.1:0' }, grpc: { listenIP: '127.0.0.1', port: { start: 0, end: 0 } } },
     metrics: { addr: '127.0.0.1:0' },
     database: { type: 'sqlite' },
+    // Plaintext unless a test passes security files (test/integration/tls covers mTLS).
+    security: { insecure: true },
   };
   const merged = deepMerge(base, overrides);
   return { config: parseConfig('manager', merged), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
