@@ -10,6 +10,7 @@ import { assertManagerEndpoint, SCHEDULER_GRPC_PORT, type ManagerEndpoint } from
 import { Jaeger } from './jaeger';
 import { Scheduler, type JobRedis, type SchedulerOptions } from './scheduler';
 import { SeedPeer, type SeedPeerOptions } from './seed-peer';
+import { DragonflyPki, type TlsProps } from './tls';
 
 /** IDC and location the cluster's hosts report (`host.idc`, `host.location`). */
 export interface HostScope {
@@ -85,6 +86,13 @@ export interface DragonflyClusterProps {
    * @default - none: jobs (preheat, get_task, ...) sent to this cluster fail with "no live scheduler"
    */
   readonly jobRedis?: JobRedis;
+  /**
+   * mTLS with certificates from cert-manager (one CA per topology). In a chart without a
+   * CentralManager the CA Secret (`tls.caSecretName`) must be copied in from the manager's
+   * namespace before applying.
+   * @default - on, CA Secret "dragonfly-ca", piece HTTP plain
+   */
+  readonly tls?: TlsProps;
 }
 
 export const DEFAULT_REGISTRIES: readonly string[] = ['https://docker.io', 'https://ghcr.io'];
@@ -125,6 +133,7 @@ export class DragonflyCluster extends Construct {
     this.release = release;
     this.clusterId = clusterId;
 
+    DragonflyPki.ensure(this, props.tls, false).registerCluster(release, clusterId);
     if (props.jaeger) {
       this.jaeger = new Jaeger(this, 'Jaeger', { release, namespace: this.namespace, nodeSelector: props.nodeSelector });
     }

@@ -27,8 +27,8 @@ export interface Target {
   close(): Promise<void>;
 }
 
-export function schedulerClient(address: string): SchedulerClient {
-  return new (protos().scheduler.scheduler.v2.Scheduler)(address, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+export function schedulerClient(address: string, credentials = grpc.credentials.createInsecure()): SchedulerClient {
+  return new (protos().scheduler.scheduler.v2.Scheduler)(address, credentials, GRPC_OPTIONS);
 }
 
 export async function startTarget(overrides: SchedulerConfigInput = {}, options: StartSchedulerOptions = {}): Promise<Target> {

@@ -75,7 +75,8 @@ describe.each(Object.entries(charts))('wiring inside %s', (_ns, objects) => {
   test('every ConfigMap and Secret a pod references exists in the same chart', () => {
     const names = (kind: string) => new Set(objects.filter((o) => o.kind === kind).map((o) => o.metadata.name));
     const configMaps = names('ConfigMap');
-    const secrets = names('Secret');
+    // cert-manager writes the Secret of each Certificate.
+    const secrets = new Set([...names('Secret'), ...objects.filter((o) => o.kind === 'Certificate').map((o) => (o.spec as { secretName: string }).secretName)]);
     const serviceAccounts = names('ServiceAccount');
     for (const w of workloads(objects)) {
       const { spec } = podTemplate(w);
@@ -226,7 +227,8 @@ describe('cross-cluster wiring', () => {
       const main = spec.containers[0];
       expect(main.ports?.find((p) => p.name === 'proxy')).toEqual(expect.objectContaining({ containerPort: 65001, hostPort: 65001 }));
       expect(main.env).toContainEqual({ name: 'DFDAEMON__host__advertiseIP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } });
-      expect(main.readinessProbe?.grpc?.port).toBe(65000);
+      // mTLS: the kubelet's gRPC probe cannot present a certificate, so readiness is /healthy.
+      expect(main.readinessProbe?.httpGet).toEqual(expect.objectContaining({ path: '/healthy', port: 8000 }));
       expect(main.livenessProbe?.httpGet).toEqual(expect.objectContaining({ path: '/healthy', port: 8000 }));
       const dfinit = spec.initContainers?.find((c) => c.name === 'dfinit');
       expect(dfinit?.command).toEqual(['dfinit', '--config', '/etc/dragonfly/dfinit.yaml']);
