@@ -32,7 +32,7 @@ function openssl(args: string[]): void {
     execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`openssl ${args[0]} failed: ${stderr || (err as Error).message}`);
+    throw new Error(`openssl ${args[0]} failed: ${stderr || (err as Error).message}`, { cause: err });
   }
 }
 

@@ -41,7 +41,7 @@ function days(duration: string | undefined): number {
 
 function secretObject(namespace: string, name: string, files: Record<string, string>): K8sObject {
   const data = Object.fromEntries(Object.entries(files).map(([k, f]) => [k, fs.readFileSync(f).toString('base64')]));
-  return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, data } as K8sObject;
+  return { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, data };
 }
 
 /** Issues every Certificate of `manifests` into `dir` and returns the manifests plus their Secrets. */

@@ -194,7 +194,7 @@ describe('mutual TLS between manager, scheduler and dfdaemons', () => {
     for (const name of [undefined, 'foreign', 'expired']) expect(`${name}: ${await pieceProbe(name)}`).toMatch(/: refused: /);
   });
 
-  it('renewed certificate files are used for new connections without a restart', async () => {
+  it('renewed certificate files are used for new connections without a restart (piece HTTPS, and gRPC of dfdaemon, manager and scheduler)', async () => {
     const serverSerial = async (port: number) =>
       new Promise<string>((resolve, reject) => {
         const req = https.get({ host: '127.0.0.1', port, rejectUnauthorized: false, agent: false, path: '/' });
@@ -212,8 +212,8 @@ describe('mutual TLS between manager, scheduler and dfdaemons', () => {
     const after = new X509Certificate(await read(next.certFile)).serialNumber;
     expect(after).not.toBe(before);
     await until(async () => (await serverSerial(peer.uploadPort)).toUpperCase() === after.toUpperCase(), 5000);
-    // gRPC too: the upload gRPC server presents the renewed certificate.
-    await until(async () => {
+    // gRPC too: each server presents its renewed certificate (manager and scheduler rotated here as well).
+    const grpcSerial = async (port: number) => {
       let seen = '';
       const creds = grpc.credentials.createSsl(await read(ca.certFile), await read(certs.seed.keyFile), await read(certs.seed.certFile), {
         checkServerIdentity: (_h, cert) => {
@@ -221,9 +221,28 @@ describe('mutual TLS between manager, scheduler and dfdaemons', () => {
           return undefined;
         },
       });
-      expect(await healthCheck(peer.grpcPort, creds)).toBe('SERVING');
-      return seen.toUpperCase() === after.toUpperCase();
-    }, 5000);
+      expect(await healthCheck(port, creds)).toBe('SERVING');
+      return seen.toUpperCase();
+    };
+    await until(async () => (await grpcSerial(peer.grpcPort)) === after.toUpperCase(), 5000);
+    for (const [name, port, id] of [
+      ['manager', manager.grpcPort, { role: 'manager' }],
+      ['scheduler', scheduler.port, { role: 'scheduler', clusterId: 1 }],
+    ] as const) {
+      const old = new X509Certificate(await read(certs[name].certFile)).serialNumber.toUpperCase();
+      expect(await grpcSerial(port)).toBe(old);
+      const renewed = issueDevCert(ca, path.join(root, 'pki', `${name}-next`), { commonName: name, uris: [identityUri(id)], ipAddresses: ['127.0.0.1'] });
+      await fsp.copyFile(renewed.keyFile, certs[name].keyFile);
+      await fsp.copyFile(renewed.certFile, certs[name].certFile);
+      const fresh = new X509Certificate(await read(renewed.certFile)).serialNumber.toUpperCase();
+      await until(async () => (await grpcSerial(port)) === fresh, 5000);
+    }
+    // A half-written renewal (a key that does not match) is refused; the current pair stays in use.
+    const manaKey = await read(certs.manager.keyFile);
+    await fsp.copyFile(certs.peer.keyFile, certs.manager.keyFile);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await healthCheck(manager.grpcPort, await clientCreds('peer'))).toBe('SERVING');
+    await fsp.writeFile(certs.manager.keyFile, manaKey);
     // And downloads keep working with the renewed pair (new piece connections use it).
     const out = path.join(root, 'out-2.bin');
     await peer.tasks.downloadToFile({ url: origin.url('f.bin'), requestHeaders: {}, outputPath: out });
