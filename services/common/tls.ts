@@ -12,7 +12,6 @@
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Agent } from 'node:https';
 import type * as https from 'node:https';
 import { createSecureContext, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -284,20 +283,6 @@ export class TransportSecurity {
     let current = make();
     m.onChange(() => (current = make()));
     return () => current;
-  }
-
-  /**
-   * An HTTPS agent presenting our certificate and accepting servers of `roles`, rebuilt when
-   * the files are renewed (pooled sockets keep the session they were opened with).
-   */
-  httpsAgent(roles: readonly ComponentRole[], options: https.AgentOptions = {}): () => https.Agent {
-    const m = this.material;
-    if (!m) throw new Error('httpsAgent needs TLS material (security.insecure is true)');
-    const make = () => new Agent({ ...options, ca: m.ca, cert: m.cert, key: m.key, checkServerIdentity: roleCheck(roles), minVersion: 'TLSv1.2' });
-    let agent = make();
-    // The old agent's pooled sockets finish their requests and close when idle.
-    m.onChange(() => (agent = make()));
-    return () => agent;
   }
 
   close(): void {

@@ -290,6 +290,48 @@ describe('mutual TLS between manager, scheduler and dfdaemons', () => {
   });
 });
 
+describe('manager REST over HTTPS (server.rest.tls)', () => {
+  it('serves the API with the configured certificate and picks up a renewed one', async () => {
+    const dir = await tempDir('mtls-rest');
+    const ca = createDevCa(path.join(dir, 'ca'));
+    const restCert = issueDevCert(ca, path.join(dir, 'rest'), { commonName: 'manager-rest', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const manager = await startManager(
+      parseConfig('manager', {
+        server: { workHome: dir, rest: { addr: '127.0.0.1:0', tls: { cert: restCert.certFile, key: restCert.keyFile } }, grpc: { listenIP: '127.0.0.1', port: { start: 0, end: 0 } } },
+        database: { type: 'sqlite', sqlite: { file: path.join(dir, 'manager.db') } },
+        metrics: { enable: false },
+        security: { insecure: true, reloadInterval: '100ms' },
+      }),
+      { logger: quiet() },
+    );
+    const get = (ca?: Buffer) =>
+      new Promise<string>((resolve) => {
+        const req = https.get({ host: '127.0.0.1', port: manager.restPort, path: '/healthy', ca, agent: false }, (res) => {
+          res.resume();
+          resolve(`HTTP ${res.statusCode} serial ${(res.socket as TLSSocket).getPeerCertificate().serialNumber}`);
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => resolve(`refused: ${err.code ?? err.message}`));
+      });
+    try {
+      const caPem = await fsp.readFile(ca.certFile);
+      const first = new X509Certificate(await fsp.readFile(restCert.certFile)).serialNumber;
+      expect((await get(caPem)).toUpperCase()).toBe(`HTTP 200 SERIAL ${first.toUpperCase()}`);
+      // A client that does not trust the CA gets no answer; plain HTTP is not served.
+      expect(await get()).toMatch(/^refused: /);
+      const plain = await fetch(`http://127.0.0.1:${manager.restPort}/healthy`).then((r) => `HTTP ${r.status}`, () => 'refused');
+      expect(plain).not.toBe('HTTP 200');
+      const next = issueDevCert(ca, path.join(dir, 'rest-next'), { commonName: 'manager-rest', ipAddresses: ['127.0.0.1'] });
+      await fsp.copyFile(next.keyFile, restCert.keyFile);
+      await fsp.copyFile(next.certFile, restCert.certFile);
+      const second = new X509Certificate(await fsp.readFile(next.certFile)).serialNumber.toUpperCase();
+      await until(async () => (await get(caPem)).toUpperCase() === `HTTP 200 SERIAL ${second}`, 5000);
+    } finally {
+      await manager.stop();
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('security config errors name the key', () => {
   it('no files and no insecure: the program refuses to start, naming security.caCert/cert/key', async () => {
     const dir = await tempDir('mtls-cfg');
