@@ -29,6 +29,7 @@ import { assertRelease } from './dragonfly-cluster';
 import { MANAGER_GRPC_PORT, MANAGER_REST_PORT, METRICS_PORT, type ManagerEndpoint } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
 import { ManagerNetworkPolicies, type ManagerNetworkPolicyOptions } from './network-policies';
+import { componentTls, DragonflyPki, managerRestTls, type TlsProps } from './tls';
 
 /** A MySQL server the manager uses instead of the in-cluster one. */
 export interface ExternalMysql {
@@ -165,6 +166,19 @@ export interface CentralManagerProps {
    * @default true
    */
   readonly metricsService?: boolean;
+  /**
+   * mTLS of the manager's gRPC with certificates from cert-manager. This chart holds the
+   * topology's self-signed root CA (Secret `tls.caSecretName`), which other clusters copy.
+   * @default - on, root CA created here
+   */
+  readonly tls?: TlsProps;
+  /**
+   * HTTPS for the REST API and console (`server.rest.tls`) with a certificate of the topology's
+   * CA; browsers and REST clients must trust that CA. The RemoteCluster registration Job speaks
+   * plain HTTP, so leave it off for topologies that register clusters that way.
+   * @default false
+   */
+  readonly restTls?: boolean;
 }
 
 export class CentralManager extends Construct {
@@ -274,6 +288,10 @@ export class CentralManager extends Construct {
       },
     ];
     if (props.jaegerUrl) wired.push({ prop: 'the jaegerUrl prop', value: { jaeger: props.jaegerUrl } });
+    DragonflyPki.ensure(this, props.tls, true);
+    const tls = componentTls(this, { release, component: 'manager', serviceName: name });
+    const restTls = props.restTls ? managerRestTls(this, release, [name, `${name}.${namespace}.svc.cluster.local`, ...(props.console ? [props.console.serviceName ?? 'manager-rest'] : [])]) : undefined;
+    wired.push(tls.wired, ...(restTls ? [restTls.wired] : []));
     const rendered = renderConfig('manager', 'manager', props.config, wired);
     this.config = rendered.input;
 
@@ -330,11 +348,12 @@ export class CentralManager extends Construct {
                   ...(pprofPort ? [{ name: 'pprof', containerPort: pprofPort, protocol: 'TCP' }] : []),
                 ],
                 ...dragonflyProbes(MANAGER_GRPC_PORT, METRICS_PORT),
+                ...tls.readinessProbe(METRICS_PORT),
                 resources: resources(props.resources, { cpu: '8', memory: '16Gi' }),
-                volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
+                volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }, ...tls.volumeMounts, ...(restTls?.volumeMounts ?? [])],
               },
             ],
-            volumes: [{ name: 'config', configMap: { name: configMap.name } }],
+            volumes: [{ name: 'config', configMap: { name: configMap.name } }, ...tls.volumes, ...(restTls?.volumes ?? [])],
           },
         },
       },

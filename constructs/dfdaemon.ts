@@ -20,6 +20,7 @@ import {
 } from './_util';
 import { DFDAEMON_GRPC_PORT, DFDAEMON_PROXY_PORT, DFDAEMON_UPLOAD_PORT, METRICS_PORT, type ManagerEndpoint } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
+import { componentTls } from './tls';
 import { DATA_DIR, dfdaemonWiring } from './seed-peer';
 
 /** Host ports of the dfdaemon; on hostNetwork they must all differ. */
@@ -204,7 +205,8 @@ export class Dfdaemon extends Construct {
 
     const name = `${props.release}-dfdaemon`;
     const labels = componentLabels(props.release, 'dfdaemon');
-    const rendered = renderConfig('dfdaemon', 'dfdaemon', withRegistryWhiteList(props.config, props.registries), dfdaemonWiring({ ...props, ports }));
+    const tls = componentTls(this, { release: props.release, component: 'dfdaemon', serviceName: name });
+    const rendered = renderConfig('dfdaemon', 'dfdaemon', withRegistryWhiteList(props.config, props.registries), [...dfdaemonWiring({ ...props, ports }), tls.wired]);
     this.config = rendered.input;
 
     const dfinitEnabled = props.dfinit?.enable ?? true;
@@ -299,12 +301,14 @@ export class Dfdaemon extends Construct {
                   ...(pprofPort ? [{ name: 'pprof', containerPort: pprofPort, hostPort: pprofPort, protocol: 'TCP' }] : []),
                 ],
                 ...dragonflyProbes(ports.grpc, ports.metrics),
+                ...tls.readinessProbe(ports.metrics),
                 resources: resources(props.resources, { cpu: '4', memory: '8Gi' }),
                 securityContext: { runAsUser: 0 },
                 volumeMounts: [
                   { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                   { name: 'data', mountPath: DATA_DIR },
                   { name: 'run', mountPath: '/var/run/dragonfly' },
+                  ...tls.volumeMounts,
                 ],
               },
             ],
@@ -313,6 +317,7 @@ export class Dfdaemon extends Construct {
               { name: 'data', hostPath: { path: DATA_DIR, type: 'DirectoryOrCreate' } },
               { name: 'run', hostPath: { path: '/var/run/dragonfly', type: 'DirectoryOrCreate' } },
               ...(dfinitEnabled ? [{ name: 'containerd-config', hostPath: { path: containerdDir, type: 'Directory' } }] : []),
+              ...tls.volumes,
             ],
           },
         },

@@ -11,6 +11,7 @@ import { Jaeger } from './jaeger';
 import { ClusterNetworkPolicies, type ClusterNetworkPolicyOptions } from './network-policies';
 import { Scheduler, type JobRedis, type SchedulerOptions } from './scheduler';
 import { SeedPeer, type SeedPeerOptions } from './seed-peer';
+import { DragonflyPki, type TlsProps } from './tls';
 
 /** IDC and location the cluster's hosts report (`host.idc`, `host.location`). */
 export interface HostScope {
@@ -91,6 +92,13 @@ export interface DragonflyClusterProps {
    * @default - none: every pod and node can reach them
    */
   readonly networkPolicy?: ClusterNetworkPolicyOptions;
+  /**
+   * mTLS with certificates from cert-manager (one CA per topology). In a chart without a
+   * CentralManager the CA Secret (`tls.caSecretName`) must be copied in from the manager's
+   * namespace before applying.
+   * @default - on, CA Secret "dragonfly-ca", piece HTTP plain
+   */
+  readonly tls?: TlsProps;
 }
 
 export const DEFAULT_REGISTRIES: readonly string[] = ['https://docker.io', 'https://ghcr.io'];
@@ -131,6 +139,7 @@ export class DragonflyCluster extends Construct {
     this.release = release;
     this.clusterId = clusterId;
 
+    DragonflyPki.ensure(this, props.tls, false).registerCluster(release, clusterId);
     if (props.jaeger) {
       this.jaeger = new Jaeger(this, 'Jaeger', { release, namespace: this.namespace, nodeSelector: props.nodeSelector });
     }

@@ -40,6 +40,7 @@ export {
   SCHEDULER_GRPC_PORT,
   type ManagerEndpoint,
 } from './endpoints';
+export type { TlsProps } from './tls';
 export { DEFAULT_IMAGE_REGISTRY, DEFAULT_IMAGE_TAG, type DragonflyComponentImage, type ImageRef } from './images';
 export type { ResourceSettings, SecretKeyRef } from './_util';
 // The programs' config input types (what `config:` props accept) and the error a rejected config throws.

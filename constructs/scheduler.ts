@@ -19,6 +19,7 @@ import {
 } from './_util';
 import { MANAGER_GRPC_PORT, METRICS_PORT, SCHEDULER_GRPC_PORT, managerGrpcAddr, type ManagerEndpoint } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
+import { componentTls } from './tls';
 
 /** Options of the scheduler that a DragonflyCluster exposes to users. */
 export interface SchedulerOptions {
@@ -137,6 +138,8 @@ export class Scheduler extends Construct {
       const redis = { addrs: [...jobRedis.addrs], ...(jobRedis.db !== undefined ? { db: jobRedis.db } : {}), ...(jobRedis.keyPrefix !== undefined ? { keyPrefix: jobRedis.keyPrefix } : {}) };
       wired.push({ prop: 'the jobRedis / externalRedis prop', value: { database: { redis } } });
     }
+    const tls = componentTls(this, { release: props.release, component: 'scheduler', clusterId: props.clusterId, serviceName: name });
+    wired.push(tls.wired);
     const rendered = renderConfig('scheduler', 'scheduler', props.config, wired);
     this.config = rendered.input;
 
@@ -178,11 +181,12 @@ export class Scheduler extends Construct {
                   ...(pprofPort ? [{ name: 'pprof', containerPort: pprofPort, protocol: 'TCP' }] : []),
                 ],
                 ...dragonflyProbes(SCHEDULER_GRPC_PORT, METRICS_PORT),
+                ...tls.readinessProbe(METRICS_PORT),
                 resources: resources(props.resources, { cpu: '8', memory: '16Gi' }),
-                volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
+                volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }, ...tls.volumeMounts],
               },
             ],
-            volumes: [{ name: 'config', configMap: { name: configMap.name } }],
+            volumes: [{ name: 'config', configMap: { name: configMap.name } }, ...tls.volumes],
           },
         },
       },

@@ -25,6 +25,7 @@ import {
   type ManagerEndpoint,
 } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
+import { componentTls } from './tls';
 
 /** Options of the seed peer that a DragonflyCluster exposes to users. */
 export interface SeedPeerOptions {
@@ -141,12 +142,14 @@ export class SeedPeer extends Construct {
     const labels = componentLabels(props.release, 'seed-peer');
     const ports = { grpc: DFDAEMON_GRPC_PORT, proxy: DFDAEMON_PROXY_PORT, upload: DFDAEMON_UPLOAD_PORT, metrics: METRICS_PORT };
 
+    const tls = componentTls(this, { release: props.release, component: 'seed-peer', clusterId: props.clusterId, serviceName: name });
     const wired = [
       ...dfdaemonWiring({ ...props, ports }),
       {
         prop: 'the clusterId prop',
         value: { scheduler: { manager: { seedPeer: { enable: true, clusterID: props.clusterId } } } },
       },
+      tls.wired,
     ];
     const rendered = renderConfig('dfdaemon', 'seed peer', props.config, wired);
     this.config = rendered.input;
@@ -189,14 +192,16 @@ export class SeedPeer extends Construct {
                   ...(pprofPort ? [{ name: 'pprof', containerPort: pprofPort, protocol: 'TCP' }] : []),
                 ],
                 ...dragonflyProbes(ports.grpc, ports.metrics),
+                ...tls.readinessProbe(ports.metrics),
                 resources: resources(props.resources, { cpu: '8', memory: '16Gi' }),
                 volumeMounts: [
                   { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
                   { name: 'storage', mountPath: DATA_DIR },
+                  ...tls.volumeMounts,
                 ],
               },
             ],
-            volumes: [{ name: 'config', configMap: { name: configMap.name } }],
+            volumes: [{ name: 'config', configMap: { name: configMap.name } }, ...tls.volumes],
           },
         },
         volumeClaimTemplates: [

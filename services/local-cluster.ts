@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Redis } from 'ioredis';
 import { parseConfig } from './common/config';
+import { createDevCa, issueDevCert } from './common/dev-pki';
+import { identityUri, type ComponentIdentity } from './common/tls';
 import { onShutdown } from './common/lifecycle';
 import { createLogger, type Logger } from './common/logger';
 import { startDfdaemon, type DfdaemonHandle } from './dfdaemon/daemon';
@@ -70,6 +72,8 @@ export const DEFAULT_PORTS = {
 
 export interface LocalCluster {
   readonly lines: readonly string[];
+  /** The CA (`ca/ca.crt`) and each program's `tls.crt`/`tls.key` under `<name>/`. */
+  readonly pkiDir: string;
   readonly manager: ManagerHandle;
   readonly scheduler: SchedulerHandle;
   readonly seed: DfdaemonHandle;
@@ -89,6 +93,23 @@ export function tryItDfget(url: string, output: string, socket: string): string 
   return ['node', 'build/services/dfget/main.js', url, '-O', output, '--overwrite', '-e', socket].map(shellQuote).join(' ');
 }
 
+/**
+ * A fresh CA and one certificate per program under `<workDir>/pki` (openssl), so the local
+ * cluster runs with mTLS like a deployed one. Returns each program's `security` block.
+ */
+export function localPki(workDir: string): { dir: string; security: (name: string, id: ComponentIdentity) => { caCert: string; cert: string; key: string } } {
+  const dir = path.join(workDir, 'pki');
+  fs.rmSync(dir, { recursive: true, force: true });
+  const ca = createDevCa(path.join(dir, 'ca'), 'dragonfly-local-cluster-ca');
+  return {
+    dir,
+    security: (name, id) => {
+      const c = issueDevCert(ca, path.join(dir, name), { commonName: name, uris: [identityUri(id)], ipAddresses: [LOOPBACK], dnsNames: ['localhost'] });
+      return { caCert: ca.certFile, cert: c.certFile, key: c.keyFile };
+    },
+  };
+}
+
 export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
   const ports = { ...DEFAULT_PORTS, ...options.ports };
   const { workDir, logger } = options;
@@ -100,6 +121,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   let redis: string | undefined;
   if (options.redis === undefined) redis = (await redisAnswers(DEFAULT_LOCAL_REDIS)) ? DEFAULT_LOCAL_REDIS : undefined;
   else if (options.redis) redis = options.redis;
+  const pki = localPki(workDir);
   const redisConfig = redis ? { redis: { addrs: [redis], ...(options.redisKeyPrefix ? { keyPrefix: options.redisKeyPrefix } : {}) } } : {};
   try {
     const manager = await startManager(
@@ -109,6 +131,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         metrics: { enable: true, addr: `${LOOPBACK}:${ports.managerMetrics}` },
         // A single-machine cluster on loopback: the demo password, as the banner below says.
         auth: { demoCredentials: true },
+        security: pki.security('manager', { role: 'manager' }),
       }),
       { logger: logger.child({ component: 'manager' }) },
     );
@@ -122,6 +145,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         dynConfig: { refreshInterval: '10s' },
         metrics: { enable: true, addr: `${LOOPBACK}:${ports.schedulerMetrics}` },
         database: redisConfig,
+        security: pki.security('scheduler', { role: 'scheduler', clusterId: 1 }),
       }),
       { logger: logger.child({ component: 'scheduler' }) },
     );
@@ -140,6 +164,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         download: { downloadGRPC: { unixListen: { socket: path.join(workDir, name, 'dfdaemon.sock') } }, peerGRPC: { tcpListen: { listen: LOOPBACK, port: p.grpc } } },
         upload: { tcpListen: { listen: LOOPBACK, port: p.upload } },
         proxy: { tcpListen: { listen: LOOPBACK, port: p.proxy }, whiteList: [...(options.proxyWhiteList ?? DEFAULT_LOCAL_PROXY_WHITELIST)] },
+        security: pki.security(name, { role: seed ? 'seed-peer' : 'peer', clusterId: 1 }),
       });
 
     const seed = await startDfdaemon(daemonConfig('seed-peer', true, { grpc: 0, proxy: 0, upload: 0, metrics: ports.seedMetrics }), { logger: logger.child({ component: 'seed-peer' }) });
@@ -159,6 +184,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         ? `jobs             on, queues in Redis ${redis} (POST /api/v1/jobs: preheat, get_task, delete_task, sync_peers)`
         : `jobs             off: no Redis answered at ${DEFAULT_LOCAL_REDIS} (start one, or set LOCAL_CLUSTER_REDIS=host:port); /api/v1/jobs answers 503`,
       `peer             gRPC ${LOOPBACK}:${peer.grpcPort}  proxy :${peer.proxyPort}  upload :${peer.uploadPort}  metrics :${peer.metricsPort}  socket ${peer.config.download.downloadGRPC.unixListen.socket}`,
+      `mTLS             every gRPC port; CA ${path.join(pki.dir, 'ca', 'ca.crt')}, each program's tls.crt/tls.key in ${pki.dir}/<program>/ (made at start with openssl)`,
       '',
       'try it (from the repository root):',
       `  ${tryItDfget(`http://${LOOPBACK}:${manager.restPort}/healthy`, path.join(workDir, 'try-it.out'), peer.config.download.downloadGRPC.unixListen.socket)}`,
@@ -166,7 +192,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       '',
       'Ctrl-C stops everything.',
     ];
-    return { lines, manager, scheduler, seed, peer, stop };
+    return { lines, pkiDir: pki.dir, manager, scheduler, seed, peer, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -7,3 +7,4 @@ export * from './lifecycle';
 export * from './logger';
 export * from './pieces';
 export * from './pprof';
+export * from './tls';

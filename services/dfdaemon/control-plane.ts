@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { GRPC_OPTIONS, grpcTarget, unary, type DfdaemonConfig } from '../common';
+import { GRPC_OPTIONS, grpcTarget, unary, type DfdaemonConfig, type TransportSecurity } from '../common';
 import { protos, type ManagerClient, type SchedulerClient } from '../proto';
 import type { Host } from '../proto';
 import type { ListSchedulersResponse__Output } from '../proto/gen/manager/v2/ListSchedulersResponse';
@@ -50,10 +50,11 @@ export function hostMessage(host: HostIdentity, load: UploadLoad, schedulerClust
   };
 }
 
-function managerClients(config: DfdaemonConfig): ManagerClient[] {
+function managerClients(config: DfdaemonConfig, security: TransportSecurity | undefined): ManagerClient[] {
   if (!config.scheduler.manager.enable) return [];
   const Manager = protos().manager.manager.v2.Manager;
-  return config.scheduler.manager.netAddrs.map((a) => new Manager(grpcTarget(a.addr), grpc.credentials.createInsecure(), GRPC_OPTIONS));
+  const credentials = security?.channelCredentials(['manager']) ?? grpc.credentials.createInsecure();
+  return config.scheduler.manager.netAddrs.map((a) => new Manager(grpcTarget(a.addr), credentials, GRPC_OPTIONS));
 }
 
 /** Rendezvous hash order of `addrs` for `key`: the same task goes to the same scheduler on every peer. */
@@ -67,6 +68,8 @@ export interface SchedulerPoolOptions {
   readonly host: HostIdentity;
   readonly load: () => UploadLoad;
   readonly logger: Logger;
+  /** mTLS to the manager and schedulers (common/tls.ts); plaintext when absent. */
+  readonly security?: TransportSecurity;
 }
 
 /** Backoff while the manager lists no scheduler for this host: 1 s, 2 s, 4 s, then every 8 s. */
@@ -91,7 +94,7 @@ export class SchedulerPool {
   private reannouncing = false;
 
   constructor(private readonly options: SchedulerPoolOptions) {
-    this.managers = managerClients(options.config);
+    this.managers = managerClients(options.config, options.security);
     this.addrs = options.config.scheduler.netAddrs.map((a) => grpcTarget(a.addr));
   }
 
@@ -108,7 +111,7 @@ export class SchedulerPool {
   client(addr: string): SchedulerClient {
     let c = this.clients.get(addr);
     if (!c) {
-      c = new (protos().scheduler.scheduler.v2.Scheduler)(addr, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+      c = new (protos().scheduler.scheduler.v2.Scheduler)(addr, this.options.security?.channelCredentials(['scheduler']) ?? grpc.credentials.createInsecure(), GRPC_OPTIONS);
       this.clients.set(addr, c);
     }
     return c;
@@ -278,8 +281,9 @@ export class SeedPeerRegistrar {
     private readonly config: DfdaemonConfig,
     private readonly host: HostIdentity,
     private readonly logger: Logger,
+    security?: TransportSecurity,
   ) {
-    this.managers = managerClients(config);
+    this.managers = managerClients(config, security);
   }
 
   start(): void {

@@ -15,6 +15,7 @@ import {
   hostIdOf,
   listen,
   startGrpcServer,
+  TransportSecurity,
   type DfdaemonConfig,
   type GrpcServerHandle,
   type Logger,
@@ -73,6 +74,9 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
   };
 
   try {
+    const security = TransportSecurity.fromConfig(config.security, logger, 'dfdaemon');
+    cleanup.push(async () => security.close());
+    if (!config.upload.tls.enable && security.enabled) logger.info('upload.tls.enable is false: piece bytes between peers travel as plain HTTP (digests still checked)');
     const store = await TaskStore.open({
       dataDir: config.dataDir,
       keepStorage: config.keepStorage,
@@ -90,6 +94,7 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
       rateLimit: bucketFor(config.upload.rateLimit, 64 * 1024 * 1024),
       metrics,
       logger,
+      security: config.upload.tls.enable ? security : undefined,
     });
     const uploadPort = await listen(upload.server, { host: config.upload.tcpListen.listen, port: config.upload.tcpListen.port });
     cleanup.push(() => closeServer(upload.server));
@@ -99,15 +104,15 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
     const host: HostIdentity = { id: hostIdOf(ip, hostname, seed), hostname, ip, seed, idc: config.host.idc, location: config.host.location, grpcPort: 0, uploadPort };
     const load = () => ({ limit: config.upload.concurrentLimit, ...upload.stats() });
 
-    const schedulers = new SchedulerPool({ config, host, load, logger });
-    const engine = new TaskManager({ store, config, host, schedulers, metrics, logger });
+    const schedulers = new SchedulerPool({ config, host, load, logger, security });
+    const engine = new TaskManager({ store, config, host, schedulers, metrics, logger, security });
     cleanup.push(() => engine.stop());
 
     // TCP serves peers and the scheduler only: the download API (which writes files) is on the socket.
     const tcp = `${config.download.peerGRPC.tcpListen.listen}:${config.download.peerGRPC.tcpListen.port}`;
     const grpcServer: GrpcServerHandle = await startGrpcServer(tcp, [
       { name: 'dfdaemon.v2.DfdaemonUpload', definition: dfdaemonUploadService(), handlers: uploadHandlers(engine) },
-    ]);
+    ], security.serverCredentials());
     host.grpcPort = grpcServer.port;
     cleanup.push(() => grpcServer.shutdown(2000));
 
@@ -118,7 +123,7 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
     // Seed peers register with the manager before asking it for their schedulers.
     let registrar: SeedPeerRegistrar | undefined;
     if (seed) {
-      registrar = new SeedPeerRegistrar(config, host, logger);
+      registrar = new SeedPeerRegistrar(config, host, logger, security);
       registrar.start();
       cleanup.push(async () => registrar?.stop());
     }

@@ -7,6 +7,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { OriginResponseError } from './task-api';
@@ -174,6 +175,28 @@ export interface PeerPieceRequest {
   readonly timeoutMs: number;
   readonly limiters?: Limiters;
   readonly signal?: AbortSignal;
+  /** Set when the cluster's piece plane runs TLS (upload.tls.enable): connect with these options. */
+  readonly tls?: tls.ConnectionOptions;
+}
+
+/**
+ * TLS sessions per parent, so the one-request-per-connection piece GETs resume instead of
+ * doing a full handshake each time. Bounded: the oldest parent is dropped first.
+ */
+const TLS_SESSIONS_MAX = 1024;
+const tlsSessions = new Map<string, Buffer>();
+
+function connectPieceSocket(req: PeerPieceRequest, onread: net.OnReadOpts): net.Socket {
+  if (!req.tls) return net.connect({ host: req.ip, port: req.port, onread });
+  const key = `${req.ip}|${req.port}`;
+  // Node's tls.connect takes `onread` (reads land in our batches, as with net), its types do not.
+  const socket = tls.connect({ ...req.tls, host: req.ip, port: req.port, onread, session: tlsSessions.get(key) } as tls.ConnectionOptions);
+  socket.on('session', (session: Buffer) => {
+    tlsSessions.delete(key);
+    if (tlsSessions.size >= TLS_SESSIONS_MAX) tlsSessions.delete(tlsSessions.keys().next().value as string);
+    tlsSessions.set(key, session);
+  });
+  return socket;
 }
 
 /** GETs a piece from a parent's upload server into the content file; checks its digest. */
@@ -493,7 +516,7 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
     // Each read lands right after the bytes already in the current batch; rate-limited
     // transfers read in small steps so the bucket paces them evenly.
     const nextBuffer = (): Buffer => batch.subarray(batchLen, limited ? batchLen + LIMITED_READ : WRITE_BATCH);
-    const socket = net.connect({ host: req.ip, port: req.port, onread: { buffer: nextBuffer, callback: onData } });
+    const socket = connectPieceSocket(req, { buffer: nextBuffer, callback: onData });
     socket.setNoDelay(true);
     const host = req.ip.includes(':') ? `[${req.ip}]` : req.ip;
     const path = `/download/${req.taskId.slice(0, 3)}/${req.taskId}?peerId=${encodeURIComponent(req.parentPeerId)}`;

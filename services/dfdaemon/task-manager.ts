@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import type * as tls from 'node:tls';
 import { Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -27,6 +28,7 @@ import {
   taskMetadataProblem,
   UnavailableError,
   type DfdaemonConfig,
+  type TransportSecurity,
 } from '../common';
 import { protos, type AnnouncePeerRequest, type AnnouncePeerResponse__Output, type DfdaemonUploadClient, type Peer__Output } from '../proto';
 import type { SyncPiecesResponse__Output } from '../proto/gen/dfdaemon/v2/SyncPiecesResponse';
@@ -57,6 +59,8 @@ export interface TaskManagerOptions {
   readonly logger: Logger;
   /** For tests: free bytes of the file system holding a directory (default: statfs). */
   readonly freeBytes?: (dir: string) => Promise<number>;
+  /** mTLS to other peers' upload gRPC, and to their piece port when upload.tls.enable (common/tls.ts). */
+  readonly security?: TransportSecurity;
 }
 
 const ORIGIN_ATTEMPTS = 4;
@@ -714,6 +718,7 @@ class TaskDownload extends EventEmitter {
           timeoutMs: this.cfg.download.pieceDownloadTimeout,
           limiters: this.mgr.limitersFor('peer'),
           signal: this.abort.signal,
+          tls: this.mgr.pieceTls?.(),
         },
         fh,
       );
@@ -878,8 +883,13 @@ export class TaskManager implements TaskApi {
   /** Bytes each running download may still write (free-space check before serving). */
   private readonly reservations = new Map<string, number>();
   private readonly freeBytes: (dir: string) => Promise<number>;
+  private readonly security: TransportSecurity | undefined;
+  /** TLS options for piece downloads from parents (upload.tls.enable); undefined: plain TCP. */
+  readonly pieceTls: (() => tls.ConnectionOptions) | undefined;
 
   constructor(options: TaskManagerOptions) {
+    this.security = options.security;
+    this.pieceTls = options.config.upload.tls.enable ? options.security?.tlsClientOptions(['peer', 'seed-peer']) : undefined;
     this.store = options.store;
     this.config = options.config;
     this.host = options.host;
@@ -931,7 +941,7 @@ export class TaskManager implements TaskApi {
       // Map order is the LRU order.
       this.uploadClients.delete(addr);
     } else {
-      c = new (protos().dfdaemon.dfdaemon.v2.DfdaemonUpload)(addr, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+      c = new (protos().dfdaemon.dfdaemon.v2.DfdaemonUpload)(addr, this.security?.channelCredentials(['peer', 'seed-peer']) ?? grpc.credentials.createInsecure(), GRPC_OPTIONS);
       while (this.uploadClients.size >= MAX_UPLOAD_CLIENTS) {
         const [oldest, client] = this.uploadClients.entries().next().value as [string, DfdaemonUploadClient];
         this.uploadClients.delete(oldest);

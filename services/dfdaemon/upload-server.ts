@@ -4,6 +4,8 @@
  * 404 for an unknown task, 429 over `upload.concurrentLimit`.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
+import type { TransportSecurity } from '../common/tls';
 import type { Logger } from 'pino';
 import type { DfdaemonMetrics } from './metrics';
 import { Limiters, type TokenBucket } from './rate-limiter';
@@ -16,6 +18,8 @@ export interface UploadServerOptions {
   readonly rateLimit?: TokenBucket;
   readonly metrics?: DfdaemonMetrics;
   readonly logger: Logger;
+  /** upload.tls.enable: HTTPS requiring a client certificate of the topology's CA; absent: plain HTTP. */
+  readonly security?: TransportSecurity;
 }
 
 export interface UploadStats {
@@ -136,7 +140,16 @@ export class UploadServer {
 
   constructor(private readonly options: UploadServerOptions) {
     this.limiters = new Limiters(options.rateLimit ? [options.rateLimit] : []);
-    this.server = http.createServer((req, res) => this.handle(req, res));
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res);
+    const tlsOptions = options.security?.httpsServerOptions();
+    if (tlsOptions) {
+      const server = https.createServer(tlsOptions, handler);
+      const stopFollowing = options.security!.followRenewals(server);
+      server.on('close', stopFollowing);
+      this.server = server;
+    } else {
+      this.server = http.createServer(handler);
+    }
     this.server.keepAliveTimeout = 65_000;
   }
 

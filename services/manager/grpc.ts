@@ -1,7 +1,8 @@
 /** manager.v2.Manager gRPC handlers: decode, call the Registry, encode. */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { InvalidArgumentError, toGrpcError, UnavailableError } from '../common/errors';
+import { InvalidArgumentError, PermissionDeniedError, toGrpcError, UnavailableError } from '../common/errors';
+import { callerIdentities, identityUri, type ComponentIdentity, type ComponentRole } from '../common/tls';
 import type { ManagerHandlers } from '../proto';
 import type { KeepAliveRequest__Output } from '../proto/gen/manager/v2/KeepAliveRequest';
 import type { Scheduler } from '../proto/gen/manager/v2/Scheduler';
@@ -75,11 +76,34 @@ export interface ManagerGrpcHandlers {
   closeStreams(): void;
 }
 
-export function createManagerHandlers(registry: Registry, logger: Logger, metrics?: ManagerMetrics): ManagerGrpcHandlers {
-  function unaryHandler<Req, Res>(method: string, fn: (req: Req) => Promise<Res>) {
+export interface ManagerGrpcOptions {
+  /**
+   * mTLS is on: each call must come from a certificate naming the role the RPC is for, and for
+   * registration and keep-alive, the cluster the request names (see common/tls.ts identities).
+   */
+  readonly requireIdentity?: boolean;
+}
+
+type AuthCall = Parameters<typeof callerIdentities>[0];
+
+/** Throws PERMISSION_DENIED unless the caller's certificate names one of `roles` (of `clusterId`, when given). */
+function requireCaller(call: AuthCall, roles: readonly ComponentRole[], clusterId?: number): void {
+  const ids = callerIdentities(call);
+  const ok = (id: ComponentIdentity) => roles.includes(id.role) && (clusterId === undefined || id.clusterId === clusterId);
+  if (ids.some(ok)) return;
+  const wanted = roles.map((role) => (clusterId === undefined ? role : identityUri({ role, clusterId }))).join(' or ');
+  const have = ids.length ? ids.map(identityUri).join(', ') : 'no dragonfly identity';
+  throw new PermissionDeniedError(`this call needs a client certificate of ${wanted}; it presented ${have}`);
+}
+
+export function createManagerHandlers(registry: Registry, logger: Logger, metrics?: ManagerMetrics, options: ManagerGrpcOptions = {}): ManagerGrpcHandlers {
+  const guard = options.requireIdentity ? requireCaller : () => undefined;
+  function unaryHandler<Req, Res>(method: string, fn: (req: Req, call: AuthCall) => Promise<Res>) {
     return (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
       const end = metrics?.grpcDuration.startTimer({ method });
-      fn(call.request).then(
+      Promise.resolve()
+        .then(() => fn(call.request, call))
+        .then(
         (res) => {
           end?.();
           metrics?.grpcRequests.inc({ method, code: 'OK' });
@@ -102,7 +126,8 @@ export function createManagerHandlers(registry: Registry, logger: Logger, metric
   let closing = false;
 
   const handlers: ManagerHandlers = {
-    UpdateScheduler: unaryHandler('UpdateScheduler', async (req) => {
+    UpdateScheduler: unaryHandler('UpdateScheduler', async (req, call) => {
+      guard(call, ['scheduler'], req.schedulerClusterId);
       requireHost(req.hostname, req.ip);
       const detail = await registry.updateScheduler({
         hostname: req.hostname,
@@ -116,12 +141,14 @@ export function createManagerHandlers(registry: Registry, logger: Logger, metric
       });
       return schedulerMessage(detail.scheduler, detail.cluster, detail.seedPeers);
     }),
-    GetScheduler: unaryHandler('GetScheduler', async (req) => {
+    GetScheduler: unaryHandler('GetScheduler', async (req, call) => {
+      guard(call, ['scheduler'], req.schedulerClusterId);
       requireHost(req.hostname, req.ip);
       const detail = await registry.getScheduler({ hostname: req.hostname, ip: req.ip, schedulerClusterId: req.schedulerClusterId });
       return schedulerMessage(detail.scheduler, detail.cluster, detail.seedPeers);
     }),
-    ListSchedulers: unaryHandler('ListSchedulers', async (req) => {
+    ListSchedulers: unaryHandler('ListSchedulers', async (req, call) => {
+      guard(call, ['peer', 'seed-peer', 'scheduler']);
       const listed = await registry.listSchedulers({
         sourceType: req.sourceType,
         hostname: req.hostname,
@@ -133,7 +160,8 @@ export function createManagerHandlers(registry: Registry, logger: Logger, metric
       });
       return { schedulers: listed.flatMap((c) => c.schedulers.map((s) => schedulerMessage(s, c.cluster))) };
     }),
-    UpdateSeedPeer: unaryHandler('UpdateSeedPeer', async (req) => {
+    UpdateSeedPeer: unaryHandler('UpdateSeedPeer', async (req, call) => {
+      guard(call, ['seed-peer'], req.seedPeerClusterId);
       requireHost(req.hostname, req.ip);
       const p = await registry.updateSeedPeer({
         hostname: req.hostname,
@@ -147,17 +175,20 @@ export function createManagerHandlers(registry: Registry, logger: Logger, metric
       });
       return seedPeerMessage(p, p.cluster);
     }),
-    GetSeedPeer: unaryHandler('GetSeedPeer', async (req) => {
+    GetSeedPeer: unaryHandler('GetSeedPeer', async (req, call) => {
+      guard(call, ['seed-peer'], req.seedPeerClusterId);
       requireHost(req.hostname, req.ip);
       const p = await registry.getSeedPeer({ hostname: req.hostname, ip: req.ip, seedPeerClusterId: req.seedPeerClusterId });
       return seedPeerMessage(p, p.cluster);
     }),
-    ListSeedPeers: unaryHandler('ListSeedPeers', async (req) => {
+    ListSeedPeers: unaryHandler('ListSeedPeers', async (req, call) => {
+      guard(call, ['scheduler'], req.schedulerClusterId);
       if (!req.schedulerClusterId) throw new InvalidArgumentError('scheduler_cluster_id is required');
       const peers = await registry.activeSeedPeersFor(req.schedulerClusterId);
       return { seedPeers: peers.map((p) => seedPeerMessage(p, p.cluster)) };
     }),
-    DeleteSeedPeer: unaryHandler('DeleteSeedPeer', async (req) => {
+    DeleteSeedPeer: unaryHandler('DeleteSeedPeer', async (req, call) => {
+      guard(call, ['seed-peer'], req.seedPeerClusterId);
       requireHost(req.hostname, req.ip);
       await registry.deleteSeedPeer({ hostname: req.hostname, ip: req.ip, seedPeerClusterId: req.seedPeerClusterId });
       return {};
@@ -198,6 +229,7 @@ export function createManagerHandlers(registry: Registry, logger: Logger, metric
             requireHost(msg.hostname, msg.ip);
             const source = msg.sourceType;
             if (source !== 'SCHEDULER_SOURCE' && source !== 'SEED_PEER_SOURCE') throw new InvalidArgumentError(`keep-alive needs source_type SCHEDULER_SOURCE or SEED_PEER_SOURCE, got ${source}`);
+            guard(call, [source === 'SCHEDULER_SOURCE' ? 'scheduler' : 'seed-peer'], msg.clusterId);
             const key = `${source}|${msg.hostname}|${msg.ip}|${msg.clusterId}`;
             sender = { source, hostname: msg.hostname, ip: msg.ip, clusterId: msg.clusterId, key };
             latestStream.set(key, token);

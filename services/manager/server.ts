@@ -3,11 +3,16 @@
  * metrics, keep-alive sweep. `startManager` resolves once every port is bound.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { ManagerConfig } from '../common/config/manager';
 import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
 import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
 import { createLogger } from '../common/logger';
+import { ConfigError } from '../common/config/load';
+import { TransportSecurity } from '../common/tls';
 import { managerService } from '../proto';
 import { AuthService, resolveJwtKey, rootPasswordOf, seedStore } from './auth';
 import { SigninLimiter } from './signin-limiter';
@@ -37,18 +42,53 @@ export interface StartManagerOptions {
   disableCache?: boolean;
 }
 
-async function bindGrpc(config: ManagerConfig, services: Parameters<typeof startGrpcServer>[1]): Promise<GrpcServerHandle> {
+async function bindGrpc(config: ManagerConfig, services: Parameters<typeof startGrpcServer>[1], security: TransportSecurity): Promise<GrpcServerHandle> {
   const { listenIP, port } = config.server.grpc;
   const host = listenIP.includes(':') ? `[${listenIP}]` : listenIP || '0.0.0.0';
   let lastError: unknown;
   for (let p = port.start; p <= Math.max(port.start, port.end); p++) {
     try {
-      return await startGrpcServer(`${host}:${p}`, services);
+      return await startGrpcServer(`${host}:${p}`, services, security.serverCredentials());
     } catch (err) {
       lastError = err;
     }
   }
   throw new Error(`cannot bind gRPC on ${host} ports ${port.start}-${port.end}: ${(lastError as Error).message}`);
+}
+
+/**
+ * REST and console: HTTPS when `server.rest.tls` names a certificate (browsers and the
+ * registration Job connect, so no client certificate is asked), re-read like the gRPC files.
+ */
+function createRestServer(config: ManagerConfig, app: http.RequestListener, logger: Logger): http.Server {
+  const t = config.server.rest.tls;
+  if (!t.cert) return http.createServer(app);
+  const read = () => {
+    try {
+      const cert = readFileSync(t.cert);
+      const key = readFileSync(t.key);
+      if (!new X509Certificate(cert).checkPrivateKey(createPrivateKey(key))) throw new Error('the key does not belong to the certificate');
+      return { cert, key };
+    } catch (err) {
+      throw new ConfigError('manager.yaml', [{ path: 'server.rest.tls.cert', value: t.cert, message: `cannot use ${t.cert} with ${t.key}: ${(err as Error).message}` }]);
+    }
+  };
+  let current = read();
+  const server = https.createServer({ ...current, minVersion: 'TLSv1.2' }, app);
+  const timer = setInterval(() => {
+    try {
+      const next = read();
+      if (next.cert.equals(current.cert) && next.key.equals(current.key)) return;
+      current = next;
+      server.setSecureContext({ ...next, minVersion: 'TLSv1.2' });
+      logger.info({ cert: t.cert }, 'REST TLS certificate reloaded');
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'renewed REST TLS files rejected; keeping the current certificate');
+    }
+  }, Math.max(50, config.security.reloadInterval));
+  timer.unref();
+  server.on('close', () => clearInterval(timer));
+  return server;
 }
 
 export async function startManager(config: ManagerConfig, options: StartManagerOptions = {}): Promise<ManagerHandle> {
@@ -59,6 +99,8 @@ export async function startManager(config: ManagerConfig, options: StartManagerO
     cleanups.length = 0;
   };
   try {
+    const security = TransportSecurity.fromConfig(config.security, logger, 'manager');
+    cleanups.push(async () => security.close());
     const store = await openStore(config);
     cleanups.push(() => store.close());
     const rootPassword = await seedStore(store, rootPasswordOf(config.auth));
@@ -105,12 +147,12 @@ export async function startManager(config: ManagerConfig, options: StartManagerO
     }
 
     const app = createRestApp({ store, auth, registry: schedulers, logger, metrics, jobs });
-    const rest = http.createServer(app);
+    const rest = createRestServer(config, app, logger);
     const restPort = await listen(rest, config.server.rest.addr);
     cleanups.push(() => closeServer(rest));
 
-    const grpcHandlers = createManagerHandlers(schedulers, logger, metrics);
-    const grpcServer = await bindGrpc(config, [{ name: 'manager.v2.Manager', definition: managerService(), handlers: grpcHandlers.handlers }]);
+    const grpcHandlers = createManagerHandlers(schedulers, logger, metrics, { requireIdentity: security.enabled });
+    const grpcServer = await bindGrpc(config, [{ name: 'manager.v2.Manager', definition: managerService(), handlers: grpcHandlers.handlers }], security);
     cleanups.push(async () => {
       grpcHandlers.closeStreams();
       await grpcServer.shutdown(3000);

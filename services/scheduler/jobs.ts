@@ -64,11 +64,14 @@ export interface PeerTaskClient {
 export class GrpcPeerTaskClient implements PeerTaskClient {
   private readonly clients = new Map<string, DfdaemonUploadClient>();
 
+  /** `credentials`: mTLS accepting peer and seed-peer certificates (common/tls.ts). */
+  constructor(private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()) {}
+
   private client(peer: SeedHost): DfdaemonUploadClient {
     let c = this.clients.get(peer.key);
     if (!c) {
       const Ctor = protos().dfdaemon.dfdaemon.v2.DfdaemonUpload;
-      c = new Ctor(`${peer.ip.includes(':') ? `[${peer.ip}]` : peer.ip}:${peer.port}`, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+      c = new Ctor(`${peer.ip.includes(':') ? `[${peer.ip}]` : peer.ip}:${peer.port}`, this.credentials, GRPC_OPTIONS);
       this.clients.set(peer.key, c);
     }
     return c;

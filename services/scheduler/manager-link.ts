@@ -21,6 +21,8 @@ export interface ClusterConfig {
 }
 
 export interface ManagerLinkOptions {
+  /** mTLS credentials accepting the manager's certificate (common/tls.ts); plaintext when absent. */
+  readonly credentials?: grpc.ChannelCredentials;
   readonly addr: string;
   readonly hostname: string;
   readonly ip: string;
@@ -81,7 +83,7 @@ export class ManagerLink {
 
   constructor(private readonly options: ManagerLinkOptions) {
     const Ctor = protos().manager.manager.v2.Manager;
-    this.client = new Ctor(grpcTarget(options.addr), grpc.credentials.createInsecure(), GRPC_OPTIONS);
+    this.client = new Ctor(grpcTarget(options.addr), options.credentials ?? grpc.credentials.createInsecure(), GRPC_OPTIONS);
   }
 
   start(): void {

@@ -73,13 +73,17 @@ export interface SeedTrigger {
 export class GrpcSeedTrigger implements SeedTrigger {
   private readonly clients = new Map<string, DfdaemonUploadClient>();
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    /** mTLS credentials accepting seed-peer certificates (common/tls.ts); plaintext by default for tests. */
+    private readonly credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+  ) {}
 
   private client(seed: SeedHost): DfdaemonUploadClient {
     let c = this.clients.get(seed.key);
     if (!c) {
       const Ctor = protos().dfdaemon.dfdaemon.v2.DfdaemonUpload;
-      c = new Ctor(`${seed.ip.includes(':') ? `[${seed.ip}]` : seed.ip}:${seed.port}`, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+      c = new Ctor(`${seed.ip.includes(':') ? `[${seed.ip}]` : seed.ip}:${seed.port}`, this.credentials, GRPC_OPTIONS);
       this.clients.set(seed.key, c);
     }
     return c;

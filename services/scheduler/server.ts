@@ -8,6 +8,7 @@ import type { SchedulerConfig } from '../common/config';
 import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
 import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
 import { createLogger, type Logger } from '../common/logger';
+import { TransportSecurity } from '../common/tls';
 import { schedulerService } from '../proto';
 import { withAnswerCodec } from './answer-codec';
 import { schedulerHandlers } from './grpc-handlers';
@@ -55,10 +56,11 @@ export function advertiseIPOf(configured: string): string {
 
 export async function startScheduler(config: SchedulerConfig, options: StartSchedulerOptions = {}): Promise<SchedulerHandle> {
   const logger = options.logger ?? createLogger({ name: 'scheduler', verbose: config.verbose });
+  const security = TransportSecurity.fromConfig(config.security, logger, 'scheduler');
   const store = new ResourceStore();
   const registry = createMetricsRegistry('scheduler');
   const events = createSchedulerMetrics(registry, store);
-  const trigger = options.seedTrigger ?? new GrpcSeedTrigger(logger);
+  const trigger = options.seedTrigger ?? new GrpcSeedTrigger(logger, security.channelCredentials(['seed-peer']));
   let cluster: ClusterConfig | undefined;
   const settings = (): SchedulingSettings => ({
     candidateParentLimit: cluster?.candidateParentLimit ?? config.scheduler.candidateParentLimit,
@@ -93,7 +95,7 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
   const grpcServer: GrpcServerHandle = await startGrpcServer(
     `${config.server.listenIP.includes(':') ? `[${config.server.listenIP}]` : config.server.listenIP}:${config.server.port}`,
     [{ name: 'scheduler.v2.Scheduler', definition: withAnswerCodec(schedulerService()), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve() }) }],
-    undefined,
+    security.serverCredentials(),
     { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES },
   );
 
@@ -124,6 +126,7 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
   if (config.manager.addr) {
     manager = new ManagerLink({
       addr: config.manager.addr,
+      credentials: security.channelCredentials(['manager']),
       hostname: config.server.host || os.hostname(),
       ip: advertiseIPOf(config.server.advertiseIP),
       port: config.server.advertisePort || grpcServer.port,
@@ -151,7 +154,7 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
   let jobs: SchedulerJobWorker | undefined;
   let peerTaskClient: PeerTaskClient | undefined;
   if (config.job.enable && config.database.redis.addrs.length > 0) {
-    peerTaskClient = options.peerTaskClient ?? new GrpcPeerTaskClient();
+    peerTaskClient = options.peerTaskClient ?? new GrpcPeerTaskClient(security.channelCredentials(['peer', 'seed-peer']));
     const runner = new JobRunner({ clusterId: config.manager.schedulerClusterID, service, trigger, peers: peerTaskClient, peerConcurrency: config.job.peerConcurrency, logger });
     jobs = new SchedulerJobWorker({
       redis: config.database.redis,
@@ -182,6 +185,7 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
         trigger.close();
         await grpcServer.shutdown(2000);
         if (ops) await closeServer(ops);
+        security.close();
       })();
       return stopping;
     },

@@ -180,7 +180,7 @@ export async function run(): Promise<BenchFigure[]> {
     const catRate = rate(SIZE, median(catMs));
 
     // Scheduler in-process, seed peer as a child process (RSS), peer in-process.
-    const scheduler = await startScheduler(parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, metrics: { enable: false } }), {
+    const scheduler = await startScheduler(parseConfig('scheduler', { security: { insecure: true }, server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, metrics: { enable: false } }), {
       logger: silentLogger(),
     });
     cleanups.push(() => scheduler.stop());
@@ -231,7 +231,7 @@ export async function run(): Promise<BenchFigure[]> {
 
     const peerDir = path.join(root, 'peer');
     const peer = await startDfdaemon(
-      parseConfig('dfdaemon', {
+      parseConfig('dfdaemon', { security: { insecure: true },
         dataDir: peerDir,
         workHome: peerDir,
         metrics: '',

@@ -68,7 +68,7 @@ export async function run(): Promise<BenchFigure[]> {
     for (let i = 0; i < image.layers.length; i++) await fsp.rm(path.join(dir, `direct-${i}`));
 
     const manager = await startManager(
-      parseConfig('manager', {
+      parseConfig('manager', { security: { insecure: true },
         server: { workHome: dir, rest: { addr: '127.0.0.1:0' }, grpc: { listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', port: { start: 0, end: 0 } } },
         database: { type: 'sqlite', sqlite: { file: path.join(dir, 'manager.db') }, redis: { addrs: [REDIS], keyPrefix: prefix } },
         auth: { demoCredentials: true },
@@ -80,7 +80,7 @@ export async function run(): Promise<BenchFigure[]> {
     stops.push(() => manager.stop());
     const managerAddr = `127.0.0.1:${manager.grpcPort}`;
     const scheduler = await startScheduler(
-      parseConfig('scheduler', {
+      parseConfig('scheduler', { security: { insecure: true },
         server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', host: 'bench-scheduler' },
         manager: { addr: managerAddr, schedulerClusterID: 1, keepAlive: { interval: '500ms' } },
         dynConfig: { refreshInterval: '1s' },
@@ -92,7 +92,7 @@ export async function run(): Promise<BenchFigure[]> {
     stops.push(() => scheduler.stop());
     const seedDir = path.join(dir, 'seed');
     const seed = await startDfdaemon(
-      parseConfig('dfdaemon', {
+      parseConfig('dfdaemon', { security: { insecure: true },
         dataDir: seedDir,
         workHome: seedDir,
         metrics: { enable: false, addr: ':0' },

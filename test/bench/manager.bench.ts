@@ -55,7 +55,7 @@ export async function run(): Promise<BenchFigure[]> {
   const keyPrefix = `${dbname}:`;
   const dir = mkdtempSync(path.join(tmpdir(), 'manager-bench-'));
   const config = (redis: boolean, localTtl = '30s') =>
-    parseConfig('manager', {
+    parseConfig('manager', { security: { insecure: true },
       cache: { local: { ttl: localTtl } },
       server: { workHome: dir, rest: { addr: '127.0.0.1:0' }, grpc: { listenIP: '127.0.0.1', port: { start: 0, end: 0 } } },
       metrics: { enable: false },

@@ -39,7 +39,7 @@ export async function run(): Promise<BenchFigure[]> {
   await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(origin.address() as AddressInfo).port}/file.bin`;
   const daemon = await startDfdaemon(
-    parseConfig('dfdaemon', {
+    parseConfig('dfdaemon', { security: { insecure: true },
       dataDir: path.join(dir, 'data'),
       workHome: dir,
       metrics: '',

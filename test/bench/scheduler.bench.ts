@@ -96,7 +96,7 @@ async function serve(): Promise<void> {
   const { startScheduler } = await import('../../services/scheduler/server');
   // Every simulated host calls from loopback: the per-address stream cap is lifted, and the
   // seed hosts (127.0.0.1, ports 65000-65009) are trusted the way a manager would list them.
-  const config = parseConfig('scheduler', {
+  const config = parseConfig('scheduler', { security: { insecure: true },
     server: { port: 0, listenIP: '127.0.0.1' },
     scheduler: { limits: { streamsPerHost: 1_000_000 } },
     seedPeer: { addrs: Array.from({ length: 10 }, (_, s) => `127.0.0.1:${65000 + s}`) },

@@ -6,6 +6,8 @@
  * config, and every pull, through dfget or through a proxy, is checked byte by byte against the
  * content it should be, into one ledger.
  */
+import { localPki } from '../../services/local-cluster';
+import type { ComponentIdentity } from '../../services/common/identity';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -197,10 +199,18 @@ export class ChaosLab {
     return path.join(this.dfdaemonDir(this.hosts[hostName]), 'data');
   }
 
+  /** mTLS between the programs, as deployed: a lab CA and certificates made with openssl. */
+  private pki: ReturnType<typeof localPki> | undefined;
+  private security(name: string, id: ComponentIdentity): Record<string, string> {
+    this.pki ??= localPki(path.join(this.lab.workDir, 'pki-root'));
+    return this.pki.security(name, id);
+  }
+
   private dfdaemonConfig(host: NetnsHost, seed: boolean): Record<string, unknown> {
     const dir = this.dfdaemonDir(host);
     return {
       verbose: true,
+      security: this.security(host.name, { role: seed ? 'seed-peer' : 'peer', clusterId: 1 }),
       workHome: dir,
       dataDir: path.join(dir, 'data'),
       host: { hostname: host.name, advertiseIP: host.ip },
@@ -277,6 +287,7 @@ export class ChaosLab {
       },
       keepAlive: { timeout: '5s' },
       auth: { demoCredentials: true },
+      security: this.security('manager', { role: 'manager' }),
     };
     const mgr = this.register(manager, 'manager', [PORTS.managerRest, PORTS.managerGrpc], () => startProgram(manager, 'manager', managerConfig).process);
     await this.ready(mgr);
@@ -286,6 +297,7 @@ export class ChaosLab {
       server: { advertiseIP: scheduler.ip, port: PORTS.scheduler, workHome: path.join(scheduler.dir, 'scheduler') },
       manager: { addr: `${manager.ip}:${PORTS.managerGrpc}`, schedulerClusterID: 1, keepAlive: { interval: '1s' } },
       dynConfig: { refreshInterval: '2s' },
+      security: this.security('scheduler', { role: 'scheduler', clusterId: 1 }),
     };
     const sched = this.register(scheduler, 'scheduler', [PORTS.scheduler], () => startProgram(scheduler, 'scheduler', schedulerConfig).process);
     await this.ready(sched);

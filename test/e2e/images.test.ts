@@ -25,6 +25,7 @@ interface Probes {
   readonly grpcPort: number;
   readonly httpPort: number;
   readonly httpPath: string;
+  readonly credentials: grpc.ChannelCredentials;
 }
 
 type HealthClient = grpc.Client & {
@@ -33,8 +34,8 @@ type HealthClient = grpc.Client & {
 const healthPkg = grpc.loadPackageDefinition(protoLoader.loadSync(healthProtoPath, { enums: String })) as unknown as { grpc: { health: { v1: { Health: new (addr: string, creds: grpc.ChannelCredentials) => HealthClient } } } };
 
 /** grpc.health.v1 Check("") status, or the error's message. */
-async function grpcHealth(ip: string, port: number): Promise<string> {
-  const client = new healthPkg.grpc.health.v1.Health(`${ip}:${port}`, grpc.credentials.createInsecure());
+async function grpcHealth(ip: string, port: number, credentials: grpc.ChannelCredentials): Promise<string> {
+  const client = new healthPkg.grpc.health.v1.Health(`${ip}:${port}`, credentials);
   try {
     return await new Promise<string>((resolve) => {
       client.Check({ service: '' }, new grpc.Metadata(), { deadline: Date.now() + 2000 }, (e, r) => resolve(e ? `error: ${e.message}` : (r?.status ?? 'no status')));
@@ -88,15 +89,25 @@ describe('images run as the manifests run them (issue 14)', () => {
     return p;
   };
 
-  /** The manifest's readiness (gRPC) and liveness (HTTP) probes of a container. */
+  /**
+   * The manifest's HTTP probes of a container, and its gRPC port with the credentials of the
+   * certificate Secret it mounts (mTLS: the kubelet probes readiness over HTTP, this test also
+   * asks the gRPC health service as a peer would).
+   */
   const probesOf = (pod: Pod, container: string): Probes => {
     const obj = cl.manifests.find(pod.workload.kind, pod.workload.namespace, pod.workload.name);
-    const containers = ((obj.spec?.template as { spec: { containers: Array<Record<string, unknown>> } }).spec.containers);
-    const c = containers.find((x) => x.name === container) as { readinessProbe?: { grpc?: { port: number } }; livenessProbe?: { httpGet?: { port: number; path: string } } } | undefined;
-    const grpcPort = c?.readinessProbe?.grpc?.port;
+    const spec = (obj.spec?.template as { spec: { containers: Array<Record<string, unknown>>; volumes?: Array<{ name: string; secret?: { secretName: string } }> } }).spec;
+    const c = spec.containers.find((x) => x.name === container) as
+      | { ports?: Array<{ name: string; containerPort: number }>; readinessProbe?: { httpGet?: { port: number } }; livenessProbe?: { httpGet?: { port: number; path: string } } }
+      | undefined;
+    const grpcPort = c?.ports?.find((p) => p.name === 'grpc')?.containerPort;
     const http = c?.livenessProbe?.httpGet;
-    if (!grpcPort || !http) throw new Error(`${pod.workload.name}/${container}: the manifest has no gRPC readiness and HTTP liveness probe`);
-    return { grpcPort, httpPort: http.port, httpPath: http.path };
+    if (!grpcPort || !http || !c?.readinessProbe?.httpGet) throw new Error(`${pod.workload.name}/${container}: the manifest has no grpc port, HTTP readiness and HTTP liveness probe`);
+    const secretName = spec.volumes?.find((v) => v.name === 'tls')?.secret?.secretName;
+    if (!secretName) throw new Error(`${pod.workload.name}: the manifest mounts no tls Secret`);
+    const file = (k: string) => Buffer.from(cl.manifests.secretValue(pod.workload.namespace, secretName, k));
+    const credentials = grpc.credentials.createSsl(file('ca.crt'), file('tls.key'), file('tls.crt'), { checkServerIdentity: () => undefined });
+    return { grpcPort, httpPort: http.port, httpPath: http.path, credentials };
   };
 
   const healthy = async (pod: Pod, c: RunningContainer, probes: Probes, timeoutMs: number): Promise<void> => {
@@ -104,7 +115,7 @@ describe('images run as the manifests run them (issue 14)', () => {
       `${pod.name}/${c.name} healthy`,
       async () => {
         cl.deployment.throwIfAnyExited();
-        const [grpcStatus, http] = await Promise.all([grpcHealth(pod.ip, probes.grpcPort), httpStatus(`http://${pod.ip}:${probes.httpPort}${probes.httpPath}`)]);
+        const [grpcStatus, http] = await Promise.all([grpcHealth(pod.ip, probes.grpcPort, probes.credentials), httpStatus(`http://${pod.ip}:${probes.httpPort}${probes.httpPath}`)]);
         return grpcStatus === 'SERVING' && http === 200 ? true : undefined;
       },
       timeoutMs,

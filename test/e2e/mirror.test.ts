@@ -6,6 +6,7 @@
  * second worker is served by peers, a stopped dfdaemon falls back to the origin, and the private
  * registry's credentials pass through the proxy.
  */
+import { localPki } from '../../services/local-cluster';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -39,10 +40,14 @@ interface Worker {
   dfdaemon: ProgramRun;
 }
 
+/** mTLS between the programs: a lab CA made with openssl in beforeAll. */
+let security: ReturnType<typeof localPki>['security'];
+
 function dfdaemonConfig(host: NetnsHost, seed: boolean): Record<string, unknown> {
   const dir = path.join(host.dir, seed ? 'seed-peer' : 'dfdaemon');
   return {
     verbose: true,
+    security: security(`${host.name}-${seed ? 'seed-peer' : 'dfdaemon'}`, { role: seed ? 'seed-peer' : 'peer', clusterId: 1 }),
     workHome: dir,
     dataDir: path.join(dir, 'data'),
     host: { hostname: host.name, advertiseIP: host.ip },
@@ -76,6 +81,7 @@ describe('containerd pulls through the Dragonfly registry mirror (issue 6)', () 
   beforeAll(async () => {
     for (const p of ['manager', 'scheduler', 'dfdaemon', 'dfinit'] as const) programMain(p);
     lab = await NetnsLab.create();
+    security = localPki(path.join(lab.workDir, 'pki-root')).security;
     const originHost = await lab.addHost('origin');
     const managerHost = await lab.addHost('manager');
     const schedulerHost = await lab.addHost('scheduler');
@@ -110,6 +116,7 @@ describe('containerd pulls through the Dragonfly registry mirror (issue 6)', () 
       database: { type: 'sqlite', sqlite: { file: path.join(managerHost.dir, 'manager.db') } },
       auth: { demoCredentials: true },
       keepAlive: { timeout: '5s' },
+      security: security('manager', { role: 'manager' }),
     });
     await waitReady(manager, [PORTS.managerRest, PORTS.managerGrpc]);
     const rest = new ManagerRest(`http://${managerHost.ip}:${PORTS.managerRest}`);
@@ -119,6 +126,7 @@ describe('containerd pulls through the Dragonfly registry mirror (issue 6)', () 
       server: { advertiseIP: schedulerHost.ip, port: PORTS.scheduler, workHome: path.join(schedulerHost.dir, 'scheduler') },
       manager: { addr: `${MANAGER_DNS}:${PORTS.managerGrpc}`, schedulerClusterID: 1, keepAlive: { interval: '1s' } },
       dynConfig: { refreshInterval: '2s' },
+      security: security('scheduler', { role: 'scheduler', clusterId: 1 }),
     });
     await waitReady(scheduler, [PORTS.scheduler]);
     await rest.waitActive('scheduler', schedulerHost.ip);

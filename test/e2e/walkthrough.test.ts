@@ -8,6 +8,7 @@
  * on bridge traffic counters: each blob leaves the origin once per cluster, fetched by that
  * cluster's seed peer, and no piece bytes flow from cluster-A hosts to cluster-B hosts.
  */
+import * as grpc from '@grpc/grpc-js';
 import { NetnsLab, clearDfdaemonCache, startClusterLab, UPLOAD_PORT, type ClusterLab, type PullResult } from './harness';
 import { recordE2eFigures } from './walkthrough-figures';
 
@@ -145,4 +146,42 @@ describe('seed 000 multi-cluster walkthrough (issue 8)', () => {
       }
     }
   });
+
+  it('every gRPC server of both clusters runs mTLS on the certificates the lab issued for the manifests\' Certificates', async () => {
+    const servers = [
+      { workload: 'dragonfly-manager', ns: 'cluster-a', port: 65003 },
+      ...['cluster-a', 'cluster-b'].flatMap((ns) => [
+        { workload: 'dragonfly-scheduler', ns, port: 8002 },
+        { workload: 'dragonfly-seed-peer', ns, port: 65000 },
+        { workload: 'dragonfly-dfdaemon', ns, port: 65000 },
+      ]),
+    ];
+    const answers: string[] = [];
+    for (const s of servers) {
+      const pods = cl.deployment.podsOf(s.workload, s.ns);
+      expect(pods.length).toBeGreaterThan(0);
+      // A client holding this namespace's peer certificate (the cert-manager Secret the lab wrote)...
+      const secret = (key: string) => Buffer.from(cl.manifests.secretValue(s.ns, 'dragonfly-dfdaemon-tls', key));
+      const withCert = grpc.credentials.createSsl(secret('ca.crt'), secret('tls.key'), secret('tls.crt'), { checkServerIdentity: () => undefined });
+      // ...is served; one without a certificate is refused at the handshake.
+      const without = grpc.credentials.createSsl(secret('ca.crt'), null, null, { checkServerIdentity: () => undefined });
+      for (const pod of pods) {
+        answers.push(`${s.ns}/${pod.name}: ${await healthOf(pod.ip, s.port, withCert)} / ${(await healthOf(pod.ip, s.port, without)).split(':')[0]}`);
+      }
+    }
+    expect(answers).toEqual(answers.map((a) => `${a.split(':')[0]}: SERVING / UNAVAILABLE`));
+  });
 });
+
+/** grpc.health.v1 Check("") on ip:port: "SERVING" or "<code>: <details>". */
+function healthOf(ip: string, port: number, creds: grpc.ChannelCredentials): Promise<string> {
+  const Health = grpc.makeGenericClientConstructor({}, 'Health');
+  const client = new Health(`${ip}:${port}`, creds);
+  return new Promise((resolve) => {
+    client.makeUnaryRequest('/grpc.health.v1.Health/Check', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), { deadline: Date.now() + 5000 }, (err, res?: Buffer) => {
+      client.close();
+      if (err) resolve(`${grpc.status[err.code]}: ${err.details}`);
+      else resolve(res?.equals(Buffer.from([8, 1])) ? 'SERVING' : `unexpected ${res?.toString('hex')}`);
+    });
+  });
+}

@@ -4,6 +4,7 @@
  * `scheduler.manager.seedPeer.enable` is true.
  */
 import { z } from 'zod';
+import { securityBlock } from './security';
 import { commonKeys, duration, hostPort, ipAddress, listenAddr, port, regex, size } from './primitives';
 
 const netAddr = z.strictObject({ type: z.enum(['tcp']).default('tcp'), addr: hostPort });
@@ -151,6 +152,12 @@ export const dfdaemonConfigSchema = z.strictObject({
       /** Concurrent piece uploads this host accepts; the scheduler sees the free slots. */
       concurrentLimit: z.number().int().min(1).default(100),
       tcpListen: tcpListen(65002),
+      /**
+       * HTTPS with client certificates (the `security` files) on the piece port and for this
+       * daemon's piece downloads. Every peer of a cluster must agree; off by default because
+       * it costs throughput (see docs/benchmarks.md).
+       */
+      tls: z.strictObject({ enable: z.boolean().default(false) }).prefault({}),
     })
     .prefault({}),
   storage: z
@@ -203,8 +210,14 @@ export const dfdaemonConfigSchema = z.strictObject({
       originHeaderTimeout: duration.prefault('60s'),
     })
     .prefault({}),
+  /** mTLS of the upload gRPC server and of calls to the manager, schedulers and peers. */
+  security: securityBlock,
   ...commonKeys,
-});
+})
+  .refine((c) => !(c.upload.tls.enable && c.security.insecure), {
+    message: 'upload.tls.enable needs the security files; it cannot be on with security.insecure: true',
+    path: ['upload', 'tls', 'enable'],
+  });
 
 export type DfdaemonConfigInput = z.input<typeof dfdaemonConfigSchema>;
 export type DfdaemonConfig = z.output<typeof dfdaemonConfigSchema>;

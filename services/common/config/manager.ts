@@ -1,5 +1,6 @@
 /** manager.yaml: keys of the Go-era Dragonfly manager, plus `database.type: sqlite` for the embedded store. */
 import { z } from 'zod';
+import { restTlsBlock, securityBlock } from './security';
 import { commonKeys, duration, hostPort, ipAddress, listenAddr, metricsBlock, port } from './primitives';
 
 export const managerConfigSchema = z.strictObject({
@@ -8,7 +9,13 @@ export const managerConfigSchema = z.strictObject({
       name: z.string().default('d7y/manager'),
       workHome: z.string().default('/var/lib/dragonfly/manager'),
       logDir: z.string().default(''),
-      rest: z.strictObject({ addr: listenAddr.default(':8080') }).prefault({}),
+      rest: z
+        .strictObject({
+          addr: listenAddr.default(':8080'),
+          /** HTTPS for REST and the console (no client certificate asked); empty: plain HTTP. */
+          tls: restTlsBlock,
+        })
+        .prefault({}),
       grpc: z
         .strictObject({
           advertiseIP: ipAddress.default(''),
@@ -104,6 +111,8 @@ export const managerConfigSchema = z.strictObject({
     .prefault({}),
   /** Schedulers and seed peers without a keep-alive for this long are marked inactive. */
   keepAlive: z.strictObject({ timeout: duration.prefault('15s') }).prefault({}),
+  /** mTLS of the gRPC server: schedulers and peers must present a certificate of the CA. */
+  security: securityBlock,
   metrics: metricsBlock,
   ...commonKeys,
 });

@@ -1,6 +1,7 @@
 /** scheduler.yaml: keys of the Go-era Dragonfly scheduler. */
 import { z } from 'zod';
 import { isIP } from 'node:net';
+import { securityBlock } from './security';
 import { commonKeys, duration, hostPort, ipAddress, metricsBlock, port } from './primitives';
 
 /** "10.0.0.5:65000" or "[fd00::5]:65000": an IP literal (seed peers are matched by address). */
@@ -109,6 +110,8 @@ export const schedulerConfigSchema = z.strictObject({
       peerConcurrency: z.number().int().min(1).max(256).default(16),
     })
     .prefault({}),
+  /** mTLS of the gRPC server and of the calls to the manager and to peers. */
+  security: securityBlock,
   metrics: metricsBlock,
   ...commonKeys,
 });

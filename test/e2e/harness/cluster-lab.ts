@@ -11,6 +11,7 @@ import { ContainerdHost } from './containerd';
 import { Deployment, deployModeFromEnv, type DeployMode, type LabNode, type Pod } from './deploy';
 import { ManagerRest, REPO_ROOT, programMain } from './dragonfly';
 import { run, waitFor } from './exec';
+import { issueCertificates } from './cert-manager';
 import { ManifestSet, programOfCommand } from './manifests';
 import { NetnsLab, type NetnsHost } from './netns-lab';
 import { buildTestImage, pushTestImage, type TestImage } from './oci-image';
@@ -112,10 +113,12 @@ async function createManagerTokenSecret(pod: Pod, deployment: Deployment, manife
 
 export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterLab> {
   const mode = opts.mode ?? deployModeFromEnv();
-  const manifests = ManifestSet.load(opts.manifestFiles.map((f) => path.resolve(REPO_ROOT, f)));
+  const loaded = ManifestSet.load(opts.manifestFiles.map((f) => path.resolve(REPO_ROOT, f)));
   if (mode === 'process') for (const p of ['manager', 'scheduler', 'dfdaemon', 'dfinit'] as const) programMain(p);
-  const images = mode === 'image' ? projectImageArchives(manifests) : undefined;
+  const images = mode === 'image' ? projectImageArchives(loaded) : undefined;
   const lab = await NetnsLab.create();
+  // What cert-manager does in a cluster: the Secrets of the manifests' Certificates (mTLS).
+  const manifests = issueCertificates(loaded, path.join(lab.workDir, 'cert-manager')).manifests;
   const dbName = `e2e_${lab.runId}_manager`;
   const dbUser = `e2e_${lab.runId}`;
   try {

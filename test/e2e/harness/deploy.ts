@@ -77,15 +77,26 @@ export interface DeployOptions {
 }
 
 /** Config keys holding absolute paths, with the schema defaults, per program. */
+/** The `security` files (cert-manager Secrets mounted into the pod). */
+const SECURITY_FILES = [{ key: ['security', 'caCert'] }, { key: ['security', 'cert'] }, { key: ['security', 'key'] }];
+
 const PATH_KEYS: Record<Program, Array<{ key: string[]; default?: string }>> = {
   dfdaemon: [
+    ...SECURITY_FILES,
     { key: ['dataDir'], default: '/var/lib/dragonfly' },
     { key: ['workHome'], default: '/var/lib/dragonfly' },
     { key: ['logDir'] },
     { key: ['download', 'downloadGRPC', 'unixListen', 'socket'], default: '/var/run/dragonfly/dfdaemon.sock' },
   ],
-  manager: [{ key: ['server', 'workHome'], default: '/var/lib/dragonfly/manager' }, { key: ['server', 'logDir'] }, { key: ['database', 'sqlite', 'file'] }],
-  scheduler: [{ key: ['server', 'workHome'], default: '/var/lib/dragonfly/scheduler' }, { key: ['server', 'logDir'] }],
+  manager: [
+    { key: ['server', 'workHome'], default: '/var/lib/dragonfly/manager' },
+    { key: ['server', 'logDir'] },
+    { key: ['database', 'sqlite', 'file'] },
+    ...SECURITY_FILES,
+    { key: ['server', 'rest', 'tls', 'cert'] },
+    { key: ['server', 'rest', 'tls', 'key'] },
+  ],
+  scheduler: [{ key: ['server', 'workHome'], default: '/var/lib/dragonfly/scheduler' }, { key: ['server', 'logDir'] }, ...SECURITY_FILES],
   dfinit: [{ key: ['containerRuntime', 'containerd', 'configPath'], default: '/etc/containerd/config.toml' }],
   dfget: [],
 };
@@ -460,7 +471,7 @@ export class Deployment {
       for (const k of key) value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[k] : undefined;
       const current = env[envName] ?? (typeof value === 'string' && value !== '' ? value : dflt);
       const last = key[key.length - 1];
-      if (current) each(envName, current, last === 'socket' || last === 'configPath' || last === 'file');
+      if (current) each(envName, current, ['socket', 'configPath', 'file', 'caCert', 'cert', 'key'].includes(last));
     }
   }
 

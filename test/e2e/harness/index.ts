@@ -7,3 +7,4 @@ export * from './dragonfly';
 export * from './manifests';
 export * from './deploy';
 export * from './cluster-lab';
+export * from './cert-manager';

@@ -136,6 +136,8 @@ export function daemonConfig(dataDir: string, hostname: string, extra: DfdaemonC
     // The tests' origins and registries listen on loopback: the default-deny proxy must list them.
     proxy: { tcpListen: { listen: '127.0.0.1', port: 0 }, whiteList: [{ host: '127.0.0.1' }] },
     scheduler: { manager: { enable: false }, scheduleTimeout: '10s' },
+    // Plaintext unless a test passes security files (test/integration/tls covers mTLS).
+    security: { insecure: true },
   };
   const merged = deepMerge(base, extra);
   return parseConfig('dfdaemon', merged);

@@ -28,7 +28,7 @@ describe('dfdaemon with manager and scheduler', () => {
     digest = await randomFile(path.join(root, 'origin', 'f.bin'), SIZE);
     origin = await startOrigin(path.join(root, 'origin'));
     manager = await startManager(
-      parseConfig('manager', {
+      parseConfig('manager', { security: { insecure: true },
         server: { workHome: root, rest: { addr: '127.0.0.1:0' }, grpc: { listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', port: { start: 0, end: 0 } } },
         database: { type: 'sqlite', sqlite: { file: path.join(root, 'manager.db') } },
         auth: { demoCredentials: true },
@@ -38,7 +38,7 @@ describe('dfdaemon with manager and scheduler', () => {
     );
     const managerAddr = `127.0.0.1:${manager.grpcPort}`;
     scheduler = await startScheduler(
-      parseConfig('scheduler', {
+      parseConfig('scheduler', { security: { insecure: true },
         server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', host: 'sched-1' },
         manager: { addr: managerAddr, schedulerClusterID: 1, keepAlive: { interval: '200ms' } },
         dynConfig: { refreshInterval: '500ms' },

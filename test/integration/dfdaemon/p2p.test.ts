@@ -29,7 +29,7 @@ describe('P2P through a real scheduler', () => {
     // No manager here: the scheduler trusts the seed by its address (seedPeer.addrs).
     const seedPort = await freePort();
     scheduler = await startScheduler(
-      parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedPort}`] }, metrics: { enable: false } }),
+      parseConfig('scheduler', { security: { insecure: true }, server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedPort}`] }, metrics: { enable: false } }),
       { logger: quiet() },
     );
     const schedulerAddr = { scheduler: { netAddrs: [{ addr: `127.0.0.1:${scheduler.port}` }] } };

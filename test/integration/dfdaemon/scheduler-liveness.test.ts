@@ -38,7 +38,7 @@ describe('dfdaemon with late or silent schedulers', () => {
 
   it('a peer started before its scheduler registered finds it within seconds, not after refreshInterval', async () => {
     const manager: ManagerHandle = await startManager(
-      parseConfig('manager', {
+      parseConfig('manager', { security: { insecure: true },
         server: { workHome: root, rest: { addr: '127.0.0.1:0' }, grpc: { listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', port: { start: 0, end: 0 } } },
         database: { type: 'sqlite', sqlite: { file: path.join(root, 'manager.db') } },
         auth: { demoCredentials: true },
@@ -56,7 +56,7 @@ describe('dfdaemon with late or silent schedulers', () => {
     expect(peer.engine.schedulers?.addresses()).toEqual([]);
 
     const scheduler: SchedulerHandle = await startScheduler(
-      parseConfig('scheduler', {
+      parseConfig('scheduler', { security: { insecure: true },
         server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', host: 'late-sched' },
         manager: { addr: netAddrs[0].addr, schedulerClusterID: 1, keepAlive: { interval: '200ms' } },
         metrics: { enable: false },

@@ -79,7 +79,7 @@ describe('jobs on MariaDB + Redis', () => {
     );
     const managerAddr = `127.0.0.1:${manager.grpcPort}`;
     scheduler = await startScheduler(
-      parseConfig('scheduler', {
+      parseConfig('scheduler', { security: { insecure: true },
         server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', host: 'sched-1' },
         manager: { addr: managerAddr, schedulerClusterID: 1, keepAlive: { interval: '200ms' } },
         dynConfig: { refreshInterval: '500ms' },
@@ -224,7 +224,7 @@ describe('jobs on MariaDB + Redis', () => {
     expect(res.body.result.job_states[0].state).toBe('FAILURE');
     expect(res.body.result.job_states[0].error).toMatch(/no live scheduler/);
     scheduler = await startScheduler(
-      parseConfig('scheduler', {
+      parseConfig('scheduler', { security: { insecure: true },
         server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', host: 'sched-1' },
         manager: { addr: `127.0.0.1:${manager.grpcPort}`, schedulerClusterID: 1, keepAlive: { interval: '200ms' } },
         dynConfig: { refreshInterval: '500ms' },

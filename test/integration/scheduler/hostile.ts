@@ -27,12 +27,12 @@ export interface Target {
   close(): Promise<void>;
 }
 
-export function schedulerClient(address: string): SchedulerClient {
-  return new (protos().scheduler.scheduler.v2.Scheduler)(address, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+export function schedulerClient(address: string, credentials = grpc.credentials.createInsecure()): SchedulerClient {
+  return new (protos().scheduler.scheduler.v2.Scheduler)(address, credentials, GRPC_OPTIONS);
 }
 
 export async function startTarget(overrides: SchedulerConfigInput = {}, options: StartSchedulerOptions = {}): Promise<Target> {
-  const config = parseConfig('scheduler', { ...overrides, server: { port: 0, listenIP: '::', advertiseIP: HONEST_IP, ...overrides.server }, metrics: { enable: false } });
+  const config = parseConfig('scheduler', { security: { insecure: true }, ...overrides, server: { port: 0, listenIP: '::', advertiseIP: HONEST_IP, ...overrides.server }, metrics: { enable: false } });
   const scheduler = await startScheduler(config, { logger: silentLogger(), ...options });
   const honest = schedulerClient(`${HONEST_IP}:${scheduler.port}`);
   const attacker = schedulerClient(`[${ATTACKER_IP}]:${scheduler.port}`);

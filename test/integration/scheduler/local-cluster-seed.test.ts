@@ -3,7 +3,9 @@
  * peer registers with the manager and announces SUPER_HOST; the scheduler accepts it only
  * because the manager lists it, triggers it for a new task, and offers it as a parent.
  */
+import { readFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
@@ -40,7 +42,10 @@ describe('local cluster: the manager-registered seed peer is a SUPER_HOST', () =
   });
 
   test('seed accepted as SUPER_HOST, triggered for a new task and offered as its parent', async () => {
-    const client = schedulerClient(`${HONEST_IP}:${cluster.scheduler.port}`);
+    // npm start's cluster runs mTLS: this probe presents the local peer's certificate.
+    const pki = (f: string) => readFileSync(path.join(cluster.pkiDir, f));
+    const creds = grpc.credentials.createSsl(pki('ca/ca.crt'), pki('peer/tls.key'), pki('peer/tls.crt'), { checkServerIdentity: () => undefined });
+    const client = schedulerClient(`${HONEST_IP}:${cluster.scheduler.port}`, creds);
     try {
       let seedType: string | undefined;
       for (const end = Date.now() + 30_000; seedType !== 'SUPER_HOST' && Date.now() < end; ) {

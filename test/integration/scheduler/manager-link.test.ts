@@ -62,7 +62,7 @@ describe('scheduler ↔ manager', () => {
   });
 
   test('registers through NOT_FOUND, keeps alive, applies cluster config, survives the manager going away', async () => {
-    const config = parseConfig('scheduler', {
+    const config = parseConfig('scheduler', { security: { insecure: true },
       server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', host: 'sched-test' },
       host: { idc: 'idc-1', location: 'cn|sh' },
       manager: { addr: `127.0.0.1:${manager.port}`, schedulerClusterID: 7, keepAlive: { interval: '100ms' } },

@@ -126,7 +126,7 @@ describe('scheduler over gRPC: seed peer + 50 peers on one task', () => {
       },
     };
     seedServer = await startGrpcServer('127.0.0.1:0', [{ name: 'dfdaemon.v2.DfdaemonUpload', definition: dfdaemonUploadService(), handlers: handlers }]);
-    const config = parseConfig('scheduler', {
+    const config = parseConfig('scheduler', { security: { insecure: true },
       server: { port: 0, listenIP: '127.0.0.1' },
       scheduler: { backToSourceCount: 3, candidateParentLimit: 4, retryInterval: '100ms' },
       seedPeer: { addrs: [`127.0.0.1:${seedServer.port}`] },
@@ -261,7 +261,7 @@ describe('scheduler over gRPC: seed peer unreachable', () => {
     // A port nothing listens on: bind a server, note its port, shut it down.
     const dead = await startGrpcServer('127.0.0.1:0', []);
     await dead.shutdown(0);
-    const config = parseConfig('scheduler', {
+    const config = parseConfig('scheduler', { security: { insecure: true },
       server: { port: 0, listenIP: '127.0.0.1' },
       scheduler: { backToSourceCount: 1, retryInterval: '50ms' },
       seedPeer: { addrs: [`127.0.0.1:${dead.port}`] },

@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Chart, Testing } from 'cdk8s';
-import { parse } from 'yaml';
+import Ajv from 'ajv';
+import { parse, parseAllDocuments } from 'yaml';
 import * as apps from 'kubernetes-models/apps/v1';
 import * as batch from 'kubernetes-models/batch/v1';
 import * as core from 'kubernetes-models/v1';
@@ -46,8 +47,30 @@ const MODELS: Record<string, Record<string, unknown>> = {
   'networking.k8s.io/v1': networking,
 };
 
+// cert-manager objects validate against the openAPIV3Schema of the CRDs the constructs' classes
+// were imported from (constructs/imports/crds), as the API server would.
+interface Crd {
+  spec: { group: string; names: { kind: string }; versions: Array<{ name: string; schema: { openAPIV3Schema: object } }> };
+}
+let crdValidators: Map<string, Ajv.ValidateFunction> | undefined;
+function crdValidator(apiVersion: string, kind: string): Ajv.ValidateFunction | undefined {
+  if (!crdValidators) {
+    crdValidators = new Map();
+    const ajv = new Ajv({ allErrors: true, unknownFormats: 'ignore' });
+    const text = readFileSync(join(__dirname, '..', '..', '..', 'constructs', 'imports', 'crds', 'cert-manager.yaml'), 'utf8');
+    for (const doc of parseAllDocuments(text)) {
+      const crd = doc.toJS() as Crd | null;
+      if (!crd) continue;
+      for (const v of crd.spec.versions) crdValidators.set(`${crd.spec.group}/${v.name} ${crd.spec.names.kind}`, ajv.compile(v.schema.openAPIV3Schema));
+    }
+  }
+  return crdValidators.get(`${apiVersion} ${kind}`);
+}
+
 /** Validates one object with the Kubernetes API schema; returns the error text or undefined. */
 export function schemaError(obj: KubeObject): string | undefined {
+  const crd = crdValidator(obj.apiVersion, obj.kind);
+  if (crd) return crd(obj) ? undefined : `${obj.kind}/${obj.metadata.name}: ${JSON.stringify(crd.errors)}`;
   const group = MODELS[obj.apiVersion];
   const Model = group?.[obj.kind] as ModelClass | undefined;
   if (!Model) return `no schema for ${obj.apiVersion} ${obj.kind}`;

@@ -78,8 +78,13 @@ describe.each(Object.entries(charts))('wiring inside %s', (_ns, objects) => {
     const names = (kind: string) => new Set(objects.filter((o) => o.kind === kind).map((o) => o.metadata.name));
     const configMaps = names('ConfigMap');
     // Made by the user from a token root creates (main.ts, docs/security.md): never in the manifests.
-    const secrets = new Set([...names('Secret'), ...(_ns === 'cluster-b' ? [USER_TOKEN_SECRET] : [])]);
     expect(names('Secret').has(USER_TOKEN_SECRET)).toBe(false);
+    // cert-manager writes the Secret of each Certificate.
+    const secrets = new Set([
+      ...names('Secret'),
+      ...(_ns === 'cluster-b' ? [USER_TOKEN_SECRET] : []),
+      ...objects.filter((o) => o.kind === 'Certificate').map((o) => (o.spec as { secretName: string }).secretName),
+    ]);
     const serviceAccounts = names('ServiceAccount');
     for (const w of workloads(objects)) {
       const { spec } = podTemplate(w);
@@ -228,7 +233,8 @@ describe('cross-cluster wiring', () => {
       const main = spec.containers[0];
       expect(main.ports?.find((p) => p.name === 'proxy')).toEqual(expect.objectContaining({ containerPort: 65001, hostPort: 65001 }));
       expect(main.env).toContainEqual({ name: 'DFDAEMON__host__advertiseIP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } });
-      expect(main.readinessProbe?.grpc?.port).toBe(65000);
+      // mTLS: the kubelet's gRPC probe cannot present a certificate, so readiness is /healthy.
+      expect(main.readinessProbe?.httpGet).toEqual(expect.objectContaining({ path: '/healthy', port: 8000 }));
       expect(main.livenessProbe?.httpGet).toEqual(expect.objectContaining({ path: '/healthy', port: 8000 }));
       const dfinit = spec.initContainers?.find((c) => c.name === 'dfinit');
       expect(dfinit?.command).toEqual(['dfinit', '--config', '/etc/dragonfly/dfinit.yaml']);

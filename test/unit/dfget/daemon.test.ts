@@ -38,7 +38,7 @@ describe('dfget through a real dfdaemon', () => {
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
-    const config = parseConfig('dfdaemon', {
+    const config = parseConfig('dfdaemon', { security: { insecure: true },
       dataDir: path.join(dir, 'data'),
       workHome: dir,
       metrics: '',

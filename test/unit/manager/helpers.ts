@@ -18,6 +18,8 @@ export function managerConfig(overrides: ManagerConfigInput = {}): { config: Man
     database: { type: 'sqlite' },
     // root/dragonfly, as every test signs in; tests of auth.rootPassword override it.
     auth: { demoCredentials: true },
+    // Plaintext unless a test passes security files (test/integration/tls covers mTLS).
+    security: { insecure: true },
   };
   const merged = deepMerge(base, overrides);
   return { config: parseConfig('manager', merged), cleanup: () => rmSync(dir, { recursive: true, force: true }) };

@@ -21,7 +21,7 @@ describe('proxy inside a real dfdaemon', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'proxy-daemon-'));
     origin = await startOrigin();
     origin.blobs.set(digest, content);
-    const config = parseConfig('dfdaemon', {
+    const config = parseConfig('dfdaemon', { security: { insecure: true },
       dataDir: path.join(dir, 'data'),
       workHome: dir,
       metrics: '',

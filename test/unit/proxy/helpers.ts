@@ -170,7 +170,7 @@ export class MemoryTasks implements TaskApi {
 export type { DownloadProgress };
 
 export function proxyConfig(overrides: Partial<NonNullable<DfdaemonConfigInput['proxy']>> = {}): DfdaemonConfig {
-  return parseConfig('dfdaemon', { proxy: { tcpListen: { listen: '127.0.0.1', port: 0 }, ...overrides } });
+  return parseConfig('dfdaemon', { security: { insecure: true }, proxy: { tcpListen: { listen: '127.0.0.1', port: 0 }, ...overrides } });
 }
 
 export interface Answer {
