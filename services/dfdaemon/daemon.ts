@@ -29,6 +29,8 @@ import { TaskStore } from './storage';
 import type { TaskApi } from './task-api';
 import { TaskManager } from './task-manager';
 import { UploadServer } from './upload-server';
+import { UploadTrace, attachTracing, hostAttributes } from './tracing';
+import { Tracing } from '../common/telemetry';
 import { startProxyServer } from './proxy';
 
 export interface DfdaemonHandle {
@@ -84,7 +86,9 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
     });
     cleanup.push(() => store.close());
 
+    const uploadTrace = new UploadTrace();
     const upload = new UploadServer({
+      trace: uploadTrace,
       store,
       concurrentLimit: config.upload.concurrentLimit,
       rateLimit: bucketFor(config.upload.rateLimit, 64 * 1024 * 1024),
@@ -102,6 +106,17 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
     const schedulers = new SchedulerPool({ config, host, load, logger });
     const engine = new TaskManager({ store, config, host, schedulers, metrics, logger });
     cleanup.push(() => engine.stop());
+    // Tracing (issue 18): one provider per program, flushed after everything else stopped.
+    const tracing = Tracing.start({
+      serviceName: seed ? 'dragonfly-seed-peer' : 'dragonfly-dfdaemon',
+      jaeger: config.jaeger,
+      attributes: hostAttributes(host, seed ? config.scheduler.manager.seedPeer.clusterID : undefined),
+      registry,
+    });
+    cleanup.unshift(() => tracing.shutdown());
+    attachTracing(engine, tracing);
+    uploadTrace.use(tracing);
+    cleanup.push(async () => uploadTrace.close());
 
     // TCP serves peers and the scheduler only: the download API (which writes files) is on the socket.
     const tcp = `${config.download.peerGRPC.tcpListen.listen}:${config.download.peerGRPC.tcpListen.port}`;

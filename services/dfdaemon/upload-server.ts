@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { DfdaemonMetrics } from './metrics';
 import { Limiters, type TokenBucket } from './rate-limiter';
 import type { TaskEntry, TaskStore } from './storage';
+import type { UploadTrace } from './tracing';
 
 export interface UploadServerOptions {
   readonly store: TaskStore;
@@ -16,6 +17,8 @@ export interface UploadServerOptions {
   readonly rateLimit?: TokenBucket;
   readonly metrics?: DfdaemonMetrics;
   readonly logger: Logger;
+  /** Batch spans of the pieces served (issue 18). */
+  readonly trace?: UploadTrace;
 }
 
 export interface UploadStats {
@@ -219,6 +222,7 @@ export class UploadServer {
         this.active--;
         entry.release();
         this.options.metrics?.uploadBytes.inc(sent);
+        this.options.trace?.served(req.headers, taskId, sent, range.start); // telemetry
       });
   }
 }

@@ -1,5 +1,7 @@
 /** manager.v2.Manager gRPC handlers: decode, call the Registry, encode. */
 import * as grpc from '@grpc/grpc-js';
+import { SpanKind } from '@opentelemetry/api';
+import { Tracing, contextOfMetadata, endSpan } from '../common/telemetry';
 import type { Logger } from 'pino';
 import { InvalidArgumentError, toGrpcError, UnavailableError } from '../common/errors';
 import type { ManagerHandlers } from '../proto';
@@ -75,17 +77,21 @@ export interface ManagerGrpcHandlers {
   closeStreams(): void;
 }
 
-export function createManagerHandlers(registry: Registry, logger: Logger, metrics?: ManagerMetrics): ManagerGrpcHandlers {
+export function createManagerHandlers(registry: Registry, logger: Logger, metrics?: ManagerMetrics, tracing?: Tracing): ManagerGrpcHandlers {
   function unaryHandler<Req, Res>(method: string, fn: (req: Req) => Promise<Res>) {
     return (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
       const end = metrics?.grpcDuration.startTimer({ method });
+      // telemetry (issue 18): a server span per call, child of the caller's
+      const span = tracing?.enabled ? tracing.tracer.startSpan(`manager.${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.method': method } }, contextOfMetadata(call.metadata)) : undefined;
       fn(call.request).then(
         (res) => {
+          if (span) endSpan(span);
           end?.();
           metrics?.grpcRequests.inc({ method, code: 'OK' });
           callback(null, res);
         },
         (err: unknown) => {
+          if (span) endSpan(span, err);
           end?.();
           const e = toGrpcError(err);
           metrics?.grpcRequests.inc({ method, code: grpc.status[e.code ?? grpc.status.INTERNAL] });

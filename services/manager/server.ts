@@ -3,6 +3,8 @@
  * metrics, keep-alive sweep. `startManager` resolves once every port is bound.
  */
 import * as http from 'node:http';
+import * as os from 'node:os';
+import { Tracing } from '../common/telemetry';
 import type { Logger } from 'pino';
 import type { ManagerConfig } from '../common/config/manager';
 import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
@@ -101,7 +103,10 @@ export async function startManager(config: ManagerConfig, options: StartManagerO
     const restPort = await listen(rest, config.server.rest.addr);
     cleanups.push(() => closeServer(rest));
 
-    const grpcHandlers = createManagerHandlers(schedulers, logger, metrics);
+    // Tracing (issue 18): flushed last on stop.
+    const tracing = Tracing.start({ serviceName: 'dragonfly-manager', jaeger: config.jaeger, attributes: { 'host.name': os.hostname() }, registry });
+    cleanups.unshift(() => tracing.shutdown());
+    const grpcHandlers = createManagerHandlers(schedulers, logger, metrics, tracing);
     const grpcServer = await bindGrpc(config, [{ name: 'manager.v2.Manager', definition: managerService(), handlers: grpcHandlers.handlers }]);
     cleanups.push(async () => {
       grpcHandlers.closeStreams();

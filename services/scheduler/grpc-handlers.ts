@@ -9,6 +9,7 @@ import type { Logger } from '../common/logger';
 import type { AnnouncePeerRequest__Output, AnnouncePeerResponse, SchedulerHandlers } from '../proto';
 import type { PeerStream, SchedulerService } from './service';
 import { callerIpOf, normalizeIp } from './validation';
+import { contextOfMetadata } from '../common/telemetry';
 
 type Callback<T> = (err: Partial<grpc.ServiceError> | null, value?: T) => void;
 
@@ -58,6 +59,7 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger, opt
       let released = false;
       const stream: PeerStream = {
         caller,
+        traceContext: contextOfMetadata(call.metadata), // telemetry
         session: {
           send: (response) => {
             if (!closed) call.write(response);

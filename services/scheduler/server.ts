@@ -17,6 +17,8 @@ import { ResourceStore } from './resource/store';
 import { GrpcSeedTrigger, type SeedHost, type SeedTrigger } from './seed-peers';
 import { SchedulerService, type SchedulingSettings } from './service';
 import { MAX_MESSAGE_BYTES } from './validation';
+import { SchedulerTrace } from './tracing';
+import { ATTR, Tracing } from '../common/telemetry';
 
 /** Upload slots of a peer that announced none and for which the manager gave no load_limit. */
 export const DEFAULT_UPLOAD_LIMIT = 50;
@@ -57,6 +59,12 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
   const store = new ResourceStore();
   const registry = createMetricsRegistry('scheduler');
   const events = createSchedulerMetrics(registry, store);
+  const tracing = Tracing.start({
+    serviceName: 'dragonfly-scheduler',
+    jaeger: config.jaeger,
+    attributes: { 'host.name': config.server.host || os.hostname(), 'host.ip': advertiseIPOf(config.server.advertiseIP), [ATTR.IDC]: config.host.idc, [ATTR.LOCATION]: config.host.location, [ATTR.CLUSTER_ID]: config.manager.schedulerClusterID },
+    registry,
+  });
   const trigger = options.seedTrigger ?? new GrpcSeedTrigger(logger);
   let cluster: ClusterConfig | undefined;
   const settings = (): SchedulingSettings => ({
@@ -85,6 +93,7 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
     managerSeeds: () => trustedSeeds,
     limits: { hosts: l.hosts, tasks: l.tasks, peers: l.peers, peersPerTask: l.peersPerTask, streamsPerHost: l.streamsPerHost, maxAnnounceIntervalMs: l.maxAnnounceInterval },
     events,
+    trace: new SchedulerTrace(tracing, config.manager.schedulerClusterID), // telemetry
     logger,
   });
   let manager: ManagerLink | undefined;
@@ -181,6 +190,7 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
         trigger.close();
         await grpcServer.shutdown(2000);
         if (ops) await closeServer(ops);
+        await tracing.shutdown();
       })();
       return stopping;
     },

@@ -17,6 +17,8 @@
  * origin fetch fails) and every retryInterval.
  */
 import type { Logger } from '../common/logger';
+import type { Context } from '@opentelemetry/api';
+import { SchedulerTrace } from './tracing';
 import { DragonflyError, FailedPreconditionError, InternalError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../common/errors';
 import type {
   AnnounceHostRequest__Output,
@@ -104,6 +106,8 @@ export interface PeerStream {
   readonly caller: string;
   readonly session: PeerSession;
   peer?: Peer;
+  /** The caller's trace context from the stream's metadata (issue 18). */
+  readonly traceContext?: Context;
 }
 
 export interface SchedulerServiceOptions {
@@ -117,6 +121,8 @@ export interface SchedulerServiceOptions {
   readonly managerSeeds?: () => readonly SeedHost[];
   readonly limits?: SchedulerLimits;
   readonly events?: SchedulerEvents;
+  /** Spans of registrations and decisions (issue 18). */
+  readonly trace?: SchedulerTrace;
   readonly logger: Logger;
   readonly now?: () => number;
 }
@@ -129,6 +135,7 @@ export class SchedulerService {
   private readonly trigger: SeedTrigger;
   private readonly managerSeeds: () => readonly SeedHost[];
   private readonly events: SchedulerEvents;
+  private readonly trace: SchedulerTrace;
   private readonly logger: Logger;
   private readonly now: () => number;
   readonly limits: SchedulerLimits;
@@ -149,6 +156,7 @@ export class SchedulerService {
     this.trigger = options.trigger;
     this.managerSeeds = options.managerSeeds ?? (() => []);
     this.events = options.events ?? NO_EVENTS;
+    this.trace = options.trace ?? SchedulerTrace.disabled();
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
     this.limits = options.limits ?? DEFAULT_LIMITS;
@@ -400,6 +408,7 @@ export class SchedulerService {
     this.store.addPeer(peer);
     stream.peer = peer;
     this.events.registerPeer();
+    this.trace.registered(peer, stream.traceContext, download); // telemetry
     if (canTaskTransition(task.state, 'Download') && (task.state !== 'Succeeded' || !task.hasAvailablePeer(host))) task.transition('Download');
     this.schedule(peer);
   }
@@ -515,6 +524,7 @@ export class SchedulerService {
       throw new FailedPreconditionError(`peer ${peer.id}: ${event} is not allowed in state ${peer.state}`);
     }
     peer.transition(event);
+    this.trace.peerEvent(peer, event); // telemetry
   }
 
   // ---------------------------------------------------------------- scheduling
@@ -523,7 +533,7 @@ export class SchedulerService {
   schedule(peer: Peer): void {
     const started = performance.now();
     try {
-      this.decide(peer);
+      this.trace.schedule(peer, () => this.decide(peer)); // telemetry: span around the decision
     } finally {
       this.events.scheduleDuration(performance.now() - started);
     }
@@ -658,6 +668,7 @@ export class SchedulerService {
 
   private send(peer: Peer, kind: Kind, response: AnnouncePeerResponse): void {
     this.lastAnswer.set(peer, kind);
+    this.trace.decided(peer, kind, { parents: response.normalTaskResponse?.candidateParents?.map((p) => p.id ?? ''), description: response.needBackToSourceResponse?.description ?? response.waitResponse?.description }); // telemetry
     peer.session?.send(response);
   }
 
