@@ -76,7 +76,7 @@ export class PieceBatchSpan {
 /** Ends `span` with the error status (message trimmed) or OK. */
 export function endSpan(span: Span, error?: unknown): void {
   if (error) {
-    const e = error instanceof Error ? error : new Error(String(error));
+    const e = error instanceof Error ? error : new Error(typeof error === 'string' ? error : 'non-Error value thrown');
     span.recordException(e);
     span.setStatus({ code: SpanStatusCode.ERROR, message: e.message.slice(0, 512) });
   }
