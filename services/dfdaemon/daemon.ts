@@ -31,6 +31,7 @@ import { TaskManager } from './task-manager';
 import { UploadServer } from './upload-server';
 import { UploadTrace, attachTracing, hostAttributes } from './tracing';
 import { Tracing } from '../common/telemetry';
+import { ClientUpstreamMetrics } from './upstream-metrics';
 import { startProxyServer } from './proxy';
 
 export interface DfdaemonHandle {
@@ -114,7 +115,7 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
       registry,
     });
     cleanup.unshift(() => tracing.shutdown());
-    attachTracing(engine, tracing);
+    attachTracing(engine, tracing, new ClientUpstreamMetrics(registry, metrics, () => upload.stats().active));
     uploadTrace.use(tracing);
     cleanup.push(async () => uploadTrace.close());
 

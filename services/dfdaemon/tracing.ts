@@ -11,12 +11,15 @@ import type * as grpc from '@grpc/grpc-js';
 import { ATTR, PieceBatchSpan, Tracing, contextOfHeaders, contextOfMetadata, endSpan, traceHeaders, traceMetadata } from '../common/telemetry';
 import type { HostIdentity } from './control-plane';
 import type { DownloadOptions } from './task-api';
+import type { ClientUpstreamMetrics } from './upstream-metrics';
 
 const tracings = new WeakMap<object, Tracing>();
+const clientMetrics = new WeakMap<object, ClientUpstreamMetrics>();
 
-/** Ties a program's tracing to its engine (TaskManager), so the engine's classes find it. */
-export function attachTracing(engine: object, tracing: Tracing): void {
+/** Ties a program's tracing (and upstream client metrics) to its engine (TaskManager), so the engine's classes find them. */
+export function attachTracing(engine: object, tracing: Tracing, metrics?: ClientUpstreamMetrics): void {
   tracings.set(engine, tracing);
+  if (metrics) clientMetrics.set(engine, metrics);
 }
 
 export function tracingOf(engine: object): Tracing {
@@ -44,6 +47,7 @@ export class DownloadTrace {
   private readonly parents = new Map<string, PieceBatchSpan>();
   private origin: PieceBatchSpan | undefined;
   private ended = false;
+  private readonly recordEnd: ((result: { error?: Error; contentLength?: number }) => void) | undefined;
 
   constructor(
     private readonly tracing: Tracing,
@@ -51,7 +55,9 @@ export class DownloadTrace {
     peerId: string,
     options: DownloadOptions,
     parent: Context = apiContext.active(),
+    metrics?: ClientUpstreamMetrics,
   ) {
+    this.recordEnd = metrics?.downloadStarted(options);
     this.span = tracing.tracer.startSpan(
       'dfdaemon.download_task',
       {
@@ -71,7 +77,7 @@ export class DownloadTrace {
   }
 
   static for(engine: object, taskId: string, peerId: string, options: DownloadOptions): DownloadTrace {
-    return new DownloadTrace(tracingOf(engine), taskId, peerId, options);
+    return new DownloadTrace(tracingOf(engine), taskId, peerId, options, apiContext.active(), clientMetrics.get(engine));
   }
 
   /** Metadata for the AnnouncePeer stream: the scheduler's spans become children of this download. */
@@ -144,6 +150,7 @@ export class DownloadTrace {
   /** Ends every span of the download; later calls do nothing. */
   end(result: { error?: Error; contentLength?: number; backToSource?: boolean }): void {
     if (this.ended) return;
+    this.recordEnd?.(result);
     for (const s of this.parents.values()) s.end();
     this.origin?.end(result.error && this.origin ? result.error : undefined);
     if (result.contentLength !== undefined) this.span.setAttribute('dragonfly.task.content_length', result.contentLength);

@@ -19,6 +19,8 @@ export interface SchedulerHandlerOptions {
    * a seed peer may announce before this scheduler's last refresh saw it registered.
    */
   readonly refreshSeeds?: () => Promise<void>;
+  /** Each answered call's outcome, for Dragonfly's published call counters (issue 18). */
+  readonly onCall?: (method: string, ok: boolean) => void;
 }
 
 function typed(err: unknown): DragonflyError {
@@ -36,8 +38,10 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger, opt
     const caller = callerIpOf(call.getPeer());
     try {
       callback(null, fn(caller));
+      options.onCall?.(method, true);
     } catch (err) {
       const e = typed(err);
+      options.onCall?.(method, false);
       refused(method, caller, e);
       callback(toGrpcError(e));
     }
@@ -48,8 +52,10 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger, opt
       const caller = callerIpOf(call.getPeer());
       try {
         service.openStream(caller);
+        options.onCall?.('AnnouncePeer', true);
       } catch (err) {
         const e = typed(err);
+        options.onCall?.('AnnouncePeer', false);
         refused('AnnouncePeer', caller, e);
         call.on('error', () => undefined);
         call.emit('error', toGrpcError(e));

@@ -18,6 +18,7 @@ import { GrpcSeedTrigger, type SeedHost, type SeedTrigger } from './seed-peers';
 import { SchedulerService, type SchedulingSettings } from './service';
 import { MAX_MESSAGE_BYTES } from './validation';
 import { SchedulerTrace } from './tracing';
+import { SchedulerUpstreamMetrics } from './upstream-metrics';
 import { ATTR, Tracing } from '../common/telemetry';
 
 /** Upload slots of a peer that announced none and for which the manager gave no load_limit. */
@@ -59,6 +60,7 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
   const store = new ResourceStore();
   const registry = createMetricsRegistry('scheduler');
   const events = createSchedulerMetrics(registry, store);
+  const upstreamMetrics = new SchedulerUpstreamMetrics(registry, { enableHost: config.metrics.enableHost });
   const tracing = Tracing.start({
     serviceName: 'dragonfly-scheduler',
     jaeger: config.jaeger,
@@ -93,14 +95,14 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
     managerSeeds: () => trustedSeeds,
     limits: { hosts: l.hosts, tasks: l.tasks, peers: l.peers, peersPerTask: l.peersPerTask, streamsPerHost: l.streamsPerHost, maxAnnounceIntervalMs: l.maxAnnounceInterval },
     events,
-    trace: new SchedulerTrace(tracing, config.manager.schedulerClusterID), // telemetry
+    trace: new SchedulerTrace(tracing, config.manager.schedulerClusterID, upstreamMetrics), // telemetry
     logger,
   });
   let manager: ManagerLink | undefined;
 
   const grpcServer: GrpcServerHandle = await startGrpcServer(
     `${config.server.listenIP.includes(':') ? `[${config.server.listenIP}]` : config.server.listenIP}:${config.server.port}`,
-    [{ name: 'scheduler.v2.Scheduler', definition: schedulerService(), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve() }) }],
+    [{ name: 'scheduler.v2.Scheduler', definition: schedulerService(), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve(), onCall: (m, ok) => upstreamMetrics.call(m, ok) }) }],
     undefined,
     { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES },
   );

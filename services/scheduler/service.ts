@@ -501,6 +501,7 @@ export class SchedulerService {
     if (peer.state === 'ReceivedNormal' || peer.state === 'ReceivedSmall' || peer.state === 'ReceivedTiny') this.applyPeerEvent(peer, 'Download');
     const fresh = peer.finished.set(number);
     if (length > 0) this.events.traffic(traffic, length);
+    this.trace.piece(peer, traffic, length, parentId ? this.store.peers.get(parentId) : undefined); // telemetry: upstream metrics
     if (parentId) {
       const parent = this.store.peers.get(parentId);
       if (parent) parent.recordPieceCost(costNs);
@@ -523,8 +524,9 @@ export class SchedulerService {
     if (!canPeerTransition(peer.state, event)) {
       throw new FailedPreconditionError(`peer ${peer.id}: ${event} is not allowed in state ${peer.state}`);
     }
+    const previousState = peer.state; // telemetry
     peer.transition(event);
-    this.trace.peerEvent(peer, event); // telemetry
+    this.trace.peerEvent(peer, event, previousState); // telemetry
   }
 
   // ---------------------------------------------------------------- scheduling

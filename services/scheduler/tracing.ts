@@ -9,6 +9,7 @@ import { SpanKind, context as apiContext, trace, type Context, type Span } from 
 import { ATTR, Tracing, endSpan } from '../common/telemetry';
 import type { Peer } from './resource/model';
 import type { PeerEvent } from './resource/state';
+import type { SchedulerUpstreamMetrics } from './upstream-metrics';
 
 const TERMINAL: ReadonlySet<PeerEvent> = new Set<PeerEvent>(['DownloadSucceeded', 'DownloadFailed', 'Leave']);
 
@@ -20,14 +21,22 @@ export class SchedulerTrace {
   constructor(
     readonly tracing: Tracing,
     private readonly clusterId: number,
+    /** Dragonfly's published scheduler metrics, fed by the same hooks. */
+    private readonly metrics?: SchedulerUpstreamMetrics,
   ) {}
 
   static disabled(): SchedulerTrace {
     return new SchedulerTrace(Tracing.disabled(), 0);
   }
 
+  /** A piece `peer` reported (from `parent`, or the origin when undefined). */
+  piece(peer: Peer, trafficType: string, bytes: number, parent: Peer | undefined): void {
+    this.metrics?.piece(peer, trafficType, bytes, parent);
+  }
+
   /** A peer registered on a stream whose metadata carried `parent`. */
   registered(peer: Peer, parent: Context | undefined, download: { url: string; tag?: string; application?: string; priority?: string }): void {
+    this.metrics?.registered(peer, download);
     if (!this.tracing.enabled) return;
     const from = parent ?? apiContext.active();
     const attributes = {
@@ -50,6 +59,15 @@ export class SchedulerTrace {
 
   /** Runs one decision for `peer` in a `scheduler.schedule` span. */
   schedule<T>(peer: Peer, decide: () => T): T {
+    this.metrics?.scheduling(1);
+    try {
+      return this.traceDecision(peer, decide);
+    } finally {
+      this.metrics?.scheduling(-1);
+    }
+  }
+
+  private traceDecision<T>(peer: Peer, decide: () => T): T {
     const p = this.tracing.enabled ? this.peers.get(peer) : undefined;
     if (!p) return decide();
     const span = this.tracing.tracer.startSpan('scheduler.schedule', { attributes: { [ATTR.PEER_ID]: peer.id, 'dragonfly.peer.retry_count': peer.retryCount } }, p.ctx);
@@ -79,7 +97,8 @@ export class SchedulerTrace {
   }
 
   /** A state change; a finished, failed or departed peer's span ends. */
-  peerEvent(peer: Peer, event: PeerEvent): void {
+  peerEvent(peer: Peer, event: PeerEvent, previousState: string): void {
+    this.metrics?.peerEvent(peer, event, previousState);
     const p = this.peers.get(peer);
     if (!p) return;
     p.span.addEvent(event);

@@ -1,6 +1,6 @@
 /** manager.yaml: keys of the Go-era Dragonfly manager, plus `database.type: sqlite` for the embedded store. */
 import { z } from 'zod';
-import { commonKeys, duration, hostPort, ipAddress, listenAddr, metricsBlock, port } from './primitives';
+import { commonKeys, duration, hostPort, ipAddress, listenAddr, managerMetricsBlock, port } from './primitives';
 
 export const managerConfigSchema = z.strictObject({
   server: z
@@ -86,7 +86,7 @@ export const managerConfigSchema = z.strictObject({
     .prefault({}),
   /** Schedulers and seed peers without a keep-alive for this long are marked inactive. */
   keepAlive: z.strictObject({ timeout: duration.prefault('15s') }).prefault({}),
-  metrics: metricsBlock,
+  metrics: managerMetricsBlock,
   ...commonKeys,
 });
 

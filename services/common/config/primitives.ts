@@ -126,7 +126,18 @@ export const commonKeys = {
     .default(''),
 };
 
-/** `metrics: {enable, addr}` as the Go manager and scheduler write it. */
+/** The manager's `metrics: {enable, addr}`. */
+export const managerMetricsBlock = z
+  .strictObject({
+    enable: z.boolean().default(true),
+    addr: listenAddr.default(':8000'),
+  })
+  .prefault({});
+
+/**
+ * The scheduler's `metrics: {enable, addr, enableHost}`; enableHost adds the per-host
+ * `dragonfly_scheduler_host_traffic` series (one set per host: off by default, as upstream).
+ */
 export const metricsBlock = z
   .strictObject({
     enable: z.boolean().default(true),
