@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['build/**', 'dist/**', 'node_modules/**', 'services/proto/gen/**', '**/*.js', '**/*.mjs'] },
+  { ignores: ['build/**', 'dist/**', 'node_modules/**', 'services/proto/gen/**', 'constructs/imports/**', '**/*.js', '**/*.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

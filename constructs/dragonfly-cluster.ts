@@ -8,6 +8,7 @@ import { assertNodeSelector, namespaceOf } from './_util';
 import { Dfdaemon, type DfdaemonOptions } from './dfdaemon';
 import { assertManagerEndpoint, SCHEDULER_GRPC_PORT, type ManagerEndpoint } from './endpoints';
 import { Jaeger } from './jaeger';
+import { DragonflyMonitoring, type DragonflyMonitoringOptions } from './monitoring';
 import { Scheduler, type JobRedis, type SchedulerOptions } from './scheduler';
 import { SeedPeer, type SeedPeerOptions } from './seed-peer';
 
@@ -59,6 +60,12 @@ export interface DragonflyClusterProps {
    * @default false
    */
   readonly jaeger?: boolean;
+  /**
+   * ServiceMonitors, PrometheusRule and Grafana dashboards for this cluster's scheduler, seed
+   * peers and dfdaemons (needs prometheus-operator's CRDs; see DragonflyMonitoring).
+   * @default false
+   */
+  readonly monitoring?: boolean | DragonflyMonitoringOptions;
   /**
    * `host.idc` / `host.location` written to every component's config.
    * @default - empty (peers are served by the manager's default cluster)
@@ -156,5 +163,7 @@ export class DragonflyCluster extends Construct {
       scheduler: { host: `${this.scheduler.serviceName}.${this.namespace}.svc.cluster.local`, port: SCHEDULER_GRPC_PORT },
       nodeSelector: props.dfdaemon?.nodeSelector ?? props.nodeSelector,
     });
+    // Monitoring (issue 18): opt-in, in its own module.
+    if (props.monitoring) new DragonflyMonitoring(this, 'Monitoring', { release, ...(props.monitoring === true ? {} : props.monitoring) });
   }
 }

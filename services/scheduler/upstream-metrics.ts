@@ -107,7 +107,7 @@ export class SchedulerUpstreamMetrics {
   /** A piece reported by `peer`, fetched from `parent` (undefined: the origin). */
   piece(peer: Peer, trafficType: string, bytes: number, parent: Peer | undefined): void {
     const l = this.labels(peer);
-    const { priority: _priority, ...rest } = l;
+    const rest = { task_type: l.task_type, task_tag: l.task_tag, task_app: l.task_app, host_type: l.host_type };
     this.downloadPiece.ok.inc({ traffic_type: trafficType, ...rest });
     if (bytes <= 0) return;
     this.traffic.inc({ type: trafficType, ...rest }, bytes);
