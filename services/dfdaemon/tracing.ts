@@ -169,7 +169,7 @@ const MAX_UPLOAD_BATCHES = 256;
  * transfer from this parent) are one `dfdaemon.upload_pieces` span, ended when idle.
  */
 export class UploadTrace {
-  private readonly batches = new Map<string, { span: PieceBatchSpan; timer: NodeJS.Timeout }>();
+  private readonly batches = new Map<string, { span: PieceBatchSpan; timer: NodeJS.Timeout; lastAt: number }>();
 
   constructor(private tracing: Tracing = DISABLED) {}
 
@@ -189,19 +189,20 @@ export class UploadTrace {
       this.batches.delete(key);
     } else {
       if (this.batches.size >= MAX_UPLOAD_BATCHES) {
-        const [oldest, first] = this.batches.entries().next().value as [string, { span: PieceBatchSpan; timer: NodeJS.Timeout }];
+        const [oldest, first] = this.batches.entries().next().value as [string, { span: PieceBatchSpan; timer: NodeJS.Timeout; lastAt: number }];
         clearTimeout(first.timer);
-        first.span.end();
+        first.span.end(undefined, first.lastAt);
         this.batches.delete(oldest);
       }
       const span = new PieceBatchSpan(this.tracing.tracer, 'dfdaemon.upload_pieces', contextOfHeaders(headers), { [ATTR.TASK_ID]: taskId, [ATTR.TRAFFIC]: 'REMOTE_PEER' });
       span.span.setAttribute('dragonfly.upload', true);
-      b = { span, timer: setTimeout(() => undefined, 0) };
+      b = { span, timer: setTimeout(() => undefined, 0), lastAt: Date.now() };
     }
-    b.span.piece(pieceOffset, bytes, 0);
+    b.span.piece(pieceOffset, bytes, 0, 'piece.offset');
+    b.lastAt = Date.now();
     const batch = b;
     batch.timer = setTimeout(() => {
-      batch.span.end();
+      batch.span.end(undefined, batch.lastAt);
       if (this.batches.get(key) === batch) this.batches.delete(key);
     }, UPLOAD_BATCH_IDLE_MS);
     batch.timer.unref();
@@ -211,7 +212,7 @@ export class UploadTrace {
   close(): void {
     for (const b of this.batches.values()) {
       clearTimeout(b.timer);
-      b.span.end();
+      b.span.end(undefined, b.lastAt);
     }
     this.batches.clear();
   }

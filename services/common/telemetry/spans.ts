@@ -47,12 +47,13 @@ export class PieceBatchSpan {
     return trace.setSpan(apiContext.active(), this.span);
   }
 
-  piece(number: number, length: number, costNs: number): void {
+  /** One piece moved; `at` says whether `position` is its number or (upload side) its byte offset. */
+  piece(position: number, length: number, costNs: number, at: 'piece.number' | 'piece.offset' = 'piece.number'): void {
     if (this.ended) return;
     this.pieces++;
     this.bytes += length;
     this.costNs += costNs;
-    if (this.pieces <= PIECE_EVENTS_PER_SPAN) this.span.addEvent('piece', { 'piece.number': number, 'piece.length': length, 'piece.cost_ms': Math.round(costNs / 1e5) / 10 });
+    if (this.pieces <= PIECE_EVENTS_PER_SPAN) this.span.addEvent('piece', { [at]: position, 'piece.length': length, 'piece.cost_ms': Math.round(costNs / 1e5) / 10 });
   }
 
   failure(number: number | undefined, reason: string): void {
@@ -61,7 +62,8 @@ export class PieceBatchSpan {
     if (this.failures <= PIECE_EVENTS_PER_SPAN) this.span.addEvent('piece failed', { ...(number !== undefined ? { 'piece.number': number } : {}), reason });
   }
 
-  end(error?: Error): void {
+  /** `endTime` (epoch ms): when the last piece moved, for spans closed later by an idle timer. */
+  end(error?: Error, endTime?: number): void {
     if (this.ended) return;
     this.ended = true;
     this.span.setAttributes({ [ATTR.PIECES]: this.pieces, [ATTR.BYTES]: this.bytes, 'dragonfly.pieces.cost_ms': Math.round(this.costNs / 1e6), 'dragonfly.pieces.failed': this.failures });
@@ -69,7 +71,7 @@ export class PieceBatchSpan {
       this.span.recordException(error);
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: error.message.slice(0, 512) });
     }
-    this.span.end();
+    this.span.end(endTime);
   }
 }
 

@@ -6,7 +6,7 @@
  * collector that refuses or hangs changes nothing for the download; the drops are counted.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { exportTargetOf, otlpTargetOfJaegerKey } from '../../../services/common/telemetry';
@@ -64,6 +64,7 @@ describe('tracing on a local cluster', () => {
         'dragonfly-scheduler/scheduler.schedule', 'dragonfly-seed-peer/dfdaemon.DfdaemonUpload.DownloadTask', 'dragonfly-seed-peer/dfdaemon.back_to_source', 'dragonfly-seed-peer/origin.request', 'dragonfly-seed-peer/dfdaemon.upload_pieces'];
       return want.every((w) => names.has(w)) && orphans(t).length === 0 && t.filter((s) => s.parentSpanId === '').length === 1 ? t : undefined;
     });
+    if (process.env.DF_TRACE_OUT) writeFileSync(process.env.DF_TRACE_OUT, JSON.stringify(spans, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
     const root = spans.find((s) => s.parentSpanId === '')!;
     expect(root.name).toBe('dfdaemon.proxy');
     expect(String(root.attributes['http.url'])).toContain(`/blobs/${digest}`);
