@@ -98,10 +98,17 @@ export class DownloadTrace {
     return s;
   }
 
-  /** `traceparent` for a piece request to this parent. */
+  /** `traceparent` for a piece request to this parent (computed once per parent). */
   pieceHeaders(parentId: string, ip: string): Record<string, string> {
-    return this.ended ? {} : traceHeaders(this.parentSpan(parentId, ip).context);
+    if (this.ended) return {};
+    let h = this.headers.get(parentId);
+    if (!h) {
+      h = traceHeaders(this.parentSpan(parentId, ip).context);
+      this.headers.set(parentId, h);
+    }
+    return h;
   }
+  private readonly headers = new Map<string, Record<string, string>>();
 
   pieceFromParent(parentId: string, ip: string, number: number, length: number, costNs: number): void {
     if (!this.ended) this.parentSpan(parentId, ip).piece(number, length, costNs);
