@@ -9,6 +9,7 @@ import { Dfdaemon, type DfdaemonOptions } from './dfdaemon';
 import { assertManagerEndpoint, SCHEDULER_GRPC_PORT, type ManagerEndpoint } from './endpoints';
 import { Jaeger } from './jaeger';
 import { ClusterNetworkPolicies, type ClusterNetworkPolicyOptions } from './network-policies';
+import { DragonflyMonitoring, type DragonflyMonitoringOptions } from './monitoring';
 import { Scheduler, type JobRedis, type SchedulerOptions } from './scheduler';
 import { SeedPeer, type SeedPeerOptions } from './seed-peer';
 import { DragonflyPki, type TlsProps } from './tls';
@@ -61,6 +62,12 @@ export interface DragonflyClusterProps {
    * @default false
    */
   readonly jaeger?: boolean;
+  /**
+   * ServiceMonitors, PrometheusRule and Grafana dashboards for this cluster's scheduler, seed
+   * peers and dfdaemons (needs prometheus-operator's CRDs; see DragonflyMonitoring).
+   * @default false
+   */
+  readonly monitoring?: boolean | DragonflyMonitoringOptions;
   /**
    * `host.idc` / `host.location` written to every component's config.
    * @default - empty (peers are served by the manager's default cluster)
@@ -172,5 +179,7 @@ export class DragonflyCluster extends Construct {
       nodeSelector: props.dfdaemon?.nodeSelector ?? props.nodeSelector,
     });
     if (props.networkPolicy) new ClusterNetworkPolicies(this, 'NetworkPolicies', { ...props.networkPolicy, release, jaeger: this.jaeger !== undefined });
+    // Monitoring (issue 18): opt-in, in its own module.
+    if (props.monitoring) new DragonflyMonitoring(this, 'Monitoring', { release, ...(props.monitoring === true ? {} : props.monitoring) });
   }
 }

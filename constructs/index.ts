@@ -28,6 +28,7 @@ export { fromHelmValues, type HelmImportOptions, type HelmImportResult, type Unm
 export { Scheduler, type SchedulerOptions, type SchedulerProps } from './scheduler';
 export { SeedPeer, type SeedPeerOptions, type SeedPeerProps } from './seed-peer';
 export { Dfdaemon, type DfdaemonOptions, type DfdaemonProps, type DfdaemonPorts, type DfinitOptions } from './dfdaemon';
+export { DragonflyMonitoring, DASHBOARDS, type DragonflyMonitoringOptions, type DragonflyMonitoringProps, type MonitoredComponent } from './monitoring';
 export { Jaeger, jaegerCollectorUrl, JAEGER_OTLP_GRPC_PORT, JAEGER_OTLP_HTTP_PORT, JAEGER_QUERY_PORT, type JaegerProps } from './jaeger';
 export { InClusterMysql, InClusterRedis, MYSQL_PORT, REDIS_PORT, type InClusterMysqlProps, type InClusterRedisProps } from './datastores';
 export {

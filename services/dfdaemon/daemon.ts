@@ -30,6 +30,9 @@ import { TaskStore } from './storage';
 import type { TaskApi } from './task-api';
 import { TaskManager } from './task-manager';
 import { UploadServer } from './upload-server';
+import { UploadTrace, attachTracing, hostAttributes } from './tracing';
+import { Tracing } from '../common/telemetry';
+import { ClientUpstreamMetrics } from './upstream-metrics';
 import { startProxyServer } from './proxy';
 
 export interface DfdaemonHandle {
@@ -88,7 +91,9 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
     });
     cleanup.push(() => store.close());
 
+    const uploadTrace = new UploadTrace();
     const upload = new UploadServer({
+      trace: uploadTrace,
       store,
       concurrentLimit: config.upload.concurrentLimit,
       rateLimit: bucketFor(config.upload.rateLimit, 64 * 1024 * 1024),
@@ -107,6 +112,17 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
     const schedulers = new SchedulerPool({ config, host, load, logger, security });
     const engine = new TaskManager({ store, config, host, schedulers, metrics, logger, security });
     cleanup.push(() => engine.stop());
+    // Tracing (issue 18): one provider per program, flushed after everything else stopped.
+    const tracing = Tracing.start({
+      serviceName: seed ? 'dragonfly-seed-peer' : 'dragonfly-dfdaemon',
+      jaeger: config.jaeger,
+      attributes: hostAttributes(host, seed ? config.scheduler.manager.seedPeer.clusterID : undefined),
+      registry,
+    });
+    cleanup.unshift(() => tracing.shutdown());
+    attachTracing(engine, tracing, new ClientUpstreamMetrics(registry, metrics, () => upload.stats().active));
+    uploadTrace.use(tracing);
+    cleanup.push(async () => uploadTrace.close());
 
     // TCP serves peers and the scheduler only: the download API (which writes files) is on the socket.
     const tcp = `${config.download.peerGRPC.tcpListen.listen}:${config.download.peerGRPC.tcpListen.port}`;

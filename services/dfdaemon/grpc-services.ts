@@ -22,6 +22,7 @@ import type { Task } from '../proto/gen/common/v2/Task';
 import type { PieceRecord } from './storage';
 import { OriginResponseError, type DownloadOptions, type DownloadProgress } from './task-api';
 import type { TaskManager } from './task-manager';
+import { contextOfCall, inRequestSpan } from './tracing';
 
 /** Maps engine errors to typed errors (origin refusals keep their meaning). */
 export function typedError(err: unknown): unknown {
@@ -171,7 +172,8 @@ function downloadTaskHandler(mgr: TaskManager, service: 'download' | 'upload') {
   const method = service === 'download' ? 'DfdaemonDownload.DownloadTask' : 'DfdaemonUpload.DownloadTask';
   return (call: DownloadCall) => {
     let timer: NodeJS.Timeout | undefined;
-    void (async () => {
+    // telemetry (issue 18): the call's span, child of the caller's (scheduler trigger, dfget)
+    void inRequestSpan(mgr, `dfdaemon.${method}`, { url: call.request.download?.url ?? '' }, contextOfCall(call.metadata), async () => {
       const d = call.request.download;
       const options = downloadOptionsOf(d);
       const output = d?.outputPath || undefined;
@@ -195,7 +197,7 @@ function downloadTaskHandler(mgr: TaskManager, service: 'download' | 'upload') {
         timer = setTimeout(() => reject(new DeadlineExceededError(`download did not finish within download.seedTriggerTimeout (${limitMs} ms)`)), limitMs);
       });
       return Promise.race([work, deadline]);
-    })()
+    })
       .finally(() => clearTimeout(timer))
       .then(
         () => call.end(),

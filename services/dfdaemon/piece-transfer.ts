@@ -177,6 +177,8 @@ export interface PeerPieceRequest {
   readonly signal?: AbortSignal;
   /** Set when the cluster's piece plane runs TLS (upload.tls.enable): connect with these options. */
   readonly tls?: tls.ConnectionOptions;
+  /** Extra request headers (the trace context's `traceparent`); names and values must be header-safe. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -206,7 +208,7 @@ export function fetchPieceFromPeer(req: PeerPieceRequest, fh: FileHandle): Promi
     const path = `/download/${req.taskId.slice(0, 3)}/${req.taskId}?peerId=${encodeURIComponent(req.parentPeerId)}`;
     const r = http.get(
       `http://${host}:${req.port}${path}`,
-      { agent: httpAgent, headers: { range: `bytes=${req.offset}-${req.offset + req.length - 1}` }, signal: req.signal },
+      { agent: httpAgent, headers: { ...req.headers, range: `bytes=${req.offset}-${req.offset + req.length - 1}` }, signal: req.signal },
       (res) => {
         if (res.statusCode !== 206) {
           res.resume();
@@ -520,7 +522,11 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
     socket.setNoDelay(true);
     const host = req.ip.includes(':') ? `[${req.ip}]` : req.ip;
     const path = `/download/${req.taskId.slice(0, 3)}/${req.taskId}?peerId=${encodeURIComponent(req.parentPeerId)}`;
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${req.port}\r\nRange: bytes=${req.offset}-${req.offset + req.length - 1}\r\nConnection: close\r\n\r\n`);
+    const extra = Object.entries(req.headers ?? {})
+      .filter(([k, v]) => /^[a-z0-9-]+$/i.test(k) && /^[\x20-\x7e]*$/.test(v))
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${req.port}\r\nRange: bytes=${req.offset}-${req.offset + req.length - 1}\r\n${extra}Connection: close\r\n\r\n`);
     socket.on('error', (err) => finish(err));
     socket.on('close', () => {
       if (!bodyDone) finish(new Error(`connection closed after ${received} of ${req.length} piece bytes`));

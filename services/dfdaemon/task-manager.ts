@@ -5,6 +5,7 @@
  * content in order as pieces land, and a finished task is read straight from its file.
  */
 import { randomBytes } from 'node:crypto';
+import { DownloadTrace } from './tracing'; // telemetry (issue 18)
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -161,6 +162,8 @@ class TaskDownload extends EventEmitter {
    * instead of completing a response with wrong bytes. Replaced when the download restarts.
    */
   private attempt = deferred<void>();
+  /** Spans of this download (issue 18; see tracing.ts). */
+  readonly trace: DownloadTrace;
 
   constructor(
     private readonly mgr: TaskManager,
@@ -176,6 +179,7 @@ class TaskDownload extends EventEmitter {
       throw new InvalidArgumentError(`digest ${this.expectedSha256} is not "sha256:<64 hex>"`);
     }
     this.log = mgr.logger.child({ taskId, peerId: this.peerId });
+    this.trace = DownloadTrace.for(mgr, taskId, this.peerId, options); // telemetry
   }
 
   /** True when the content is checked against a sha256 before the task is finished. */
@@ -217,6 +221,7 @@ class TaskDownload extends EventEmitter {
         await this.originInsteadOfScheduler(`no scheduler reachable for task ${this.taskId}`, 'no scheduler reachable: downloading from the origin directly');
       }
       if (!this.entry) throw new Error('download ended without content');
+      this.trace.end({ contentLength: this.entry.meta.contentLength }); // telemetry
       this.done.resolve(this.entry);
     } catch (err) {
       await this.fail(err as Error);
@@ -236,6 +241,7 @@ class TaskDownload extends EventEmitter {
   }
 
   private async fail(err: Error): Promise<void> {
+    this.trace.end({ error: err }); // telemetry
     this.hasher?.close();
     if (this.abort.signal.aborted) {
       // Shutting down: keep the partial task for resumption after restart.
@@ -314,7 +320,7 @@ class TaskDownload extends EventEmitter {
     for (let i = 0; i < addrs.length; i++) {
       const addr = addrs[i];
       if (this.abort.signal.aborted) throw new UnavailableError('aborted');
-      const stream = pool.client(addr).AnnouncePeer();
+      const stream = pool.client(addr).AnnouncePeer(this.trace.metadata()); // telemetry: trace context to the scheduler
       const queue: AnnouncePeerResponse__Output[] = [];
       let ended: Error | null | undefined; // undefined: open; null: ended cleanly
       let wake: (() => void) | undefined;
@@ -719,17 +725,20 @@ class TaskDownload extends EventEmitter {
           limiters: this.mgr.limitersFor('peer'),
           signal: this.abort.signal,
           tls: this.mgr.pieceTls?.(),
+          headers: this.trace.pieceHeaders(parent.peerId, parent.ip), // telemetry
         },
         fh,
       );
       const costNs = Number(process.hrtime.bigint() - started);
       this.storePiece(n, digest, 'REMOTE_PEER', costNs, parent.peerId);
+      this.trace.pieceFromParent(parent.peerId, parent.ip, n, piece.length, costNs); // telemetry
     } catch (err) {
       if (this.abort.signal.aborted) throw err;
       // Our own disk failed: not the parent's fault, and another parent would fail the same way.
       if (isLocalIoError(err)) throw await localStorageError(err, entry.contentPath);
       const reason = err instanceof PieceDigestError ? 'digest_mismatch' : err instanceof PieceHttpError ? 'http' : 'network';
       this.mgr.metrics.pieceFailures.inc({ reason });
+      this.trace.parentFailed(parent.peerId, parent.ip, n, reason); // telemetry
       this.log.warn({ piece: n, parent: parent.peerId, reason, err: (err as Error).message }, 'piece from parent failed; blocking that parent');
       this.blockParent(parent, n, true);
     } finally {
@@ -759,9 +768,10 @@ class TaskDownload extends EventEmitter {
     const origin = new OriginClient(this.options.requestHeaders);
     const timeout = this.cfg.download.pieceDownloadTimeout;
     let url = this.options.url;
+    this.trace.backToSourceStarted(url); // telemetry
     try {
       if (!this.entry) {
-        const probe = await origin.probe(url, timeout, this.abort.signal);
+        const probe = await this.trace.originRequest('HEAD', url, () => origin.probe(url, timeout, this.abort.signal)); // telemetry: span around the call
         url = probe.finalUrl;
         await this.createEntry(probe.contentLength, pieceLengthFor(probe.contentLength), probe.responseHeaders);
       }
@@ -786,6 +796,7 @@ class TaskDownload extends EventEmitter {
             try {
               const digest = await origin.fetchPiece(url, fh, offset, length, timeout, limiters, this.abort.signal);
               this.storePiece(n, digest, 'BACK_TO_SOURCE', Number(process.hrtime.bigint() - started));
+              this.trace.pieceFromOrigin(url, n, length, Number(process.hrtime.bigint() - started)); // telemetry
               break;
             } catch (err) {
               if (isLocalIoError(err)) {
@@ -797,6 +808,7 @@ class TaskDownload extends EventEmitter {
                 this.reporter.send({ downloadPieceBackToSourceFailedRequest: { pieceNumber: n } });
                 throw err;
               }
+              this.trace.originFailed(url, n, err as Error); // telemetry
               this.log.warn({ piece: n, attempt, err: (err as Error).message }, 'origin piece failed; retrying');
               await sleep(200 * 2 ** attempt);
             }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { DfdaemonMetrics } from './metrics';
 import { Limiters, type TokenBucket } from './rate-limiter';
 import type { TaskEntry, TaskStore } from './storage';
+import type { UploadTrace } from './tracing';
 
 export interface UploadServerOptions {
   readonly store: TaskStore;
@@ -20,6 +21,8 @@ export interface UploadServerOptions {
   readonly logger: Logger;
   /** upload.tls.enable: HTTPS requiring a client certificate of the topology's CA; absent: plain HTTP. */
   readonly security?: TransportSecurity;
+  /** Batch spans of the pieces served (issue 18). */
+  readonly trace?: UploadTrace;
 }
 
 export interface UploadStats {
@@ -232,6 +235,7 @@ export class UploadServer {
         this.active--;
         entry.release();
         this.options.metrics?.uploadBytes.inc(sent);
+        this.options.trace?.served(req.headers, taskId, sent, range.start); // telemetry
       });
   }
 }

@@ -1,5 +1,7 @@
 /** manager.v2.Manager gRPC handlers: decode, call the Registry, encode. */
 import * as grpc from '@grpc/grpc-js';
+import { SpanKind } from '@opentelemetry/api';
+import { Tracing, contextOfMetadata, endSpan } from '../common/telemetry';
 import type { Logger } from 'pino';
 import { InvalidArgumentError, PermissionDeniedError, toGrpcError, UnavailableError } from '../common/errors';
 import { callerIdentities, identityUri, type ComponentIdentity, type ComponentRole } from '../common/tls';
@@ -82,6 +84,8 @@ export interface ManagerGrpcOptions {
    * registration and keep-alive, the cluster the request names (see common/tls.ts identities).
    */
   readonly requireIdentity?: boolean;
+  /** Server spans per call, children of the caller's trace context (issue 18). */
+  readonly tracing?: Tracing;
 }
 
 type AuthCall = Parameters<typeof callerIdentities>[0];
@@ -101,15 +105,20 @@ export function createManagerHandlers(registry: Registry, logger: Logger, metric
   function unaryHandler<Req, Res>(method: string, fn: (req: Req, call: AuthCall) => Promise<Res>) {
     return (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
       const end = metrics?.grpcDuration.startTimer({ method });
+      // telemetry (issue 18): a server span per call, child of the caller's
+      const tracing = options.tracing;
+      const span = tracing?.enabled ? tracing.tracer.startSpan(`manager.${method}`, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.method': method } }, contextOfMetadata(call.metadata)) : undefined;
       Promise.resolve()
         .then(() => fn(call.request, call))
         .then(
         (res) => {
+          if (span) endSpan(span);
           end?.();
           metrics?.grpcRequests.inc({ method, code: 'OK' });
           callback(null, res);
         },
         (err: unknown) => {
+          if (span) endSpan(span, err);
           end?.();
           const e = toGrpcError(err);
           metrics?.grpcRequests.inc({ method, code: grpc.status[e.code ?? grpc.status.INTERNAL] });

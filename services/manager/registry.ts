@@ -36,7 +36,7 @@ export interface SchedulerDetail {
 }
 
 export interface RegistryMetrics {
-  searched(found: boolean): void;
+  searched(found: boolean, peer?: { hostname: string; ip: string }): void;
 }
 
 export class Registry {
@@ -160,7 +160,7 @@ export class Registry {
       candidates.map((c) => ({ id: c.cluster.id, scopes: c.cluster.scopes, isDefault: c.cluster.isDefault, listed: c })),
       { hostname: query.hostname, ip: query.ip, idc: query.idc, location: query.location },
     );
-    this.metrics.searched(ranked.length > 0);
+    this.metrics.searched(ranked.length > 0, { hostname: query.hostname, ip: query.ip });
     return ranked.map((r) => r.cluster.listed);
   }
 

@@ -6,6 +6,8 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import { Tracing } from '../common/telemetry';
 import type { Logger } from 'pino';
 import type { ManagerConfig } from '../common/config/manager';
 import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
@@ -151,7 +153,10 @@ export async function startManager(config: ManagerConfig, options: StartManagerO
     const restPort = await listen(rest, config.server.rest.addr);
     cleanups.push(() => closeServer(rest));
 
-    const grpcHandlers = createManagerHandlers(schedulers, logger, metrics, { requireIdentity: security.enabled });
+    // Tracing (issue 18): flushed last on stop.
+    const tracing = Tracing.start({ serviceName: 'dragonfly-manager', jaeger: config.jaeger, attributes: { 'host.name': os.hostname() }, registry });
+    cleanups.unshift(() => tracing.shutdown());
+    const grpcHandlers = createManagerHandlers(schedulers, logger, metrics, { requireIdentity: security.enabled, tracing });
     const grpcServer = await bindGrpc(config, [{ name: 'manager.v2.Manager', definition: managerService(), handlers: grpcHandlers.handlers }], security);
     cleanups.push(async () => {
       grpcHandlers.closeStreams();

@@ -9,6 +9,7 @@ import type { Logger } from '../common/logger';
 import type { AnnouncePeerRequest__Output, AnnouncePeerResponse, SchedulerHandlers } from '../proto';
 import type { PeerStream, SchedulerService } from './service';
 import { callerIpOf, normalizeIp } from './validation';
+import { contextOfMetadata } from '../common/telemetry';
 
 type Callback<T> = (err: Partial<grpc.ServiceError> | null, value?: T) => void;
 
@@ -18,6 +19,8 @@ export interface SchedulerHandlerOptions {
    * a seed peer may announce before this scheduler's last refresh saw it registered.
    */
   readonly refreshSeeds?: () => Promise<void>;
+  /** Each answered call's outcome, for Dragonfly's published call counters (issue 18). */
+  readonly onCall?: (method: string, ok: boolean) => void;
 }
 
 function typed(err: unknown): DragonflyError {
@@ -35,8 +38,10 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger, opt
     const caller = callerIpOf(call.getPeer());
     try {
       callback(null, fn(caller));
+      options.onCall?.(method, true);
     } catch (err) {
       const e = typed(err);
+      options.onCall?.(method, false);
       refused(method, caller, e);
       callback(toGrpcError(e));
     }
@@ -47,8 +52,10 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger, opt
       const caller = callerIpOf(call.getPeer());
       try {
         service.openStream(caller);
+        options.onCall?.('AnnouncePeer', true);
       } catch (err) {
         const e = typed(err);
+        options.onCall?.('AnnouncePeer', false);
         refused('AnnouncePeer', caller, e);
         call.on('error', () => undefined);
         call.emit('error', toGrpcError(e));
@@ -58,6 +65,7 @@ export function schedulerHandlers(service: SchedulerService, logger: Logger, opt
       let released = false;
       const stream: PeerStream = {
         caller,
+        traceContext: contextOfMetadata(call.metadata), // telemetry
         session: {
           send: (response) => {
             if (!closed) call.write(response);

@@ -4,7 +4,6 @@ import type { ResourceStore } from './resource/store';
 import type { SchedulerEvents } from './service';
 
 export function createSchedulerMetrics(registry: Registry, store: ResourceStore): SchedulerEvents {
-  const registerPeer = new Counter({ name: 'dragonfly_scheduler_register_peer_total', help: 'AnnouncePeer registrations', registers: [registry] });
   const scheduleDuration = new Histogram({
     name: 'dragonfly_scheduler_schedule_duration_milliseconds',
     help: 'Time to decide one answer for a peer (parents, wait, back-to-source)',
@@ -13,15 +12,15 @@ export function createSchedulerMetrics(registry: Registry, store: ResourceStore)
   });
   const backToSource = new Counter({ name: 'dragonfly_scheduler_back_to_source_total', help: 'need_back_to_source answers (seed peers included)', registers: [registry] });
   const traffic = new Counter({ name: 'dragonfly_scheduler_traffic_bytes_total', help: 'Piece bytes reported by peers, by traffic type', labelNames: ['type'], registers: [registry] });
-  const announceHost = new Counter({ name: 'dragonfly_scheduler_announce_host_total', help: 'AnnounceHost calls', registers: [registry] });
   new Gauge({ name: 'dragonfly_scheduler_hosts', help: 'Hosts known', registers: [registry], collect() { this.set(store.hosts.size); } });
   new Gauge({ name: 'dragonfly_scheduler_peers', help: 'Peers known', registers: [registry], collect() { this.set(store.peers.size); } });
   new Gauge({ name: 'dragonfly_scheduler_tasks', help: 'Tasks known', registers: [registry], collect() { this.set(store.tasks.size); } });
   return {
-    registerPeer: () => registerPeer.inc(),
+    // Counted with upstream's labels by SchedulerUpstreamMetrics (register_peer_total, announce_host_total).
+    registerPeer: () => undefined,
     scheduleDuration: (ms) => scheduleDuration.observe(ms),
     backToSource: () => backToSource.inc(),
     traffic: (type, bytes) => traffic.inc({ type }, bytes),
-    announceHost: () => announceHost.inc(),
+    announceHost: () => undefined,
   };
 }

@@ -4,6 +4,7 @@
  * hash of the task id, so the same task lands on the same seed while the seed set is stable.
  */
 import * as grpc from '@grpc/grpc-js';
+import { traceMetadata } from '../common/telemetry';
 import { GRPC_OPTIONS } from '../common/grpc';
 import { fromGrpcError, type DragonflyError } from '../common/errors';
 import type { Logger } from '../common/logger';
@@ -97,7 +98,7 @@ export class GrpcSeedTrigger implements SeedTrigger {
       onDone(err);
     };
     try {
-      const stream = this.client(seed).DownloadTask({ download });
+      const stream = this.client(seed).DownloadTask({ download }, traceMetadata()); // telemetry: the decision's trace context
       stream.on('data', () => undefined);
       stream.on('error', (err: unknown) => {
         this.logger.warn({ seed: seed.key, url: download.url, err: (err as Error).message }, 'seed peer download failed');

@@ -19,6 +19,9 @@ import { ResourceStore } from './resource/store';
 import { GrpcSeedTrigger, type SeedHost, type SeedTrigger } from './seed-peers';
 import { SchedulerService, type SchedulingSettings } from './service';
 import { MAX_MESSAGE_BYTES } from './validation';
+import { SchedulerTrace } from './tracing';
+import { SchedulerUpstreamMetrics } from './upstream-metrics';
+import { ATTR, Tracing } from '../common/telemetry';
 
 /** Upload slots of a peer that announced none and for which the manager gave no load_limit. */
 export const DEFAULT_UPLOAD_LIMIT = 50;
@@ -60,6 +63,13 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
   const store = new ResourceStore();
   const registry = createMetricsRegistry('scheduler');
   const events = createSchedulerMetrics(registry, store);
+  const upstreamMetrics = new SchedulerUpstreamMetrics(registry, { enableHost: config.metrics.enableHost });
+  const tracing = Tracing.start({
+    serviceName: 'dragonfly-scheduler',
+    jaeger: config.jaeger,
+    attributes: { 'host.name': config.server.host || os.hostname(), 'host.ip': advertiseIPOf(config.server.advertiseIP), [ATTR.IDC]: config.host.idc, [ATTR.LOCATION]: config.host.location, [ATTR.CLUSTER_ID]: config.manager.schedulerClusterID },
+    registry,
+  });
   const trigger = options.seedTrigger ?? new GrpcSeedTrigger(logger, security.channelCredentials(['seed-peer']));
   let cluster: ClusterConfig | undefined;
   const settings = (): SchedulingSettings => ({
@@ -88,13 +98,14 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
     managerSeeds: () => trustedSeeds,
     limits: { hosts: l.hosts, tasks: l.tasks, peers: l.peers, peersPerTask: l.peersPerTask, streamsPerHost: l.streamsPerHost, maxAnnounceIntervalMs: l.maxAnnounceInterval },
     events,
+    trace: new SchedulerTrace(tracing, config.manager.schedulerClusterID, upstreamMetrics), // telemetry
     logger,
   });
   let manager: ManagerLink | undefined;
 
   const grpcServer: GrpcServerHandle = await startGrpcServer(
     `${config.server.listenIP.includes(':') ? `[${config.server.listenIP}]` : config.server.listenIP}:${config.server.port}`,
-    [{ name: 'scheduler.v2.Scheduler', definition: withAnswerCodec(schedulerService()), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve() }) }],
+    [{ name: 'scheduler.v2.Scheduler', definition: withAnswerCodec(schedulerService()), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve(), onCall: (m, ok) => upstreamMetrics.call(m, ok) }) }],
     security.serverCredentials(),
     { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES },
   );
@@ -186,6 +197,7 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
         await grpcServer.shutdown(2000);
         if (ops) await closeServer(ops);
         security.close();
+        await tracing.shutdown();
       })();
       return stopping;
     },

@@ -8,6 +8,8 @@
  * (grpc-handlers.ts).
  */
 import type { Logger } from '../common/logger';
+import type { Context } from '@opentelemetry/api';
+import { SchedulerTrace } from './tracing';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../common/errors';
 import type { AnnounceHostRequest__Output, AnnouncePeerRequest__Output, Download, Host as HostProto, Peer as PeerProto, Task as TaskProto } from '../proto';
 import { Peer, removeEdge, removeInEdges, type Host, type HostInfo, type PeerSession, type Task } from './resource/model';
@@ -29,6 +31,8 @@ export interface PeerStream {
   readonly caller: string;
   readonly session: PeerSession;
   peer?: Peer;
+  /** The caller's trace context from the stream's metadata (issue 18). */
+  readonly traceContext?: Context;
 }
 
 export interface SchedulerServiceOptions {
@@ -42,6 +46,8 @@ export interface SchedulerServiceOptions {
   readonly managerSeeds?: () => readonly SeedHost[];
   readonly limits?: SchedulerLimits;
   readonly events?: SchedulerEvents;
+  /** Spans of registrations and decisions (issue 18). */
+  readonly trace?: SchedulerTrace;
   readonly logger: Logger;
   readonly now?: () => number;
 }
@@ -50,6 +56,7 @@ export class SchedulerService {
   readonly store: ResourceStore;
   private readonly managerSeeds: () => readonly SeedHost[];
   private readonly events: SchedulerEvents;
+  private readonly trace: SchedulerTrace;
   private readonly logger: Logger;
   private readonly now: () => number;
   readonly limits: SchedulerLimits;
@@ -65,6 +72,7 @@ export class SchedulerService {
     this.store = options.store;
     this.managerSeeds = options.managerSeeds ?? (() => []);
     this.events = options.events ?? NO_EVENTS;
+    this.trace = options.trace ?? SchedulerTrace.disabled();
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
     this.limits = options.limits ?? DEFAULT_LIMITS;
@@ -78,7 +86,7 @@ export class SchedulerService {
       now: this.now,
     });
     const decider = new Decider({ seeds: this.seeds, requestOf: (peer) => this.downloadRequests.get(peer) });
-    this.scheduler = new PeerScheduler({ decider, settings: options.settings, wire: this.wire, taskHeld, events: this.events, logger: this.logger });
+    this.scheduler = new PeerScheduler({ decider, settings: options.settings, wire: this.wire, taskHeld, events: this.events, logger: this.logger, trace: this.trace });
   }
 
   // ---------------------------------------------------------------- hosts
@@ -322,6 +330,7 @@ export class SchedulerService {
     this.store.addPeer(peer);
     stream.peer = peer;
     this.events.registerPeer();
+    this.trace.registered(peer, stream.traceContext, download); // telemetry
     if (canTaskTransition(task.state, 'Download') && (task.state !== 'Succeeded' || !task.hasAvailablePeer(host))) task.transition('Download');
     this.scheduler.schedule(peer);
   }
@@ -400,6 +409,7 @@ export class SchedulerService {
     if (peer.state === 'ReceivedNormal' || peer.state === 'ReceivedSmall' || peer.state === 'ReceivedTiny') this.applyPeerEvent(peer, 'Download');
     const fresh = peer.finished.set(number);
     if (length > 0) this.events.traffic(traffic, length);
+    this.trace.piece(peer, traffic, length, parentId ? this.store.peers.get(parentId) : undefined); // telemetry: upstream metrics
     if (parentId) {
       const parent = this.store.peers.get(parentId);
       if (parent) parent.recordPieceCost(costNs);
@@ -422,7 +432,9 @@ export class SchedulerService {
     if (!canPeerTransition(peer.state, event)) {
       throw new FailedPreconditionError(`peer ${peer.id}: ${event} is not allowed in state ${peer.state}`);
     }
+    const previousState = peer.state; // telemetry
     peer.transition(event);
+    this.trace.peerEvent(peer, event, previousState); // telemetry
   }
 
   // ---------------------------------------------------------------- stat / delete / gc

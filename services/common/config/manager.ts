@@ -1,7 +1,7 @@
 /** manager.yaml: keys of the Go-era Dragonfly manager, plus `database.type: sqlite` for the embedded store. */
 import { z } from 'zod';
 import { restTlsBlock, securityBlock } from './security';
-import { commonKeys, duration, hostPort, ipAddress, listenAddr, metricsBlock, port } from './primitives';
+import { commonKeys, duration, hostPort, ipAddress, listenAddr, managerMetricsBlock, port } from './primitives';
 
 export const managerConfigSchema = z.strictObject({
   server: z
@@ -113,7 +113,7 @@ export const managerConfigSchema = z.strictObject({
   keepAlive: z.strictObject({ timeout: duration.prefault('15s') }).prefault({}),
   /** mTLS of the gRPC server: schedulers and peers must present a certificate of the CA. */
   security: securityBlock,
-  metrics: metricsBlock,
+  metrics: managerMetricsBlock,
   ...commonKeys,
 });
 

@@ -106,11 +106,38 @@ export const commonKeys = {
   console: z.boolean().default(false),
   /** CPU-profile endpoint port (/debug/pprof/profile); -1 disables it, 0 picks a free port. */
   pprofPort: z.number().int().min(-1, 'expected -1 (off) or a port in 0..65535').max(65535, 'expected -1 (off) or a port in 0..65535').default(-1),
-  /** OpenTelemetry/Jaeger collector URL (e.g. http://jaeger:4318/v1/traces); empty disables tracing. */
-  jaeger: z.string().default(''),
+  /**
+   * Where traces go: an OTLP/HTTP URL (http://jaeger:4318/v1/traces), a Jaeger host
+   * (http://jaeger:4318), the Go-era collector URL (http://jaeger:14268/api/traces, mapped to
+   * the same Jaeger's OTLP receiver) or OTLP/gRPC on :4317; empty: tracing off unless the
+   * OTEL_EXPORTER_OTLP_* variables say otherwise (see services/common/telemetry).
+   */
+  jaeger: z
+    .string()
+    .refine((v) => {
+      if (v === '') return true;
+      try {
+        const u = new URL(v);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    }, 'expected an http(s) URL of a Jaeger/OTLP collector, e.g. "http://jaeger:4318/v1/traces", or "" for none')
+    .default(''),
 };
 
-/** `metrics: {enable, addr}` as the Go manager and scheduler write it. */
+/** The manager's `metrics: {enable, addr}`. */
+export const managerMetricsBlock = z
+  .strictObject({
+    enable: z.boolean().default(true),
+    addr: listenAddr.default(':8000'),
+  })
+  .prefault({});
+
+/**
+ * The scheduler's `metrics: {enable, addr, enableHost}`; enableHost adds the per-host
+ * `dragonfly_scheduler_host_traffic` series (one set per host: off by default, as upstream).
+ */
 export const metricsBlock = z
   .strictObject({
     enable: z.boolean().default(true),

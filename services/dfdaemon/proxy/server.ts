@@ -19,6 +19,8 @@ import { closeServer, listen } from '../../common/http';
 import { taskIdOf } from '../../common/ids';
 import { OriginResponseError, type ByteRange, type TaskApi, type TaskReadResult } from '../task-api';
 import { ContentReadStream } from '../storage';
+import { contextOfHeaders } from '../../common/telemetry';
+import { inRequestSpan } from '../tracing';
 import { ConcurrencyLimiter } from './limiter';
 import { createProxyMetrics, recordAnswer, type ProxyMetrics } from './metrics';
 import { ProxyPolicy, ProxyRefusal } from './policy';
@@ -166,7 +168,8 @@ export class ProxyHandler {
       const range = parseRange(single(req.headers.range));
       // Multi-range answers (multipart/byteranges) are the origin's business.
       if (range.kind !== 'multi') {
-        await this.servePeer(req, res, decision, range, signal).catch((err: unknown) => {
+        // telemetry (issue 18): the proxy request is the root span of the pull on this host
+        await inRequestSpan(this.tasks, 'dfdaemon.proxy', { url: decision.upstream.toString(), method: req.method }, contextOfHeaders(req.headers), () => this.servePeer(req, res, decision, range, signal)).catch((err: unknown) => {
           // Aborted: the client left, or the deadline already answered.
           if (!signal.aborted) this.failPeer(res, decision, err);
         });

@@ -9,6 +9,7 @@ import type { Logger } from '../../common/logger';
 import type { AnnouncePeerResponse, Peer as PeerProto } from '../../proto';
 import { addEdge, removeEdge, removeInEdges, type Peer, type Task } from '../resource/model';
 import { canPeerTransition, isReceived } from '../resource/state';
+import type { SchedulerTrace } from '../tracing';
 import type { WireShapes } from '../wire-shapes';
 import type { Decider, Decision } from './decider';
 import { isEligibleParent } from './parents';
@@ -29,6 +30,8 @@ export interface PeerSchedulerOptions {
   readonly events: SchedulerEvents;
   readonly logger: Logger;
   readonly timers?: WaitTimers;
+  /** Spans around decisions and their answers (issue 18). */
+  readonly trace?: SchedulerTrace;
 }
 
 export class PeerScheduler {
@@ -44,7 +47,9 @@ export class PeerScheduler {
   schedule(peer: Peer): void {
     const started = performance.now();
     try {
-      this.apply(peer, this.o.decider.decide(peer, this.o.settings()));
+      const decideAndApply = (): void => this.apply(peer, this.o.decider.decide(peer, this.o.settings()));
+      if (this.o.trace) this.o.trace.schedule(peer, decideAndApply); // telemetry: span around the decision
+      else decideAndApply();
     } finally {
       this.o.events.scheduleDuration(performance.now() - started);
     }
@@ -102,6 +107,7 @@ export class PeerScheduler {
 
   private send(peer: Peer, kind: AnswerKind, response: AnnouncePeerResponse): void {
     this.lastAnswer.set(peer, kind);
+    this.o.trace?.decided(peer, kind, { parents: response.normalTaskResponse?.candidateParents?.map((p) => p.id ?? ''), description: response.needBackToSourceResponse?.description ?? response.waitResponse?.description }); // telemetry
     peer.session?.send(response);
   }
 

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ContainerdHost } from './containerd';
-import { Deployment, deployModeFromEnv, type DeployMode, type LabNode, type Pod } from './deploy';
+import { Deployment, deployModeFromEnv, type DeployMode, type ExternalService, type LabNode, type Pod } from './deploy';
 import { ManagerRest, REPO_ROOT, programMain } from './dragonfly';
 import { run, waitFor } from './exec';
 import { issueCertificates } from './cert-manager';
@@ -33,6 +33,11 @@ export interface ClusterLabOptions {
   readonly originRateMbit?: number;
   /** Default: DF_E2E_MODE (process unless set to image). */
   readonly mode?: DeployMode;
+  /**
+   * More third-party workloads stood in for by a root-namespace port, by image prefix (e.g.
+   * "jaegertracing/" → an in-test OTLP receiver); such images are then not skipped.
+   */
+  readonly externals?: Record<string, ExternalService>;
 }
 
 /** Where scripts/images/build.sh writes the archives (DF_E2E_IMAGES_DIR overrides). */
@@ -158,8 +163,8 @@ export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterL
       imageArchives: images,
       manifests,
       nodes,
-      externals: { 'mysql:': { localPort: 3306 }, 'redis:': { localPort: 6379 } },
-      skipImages: ['jaegertracing/'],
+      externals: { 'mysql:': { localPort: 3306 }, 'redis:': { localPort: 6379 }, ...opts.externals },
+      skipImages: ['jaegertracing/'].filter((prefix) => !opts.externals?.[prefix]),
       beforeContainers: (pod, d) => createManagerTokenSecret(pod, d, manifests),
       programEnv: {
         manager: {

@@ -240,7 +240,11 @@ describe('scheduler over gRPC: seed peer + 50 peers on one task', () => {
     expect(task).toMatchObject({ state: 'Succeeded', contentLength: PIECES * PIECE_LENGTH, pieceCount: PIECES, responseHeader: { etag: '"v1"' } });
     // Metrics saw the registrations and the traffic.
     const metrics = await fetch(`http://127.0.0.1:${scheduler.metricsPort}/metrics`).then((r) => r.text());
-    expect(metrics).toMatch(new RegExp(`dragonfly_scheduler_register_peer_total\\{program="scheduler"\\} ${PEERS + 1}`));
+    // Upstream's name and labels (priority, task_type, task_tag, task_app, host_type): summed over the series.
+    const registered = [...metrics.matchAll(/^dragonfly_scheduler_register_peer_total\{priority="[A-Z0-9]+",task_type="STANDARD",task_tag="[^"]*",task_app="[^"]*",host_type="(?:normal|super)",program="scheduler"\} (\d+)$/gm)];
+    expect(registered.reduce((n, m) => n + Number(m[1]), 0)).toBe(PEERS + 1);
+    expect(metrics).toMatch(/^dragonfly_scheduler_traffic\{type="REMOTE_PEER",task_type="STANDARD",[^}]*\} \d+$/m);
+    expect(metrics).toMatch(/^dragonfly_scheduler_download_peer_finished_total\{[^}]*\} \d+$/m);
     expect(metrics).toMatch(/dragonfly_scheduler_traffic_bytes_total\{type="REMOTE_PEER",program="scheduler"\} \d+/);
     expect(metrics).toMatch(/dragonfly_scheduler_back_to_source_total\{program="scheduler"\} 1\n/);
     console.log(`transfers: ${transfers.length}, from peers: ${fromPeers.length}, from in-flight peers: ${fromInFlightPeers.length}, waited: ${waited}`);
