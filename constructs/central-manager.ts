@@ -10,15 +10,12 @@ import {
   assertNodeSelector,
   assertPort,
   componentLabels,
-  dragonflyProbes,
   envFromSecret,
   namespaceOf,
   renderConfig,
-  resources,
   service,
   serviceAccount,
   waitFor,
-  type ResourceSettings,
   type SecretKeyRef,
   type WiredKey,
 } from './_util';
@@ -27,6 +24,7 @@ import { DOCUMENTED_DEFAULT_PASSWORD, InClusterMysql, InClusterRedis, MYSQL_PORT
 import { assertRelease } from './dragonfly-cluster';
 import { MANAGER_GRPC_PORT, MANAGER_REST_PORT, METRICS_PORT, type ManagerEndpoint } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
+import { Workload, nonRootSecurityContext, type DisruptionBudget, type WorkloadOptions } from './workload';
 
 /** A MySQL server the manager uses instead of the in-cluster one. */
 export interface ExternalMysql {
@@ -77,7 +75,7 @@ export interface ConsoleNodePort {
   readonly serviceName?: string;
 }
 
-export interface CentralManagerProps {
+export interface CentralManagerProps extends WorkloadOptions {
   /**
    * Helm-style release name (`<release>-manager`, `<release>-mysql`, `<release>-redis-master`).
    * @default "dragonfly"
@@ -100,15 +98,15 @@ export interface CentralManagerProps {
    */
   readonly image?: ImageRef;
   /**
-   * CPU and memory.
-   * @default - requests 0, limits 8 CPU / 16Gi (the chart's)
-   */
-  readonly resources?: ResourceSettings;
-  /**
    * Node labels for the manager and its in-cluster datastores.
    * @default - any node
    */
   readonly nodeSelector?: Readonly<Record<string, string>>;
+  /**
+   * PodDisruptionBudget of the manager pods, or false for none.
+   * @default { maxUnavailable: 1 } (a node drain takes one manager down at a time, and never blocks)
+   */
+  readonly disruptionBudget?: DisruptionBudget | false;
   /**
    * Use this MySQL instead of deploying one.
    * @default - an in-cluster MySQL `<release>-mysql`
@@ -168,6 +166,8 @@ export class CentralManager extends Construct {
   public readonly credentialsSecret: string;
   public readonly config: Readonly<Record<string, unknown>>;
   public readonly mysql?: InClusterMysql;
+  /** The Deployment and its PodDisruptionBudget; add volumes, env or pod metadata through it. */
+  public readonly workload: Workload;
   public readonly redis?: InClusterRedis;
 
   constructor(scope: Construct, id: string, props: CentralManagerProps = {}) {
@@ -283,40 +283,32 @@ export class CentralManager extends Construct {
     const [redisHost, redisPortText] = splitHostPort(redisAddrs[0]);
     const pprofPort = typeof props.config?.pprofPort === 'number' && props.config.pprofPort > 0 ? props.config.pprofPort : undefined;
 
-    new k8s.KubeDeployment(this, 'Resource', {
-      metadata: { name, labels },
-      spec: {
-        replicas,
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: name,
-            automountServiceAccountToken: false,
-            ...(props.nodeSelector && Object.keys(props.nodeSelector).length > 0 ? { nodeSelector: { ...props.nodeSelector } } : {}),
-            initContainers: [waitFor('mysql', mysqlHost, mysqlPort), waitFor('redis', redisHost, Number(redisPortText))],
-            containers: [
-              {
-                name: 'manager',
-                image: imageOf('manager', props.image),
-                imagePullPolicy: pullPolicyOf(props.image),
-                command: ['dfmanager', '--config', `${CONFIG_DIR}/manager.yaml`],
-                env,
-                ports: [
-                  { name: 'http-rest', containerPort: MANAGER_REST_PORT, protocol: 'TCP' },
-                  { name: 'grpc', containerPort: MANAGER_GRPC_PORT, protocol: 'TCP' },
-                  { name: 'http-metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
-                  ...(pprofPort ? [{ name: 'pprof', containerPort: pprofPort, protocol: 'TCP' }] : []),
-                ],
-                ...dragonflyProbes(MANAGER_GRPC_PORT, METRICS_PORT),
-                resources: resources(props.resources, { cpu: '8', memory: '16Gi' }),
-                volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
-              },
-            ],
-            volumes: [{ name: 'config', configMap: { name: configMap.name } }],
-          },
-        },
+    this.workload = new Workload(this, 'Workload', {
+      kind: 'Deployment',
+      name,
+      what: 'manager',
+      labels,
+      replicas,
+      options: props,
+      defaults: { cpu: '8', memory: '16Gi', securityContext: nonRootSecurityContext() },
+      disruptionBudget: props.disruptionBudget ?? { maxUnavailable: 1 },
+      initContainers: [waitFor('mysql', mysqlHost, mysqlPort), waitFor('redis', redisHost, Number(redisPortText))],
+      container: {
+        name: 'manager',
+        image: imageOf('manager', props.image),
+        imagePullPolicy: pullPolicyOf(props.image),
+        command: ['dfmanager', '--config', `${CONFIG_DIR}/manager.yaml`],
+        env,
+        ports: [
+          { name: 'http-rest', port: MANAGER_REST_PORT },
+          { name: 'grpc', port: MANAGER_GRPC_PORT },
+          { name: 'http-metrics', port: METRICS_PORT },
+          ...(pprofPort ? [{ name: 'pprof', port: pprofPort }] : []),
+        ],
+        probePorts: { grpc: MANAGER_GRPC_PORT, http: METRICS_PORT },
+        volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }],
       },
+      volumes: [{ name: 'config', configMap: { name: configMap.name } }],
     });
   }
 }

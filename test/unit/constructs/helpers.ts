@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import * as apps from 'kubernetes-models/apps/v1';
 import * as batch from 'kubernetes-models/batch/v1';
 import * as core from 'kubernetes-models/v1';
+import * as policy from 'kubernetes-models/policy/v1';
 
 export interface KubeObject {
   apiVersion: string;
@@ -42,6 +43,7 @@ const MODELS: Record<string, Record<string, unknown>> = {
   v1: core,
   'apps/v1': apps,
   'batch/v1': batch,
+  'policy/v1': policy,
 };
 
 /** Validates one object with the Kubernetes API schema; returns the error text or undefined. */
