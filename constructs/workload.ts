@@ -221,16 +221,16 @@ function assertBudget(budget: DisruptionBudget, what: string): void {
   if (given.length !== 1) {
     throw new Error(`${what}.disruptionBudget needs exactly one of minAvailable or maxUnavailable (e.g. { maxUnavailable: 1 }); or set it to false for no PodDisruptionBudget`);
   }
-  const v = given[0]!;
+  const v = given[0];
   if (typeof v === 'number' ? !Number.isInteger(v) || v < 0 : !/^\d{1,3}%$/.test(v)) {
     throw new Error(`${what}.disruptionBudget value ${JSON.stringify(v)} must be a pod count (0 or more) or a percentage such as "50%"`);
   }
 }
 
 /** The list or map as it is at synth time, left out of the manifest while empty. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- Lazy.any stands in for the value it produces
-function whenAny<T extends object>(value: T): any {
-  return Lazy.any({ produce: () => (Object.keys(value).length > 0 ? value : undefined) });
+function whenAny<T extends object>(value: T): T | undefined {
+  // A Lazy stands in for the value it produces at synth time.
+  return Lazy.any({ produce: () => (Object.keys(value).length > 0 ? value : undefined) }) as T | undefined;
 }
 
 function intOrString(v: number | string): k8s.IntOrString {
@@ -372,7 +372,7 @@ export class Workload extends Construct {
       case 'StatefulSet':
         this.apiObject = new k8s.KubeStatefulSet(this, 'Resource', {
           metadata,
-          spec: { replicas: spec.replicas, serviceName: spec.name, selector, template, ...extra } as k8s.StatefulSetSpec,
+          spec: { replicas: spec.replicas, serviceName: spec.name, selector, template, ...extra },
         });
         break;
       case 'DaemonSet':

@@ -128,7 +128,7 @@ describe('DragonflyCluster workloads: overrides', () => {
     const p = pod(objects, kind, name);
     expect(p.spec.tolerations).toEqual([toleration]);
     expect(p.spec.affinity).toEqual(affinity);
-    expect(p.spec.topologySpreadConstraints).toEqual([{ ...spread[0], labelSelector: { matchLabels: expect.objectContaining({ release: 'dragonfly' }) } }]);
+    expect(p.spec.topologySpreadConstraints).toEqual([{ ...spread[0], labelSelector: { matchLabels: findObject(objects, kind, name).metadata.labels } }]);
     expect(p.spec.priorityClassName).toBe('dragonfly-high');
     const c = p.spec.containers[0];
     expect(c.resources).toEqual({ requests: { cpu: '250m', memory: '512Mi' }, limits: { cpu: '2', memory: '4Gi' } });
