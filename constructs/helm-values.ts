@@ -12,7 +12,7 @@ import { namespaceOf, type PlainObject } from './_util';
 import { CentralManager, type CentralManagerProps } from './central-manager';
 import { dfinitRegistry, type DfdaemonOptions } from './dfdaemon';
 import { DragonflyCluster, type DragonflyClusterProps } from './dragonfly-cluster';
-import { MANAGER_GRPC_PORT, MANAGER_REST_PORT, METRICS_PORT, DFDAEMON_PROXY_PORT, type ManagerEndpoint } from './endpoints';
+import { MANAGER_GRPC_PORT, MANAGER_REST_PORT, DFDAEMON_PROXY_PORT, type ManagerEndpoint } from './endpoints';
 import { DEFAULT_IMAGE_REGISTRY, DEFAULT_IMAGE_TAG, type DragonflyComponentImage, type ImageRef } from './images';
 import { jaegerCollectorUrl } from './jaeger';
 import { RemoteCluster, type RemoteClusterProps, type RemoteRedis } from './remote-cluster';
@@ -243,7 +243,7 @@ function placementFrom(r: ValuesReader, section: string): WorkloadOptions {
     const v = r.get(`${section}.${key}`);
     if (isUnset(v)) return undefined;
     if (!Array.isArray(v) || v.some((x) => !isObject(x))) throw new Error(`helm values key "${section}.${key}" must be a list of objects`);
-    return v;
+    return v as unknown[];
   };
   const tolerations = list('tolerations') as k8s.Toleration[] | undefined;
   const topologySpreadConstraints = list('topologySpreadConstraints') as k8s.TopologySpreadConstraint[] | undefined;
@@ -381,7 +381,7 @@ function clientDfinitFrom(r: ValuesReader, proxyPort: number): { dfinit: NonNull
         throw new Error(`helm values key "${key}.hostNamespace" is "${entry.hostNamespace}" but serverAddr ${entry.serverAddr} is registry ${mapped.hostNamespace}; dfinit names each registry after its host`);
       }
       const caps = entry.capabilities;
-      if (caps !== undefined && (!Array.isArray(caps) || [...caps].sort().join(',') !== 'pull,resolve')) {
+      if (caps !== undefined && (!Array.isArray(caps) || [...(caps as unknown[])].map(String).sort().join(',') !== 'pull,resolve')) {
         throw new Error(`helm values key "${key}.capabilities" must be [pull, resolve] (what dfinit writes); got ${JSON.stringify(caps)}`);
       }
       if (entry.skipVerify === true) throw new Error(`helm values key "${key}.skipVerify" is true; dfinit always verifies registry TLS, remove the key`);
@@ -563,7 +563,7 @@ export function helmValuesToTopology(values: unknown, namespace: string, options
   const scopeSources: [string, { idc?: unknown; location?: unknown }, (field: 'idc' | 'location') => void][] = [];
   for (const [name, comp, client] of [[nodeSection, dfdaemon, nodeClient], [seedSection, seedPeer, seedClient], ['scheduler', scheduler, undefined]] as const) {
     if (client) scopeSources.push([`${name}.config`, client.host, () => undefined]);
-    else scopeSources.push([`${name}.config`, (comp.config.host ?? {}) as PlainObject, (field) => (comp.config = without(comp.config, ['host', field]))]);
+    else scopeSources.push([`${name}.config`, (comp.config.host ?? {}), (field) => (comp.config = without(comp.config, ['host', field]))]);
   }
   for (const [name, host, drop] of scopeSources) {
     for (const field of ['idc', 'location'] as const) {
