@@ -415,6 +415,11 @@ function fixedPort(r: ValuesReader, key: string, port: number): void {
   if (v !== undefined && v !== port) throw new Error(`helm values key "${key}" is ${v}, but dragonfly-ts serves it on ${port} (fixed); remove the key`);
 }
 
+/** `{ [key]: value }`, or nothing when value has no keys. */
+function nonEmpty<K extends string, V extends object>(key: K, value: V): Partial<Record<K, V>> {
+  return Object.keys(value).length > 0 ? ({ [key]: value } as Record<K, V>) : {};
+}
+
 /** Component props without the keys left empty. */
 function optionsOf<T extends object>(c: ComponentValues<PlainObject>, extra: T, nodeSelector: boolean): T & WorkloadOptions {
   return {
@@ -588,9 +593,9 @@ export function helmValuesToTopology(values: unknown, namespace: string, options
     ...(clusterNodeSelector ? { nodeSelector: clusterNodeSelector } : {}),
     ...(registries ? { registries } : {}),
     ...(jaeger ? { jaeger } : {}),
-    scheduler: optionsOf(scheduler, {}, !common),
-    seedPeer: optionsOf(seedPeer, storageSize ? { storageSize } : {}, !common),
-    dfdaemon: optionsOf(dfdaemon, { ...(dfinitOptions ? { dfinit: dfinitOptions } : {}), ...(Object.keys(ports).length > 0 ? { ports } : {}) }, !common),
+    ...nonEmpty('scheduler', optionsOf(scheduler, {}, !common)),
+    ...nonEmpty('seedPeer', optionsOf(seedPeer, storageSize ? { storageSize } : {}, !common)),
+    ...nonEmpty('dfdaemon', optionsOf(dfdaemon, { ...(dfinitOptions ? { dfinit: dfinitOptions } : {}), ...(Object.keys(ports).length > 0 ? { ports } : {}) }, !common)),
   };
 
   // Datastores and the manager.
