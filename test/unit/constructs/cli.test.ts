@@ -8,7 +8,6 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileFunction } from 'node:vm';
 import { Testing, type App } from 'cdk8s';
 import * as ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
@@ -201,7 +200,9 @@ describe('dragonfly-ts import', () => {
       if (name === 'cdk8s') return jest.requireActual('cdk8s');
       throw new Error(`generated code requires ${name}`);
     };
-    const run = compileFunction(js, ['require', 'module', 'exports']) as (r: typeof fakeRequire, m: typeof mod, e: Record<string, unknown>) => void;
+    // Function (not node:vm) so the code's objects live in this realm: cdk8s tells plain objects by their constructor.
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the code under test is the generated program
+    const run = new Function('require', 'module', 'exports', js) as (r: typeof fakeRequire, m: typeof mod, e: Record<string, unknown>) => void;
     run(fakeRequire, mod, mod.exports);
     return mod.exports as { build: (app: App) => void };
   }
