@@ -5,6 +5,7 @@
 import * as http from 'node:http';
 import type { Logger } from 'pino';
 import type { ManagerConfig } from '../common/config/manager';
+import { compatibilityWarnings } from '../common/config/compat';
 import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
 import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
 import { createLogger } from '../common/logger';
@@ -52,6 +53,7 @@ async function bindGrpc(config: ManagerConfig, services: Parameters<typeof start
 
 export async function startManager(config: ManagerConfig, options: StartManagerOptions = {}): Promise<ManagerHandle> {
   const logger = options.logger ?? createLogger({ name: 'manager', verbose: config.verbose });
+  for (const w of compatibilityWarnings('manager', config)) logger.warn({ key: w.key }, w.message);
   const cleanups: Array<() => Promise<void>> = [];
   const stopAll = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => logger.warn({ err }, 'error while stopping'));

@@ -5,3 +5,4 @@ export * from './dfdaemon';
 export * from './dfinit';
 export * from './load';
 export * from './cluster-spec';
+export * from './compat';
