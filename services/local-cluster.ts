@@ -104,7 +104,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   try {
     const manager = await startManager(
       parseConfig('manager', {
-        server: { workHome: path.join(workDir, 'manager'), rest: { addr: `${LOOPBACK}:${ports.managerRest}` }, grpc: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: { start: ports.managerGrpc, end: ports.managerGrpc } } },
+        server: { workHome: path.join(workDir, 'manager'), rest: { addr: `${LOOPBACK}:${ports.managerRest}` }, grpc: { listenIP: LOOPBACK, port: { start: ports.managerGrpc, end: ports.managerGrpc } } },
         database: { type: 'sqlite', sqlite: { file: path.join(workDir, 'manager', 'manager.db') }, ...redisConfig },
         metrics: { enable: true, addr: `${LOOPBACK}:${ports.managerMetrics}` },
       }),

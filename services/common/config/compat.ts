@@ -12,6 +12,7 @@ interface CompatibilityKey {
 const COMPATIBILITY_KEYS: Record<ProgramName, readonly CompatibilityKey[]> = {
   manager: [
     { path: ['server', 'name'], note: 'the manager has no name of its own; remove the key' },
+    { path: ['server', 'grpc', 'advertiseIP'], note: 'the manager announces no address (schedulers and peers dial the one they are configured with); remove the key' },
     { path: ['auth', 'jwt', 'realm'], note: 'sessions are bearer JWTs and announce no realm; remove the key' },
     { path: ['auth', 'jwt', 'maxRefresh'], note: 'sessions are not refreshed: they last auth.jwt.timeout, then the user logs in again; set auth.jwt.timeout instead' },
     { path: ['database', 'redis', 'brokerDB'], note: 'job queues live in database.redis.db under database.redis.keyPrefix; set those instead' },

@@ -13,7 +13,8 @@ export const managerConfigSchema = z.strictObject({
       rest: z.strictObject({ addr: listenAddr.default(':8080') }).prefault({}),
       grpc: z
         .strictObject({
-          advertiseIP: ipAddress.default(''),
+          /** Compatibility only (a warning at start): nothing is told the manager's address; clients use its Service name. */
+          advertiseIP: ipAddress.optional(),
           listenIP: ipAddress.default('0.0.0.0'),
           port: z.strictObject({ start: port.default(65003), end: port.default(65003) }).prefault({}),
         })

@@ -50,9 +50,9 @@ describe('keys kept for compatibility warn at start', () => {
     expect(compatibilityWarnings('scheduler', scheduler).map((w) => w.key)).toEqual(['server.workHome', 'scheduler.algorithm']);
     expect(compatibilityWarnings('scheduler', parseConfig('scheduler', {}))).toEqual([]);
 
-    const manager = parseConfig('manager', { server: { name: 'd7y/manager' }, auth: { jwt: { realm: 'Dragonfly', maxRefresh: '168h' } }, database: { redis: { brokerDB: 1, backendDB: 2 } } });
+    const manager = parseConfig('manager', { server: { name: 'd7y/manager', grpc: { advertiseIP: '10.0.0.1' } }, auth: { jwt: { realm: 'Dragonfly', maxRefresh: '168h' } }, database: { redis: { brokerDB: 1, backendDB: 2 } } });
     const warnings = compatibilityWarnings('manager', manager);
-    expect(warnings.map((w) => w.key)).toEqual(['server.name', 'auth.jwt.realm', 'auth.jwt.maxRefresh', 'database.redis.brokerDB', 'database.redis.backendDB']);
+    expect(warnings.map((w) => w.key)).toEqual(['server.name', 'server.grpc.advertiseIP', 'auth.jwt.realm', 'auth.jwt.maxRefresh', 'database.redis.brokerDB', 'database.redis.backendDB']);
     expect(warnings.find((w) => w.key === 'auth.jwt.maxRefresh')?.message).toMatch(/compatibility only.*set auth\.jwt\.timeout instead/);
     expect(compatibilityWarnings('manager', parseConfig('manager', {}))).toEqual([]);
   });
