@@ -28,6 +28,7 @@ import { Workload, nonRootSecurityContext, type DisruptionBudget, type WorkloadO
 
 /** A MySQL server the manager uses instead of the in-cluster one. */
 export interface ExternalMysql {
+  /** Host name or IP of the MySQL server. */
   readonly host: string;
   /**
    * Port.

@@ -15,6 +15,7 @@ import { componentLabels, service, type SecretKeyRef } from './_util';
 export const DOCUMENTED_DEFAULT_PASSWORD = 'dragonfly';
 
 export interface InClusterMysqlProps {
+  /** Helm-style release name; objects are named after it (`<release>-mysql`, `<release>-redis-master`). */
   readonly release: string;
   /**
    * Password of the `dragonfly` user (and root).
@@ -120,6 +121,7 @@ export class InClusterMysql extends Construct {
 }
 
 export interface InClusterRedisProps {
+  /** Helm-style release name; objects are named after it (`<release>-mysql`, `<release>-redis-master`). */
   readonly release: string;
   /**
    * Redis password (`requirepass`).

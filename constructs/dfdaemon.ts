@@ -93,7 +93,9 @@ export interface DfdaemonOptions extends WorkloadOptions {
 }
 
 export interface DfdaemonProps extends DfdaemonOptions {
+  /** Helm-style release name; objects are named `<release>-dfdaemon`. */
   readonly release: string;
+  /** Manager the dfdaemon asks for schedulers. */
   readonly manager: ManagerEndpoint;
   /** Scheduler Service the init container waits for. */
   readonly scheduler: { readonly host: string; readonly port: number };

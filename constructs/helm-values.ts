@@ -22,6 +22,7 @@ import type { ResourceSettings, WorkloadOptions } from './workload';
 export interface UnmappedValue {
   /** Dotted key path in the values, e.g. "externalRedis.addrs". */
   readonly key: string;
+  /** Why it has no equivalent, or how it was mapped instead. */
   readonly reason: string;
 }
 
@@ -55,7 +56,10 @@ export interface HelmTopology {
 }
 
 export interface HelmImportResult {
-  /** The manager, when the values deploy one (`manager.enable` not false). */
+  /**
+   * The manager, when the values deploy one.
+   * @default - undefined when `manager.enable` is false
+   */
   readonly manager?: CentralManager;
   /** The Dragonfly cluster: a RemoteCluster when the values point at an external manager with a cluster id of 2 or more and an IDC/location. */
   readonly cluster: DragonflyCluster;

@@ -172,11 +172,26 @@ export function clusterSpecOf(props: Pick<RemoteClusterProps, 'clusterId' | 'clu
 }
 
 export interface ClusterRecordProps {
+  /** Helm-style release name: objects are named `<release>-cluster-<id>`, `<release>-apply-cluster-<id>-<hash>`. */
   readonly release: string;
+  /** Manager the Job applies the record to (its REST port). */
   readonly manager: ManagerEndpoint;
+  /** The cluster record (cluster.yaml), e.g. from `clusterSpecOf`. */
   readonly spec: ClusterSpecInput;
+  /**
+   * How the Job logs in.
+   * @default - Secret `<release>-manager-credentials` with root / "dragonfly" (documented default)
+   */
   readonly credentials?: ManagerCredentials;
+  /**
+   * Image of the Job (the manager image holds `dfmanager`).
+   * @default - ghcr.io/dragonfly-ts/manager:<package version>
+   */
   readonly image?: ImageRef;
+  /**
+   * Node labels the Job's pod must run on.
+   * @default - any node
+   */
   readonly nodeSelector?: Readonly<Record<string, string>>;
 }
 

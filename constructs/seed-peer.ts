@@ -53,7 +53,9 @@ export interface SeedPeerOptions extends WorkloadOptions {
 }
 
 export interface SeedPeerProps extends SeedPeerOptions {
+  /** Helm-style release name; objects are named `<release>-seed-peer`. */
   readonly release: string;
+  /** Manager the seed peer registers with. */
   readonly manager: ManagerEndpoint;
   /** Seed-peer cluster id (`scheduler.manager.seedPeer.clusterID`). */
   readonly clusterId: number;
