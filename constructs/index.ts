@@ -40,7 +40,7 @@ export {
 } from './endpoints';
 export { DEFAULT_IMAGE_REGISTRY, DEFAULT_IMAGE_TAG, type DragonflyComponentImage, type ImageRef } from './images';
 export type { SecretKeyRef } from './_util';
-export { Workload, type WorkloadOptions, type ResourceSettings, type ProbeOptions, type ProbeTimings, type DisruptionBudget } from './workload';
+export { Workload, type WorkloadOptions, type PlacementOptions, type ResourceSettings, type ProbeOptions, type ProbeTimings, type DisruptionBudget } from './workload';
 // The programs' config input types (what `config:` props accept) and the error a rejected config throws.
 export { ConfigError, type ConfigProblem } from '../services/common/config';
 export type { ClusterSpecInput, DfdaemonConfigInput, DfinitConfigInput, ManagerConfigInput, SchedulerConfigInput } from '../services/common/config';

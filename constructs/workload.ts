@@ -156,6 +156,18 @@ export interface WorkloadOptions {
   readonly podAnnotations?: Readonly<Record<string, string>>;
 }
 
+/** Placement of a third-party pod (MySQL, Redis): the scheduling subset of WorkloadOptions. */
+export type PlacementOptions = Pick<WorkloadOptions, 'tolerations' | 'affinity' | 'priorityClassName'>;
+
+/** Pod-spec fields for placement props, leaving out what is unset. */
+export function placementOf(o: PlacementOptions): Pick<k8s.PodSpec, 'tolerations' | 'affinity' | 'priorityClassName'> {
+  return {
+    ...(o.tolerations && o.tolerations.length > 0 ? { tolerations: [...o.tolerations] } : {}),
+    ...(o.affinity ? { affinity: o.affinity } : {}),
+    ...(o.priorityClassName ? { priorityClassName: o.priorityClassName } : {}),
+  };
+}
+
 /** uid/gid of the `dragonfly` user in the images (Dockerfile). */
 export const IMAGE_UID = 10001;
 

@@ -167,6 +167,20 @@ describe('CentralManager workload', () => {
     expect(findObject(objects, 'PodDisruptionBudget', 'dragonfly-manager').spec).toMatchObject({ maxUnavailable: 1 });
   });
 
+  test('the in-cluster MySQL and Redis take tolerations, affinity and a priority class', () => {
+    const { chart } = newChart('m', 'dragonfly');
+    const placement = { tolerations: [{ key: 'db', operator: 'Exists', effect: 'NoSchedule' }], priorityClassName: 'db-critical', affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'disk', operator: 'In', values: ['ssd'] }] }] } } } };
+    new CentralManager(chart, 'manager', { mysql: placement, redis: placement });
+    const objects = synth(chart);
+    valid(objects);
+    for (const name of ['dragonfly-mysql', 'dragonfly-redis-master']) {
+      const p = pod(objects, 'StatefulSet', name).spec;
+      expect(p.tolerations).toEqual(placement.tolerations);
+      expect(p.priorityClassName).toBe('db-critical');
+      expect(p.affinity).toEqual(placement.affinity);
+    }
+  });
+
   test('overrides: tolerations, priority class, PDB', () => {
     const { chart } = newChart('m', 'dragonfly');
     new CentralManager(chart, 'manager', { tolerations: [{ operator: 'Exists', effect: 'NoSchedule' }], priorityClassName: 'critical', disruptionBudget: { maxUnavailable: 0 }, replicas: 2 });
