@@ -96,7 +96,7 @@ export function dfdaemonWiring(props: {
         metrics: `:${props.ports.metrics}`,
       },
     },
-    { prop: 'the data dir (fixed at /var/lib/dragonfly)', value: { dataDir: DATA_DIR, workHome: DATA_DIR } },
+    { prop: 'the data dir (fixed at /var/lib/dragonfly)', value: { dataDir: DATA_DIR } },
   ];
   if (props.jaegerUrl) wired.push({ prop: 'the jaeger prop', value: { jaeger: props.jaegerUrl } });
   const host = hostKeysOf(props.host);

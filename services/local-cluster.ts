@@ -115,7 +115,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
     const scheduler = await startScheduler(
       parseConfig('scheduler', {
-        server: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: ports.scheduler, workHome: path.join(workDir, 'scheduler') },
+        server: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: ports.scheduler },
         manager: { addr: managerAddr, schedulerClusterID: 1, keepAlive: { interval: '5s' } },
         dynConfig: { refreshInterval: '10s' },
         metrics: { enable: true, addr: `${LOOPBACK}:${ports.schedulerMetrics}` },
@@ -127,7 +127,6 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
     const daemonConfig = (name: string, seed: boolean, p: { grpc: number; proxy: number; upload: number; metrics: number }) =>
       parseConfig('dfdaemon', {
-        workHome: path.join(workDir, name),
         dataDir: path.join(workDir, name, 'data'),
         host: { advertiseIP: LOOPBACK, hostname: name },
         metrics: `${LOOPBACK}:${p.metrics}`,

@@ -22,7 +22,7 @@ const COMPATIBILITY_KEYS: Record<ProgramName, readonly CompatibilityKey[]> = {
     { path: ['server', 'workHome'], note: 'the scheduler keeps no files; remove the key' },
     { path: ['scheduler', 'algorithm'], note: '"default" is the only scheduling algorithm; remove the key' },
   ],
-  dfdaemon: [],
+  dfdaemon: [{ path: ['workHome'], note: 'everything the daemon keeps (pieces, metadata) is under dataDir; set dataDir instead' }],
   dfinit: [],
 };
 

@@ -69,7 +69,8 @@ export const dfdaemonConfigSchema = z.strictObject({
     .prefault('0s')
     .refine((ms) => ms === 0, 'the dfdaemon runs until it is stopped (a DaemonSet restarts it anyway); remove aliveTime or set it to 0'),
   gcInterval: duration.prefault('1m'),
-  workHome: z.string().default('/var/lib/dragonfly'),
+  /** Compatibility only (a warning at start): everything the daemon keeps is under dataDir. */
+  workHome: z.string().optional(),
   dataDir: z.string().default('/var/lib/dragonfly'),
   logDir,
   /** Keep finished tasks across restarts (chart default true). */

@@ -76,12 +76,11 @@ export interface DeployOptions {
 const PATH_KEYS: Record<Program, Array<{ key: string[]; default?: string }>> = {
   dfdaemon: [
     { key: ['dataDir'], default: '/var/lib/dragonfly' },
-    { key: ['workHome'], default: '/var/lib/dragonfly' },
-    { key: ['logDir'] },
     { key: ['download', 'downloadGRPC', 'unixListen', 'socket'], default: '/var/run/dragonfly/dfdaemon.sock' },
   ],
-  manager: [{ key: ['server', 'workHome'], default: '/var/lib/dragonfly/manager' }, { key: ['server', 'logDir'] }, { key: ['database', 'sqlite', 'file'] }],
-  scheduler: [{ key: ['server', 'workHome'], default: '/var/lib/dragonfly/scheduler' }, { key: ['server', 'logDir'] }],
+  manager: [{ key: ['server', 'workHome'], default: '/var/lib/dragonfly/manager' }, { key: ['database', 'sqlite', 'file'] }],
+  // The scheduler keeps no files (server.workHome is a compatibility key; logDir only empty).
+  scheduler: [],
   dfinit: [{ key: ['containerRuntime', 'containerd', 'configPath'], default: '/etc/containerd/config.toml' }],
   dfget: [],
 };

@@ -55,6 +55,11 @@ describe('keys kept for compatibility warn at start', () => {
     expect(warnings.map((w) => w.key)).toEqual(['server.name', 'server.grpc.advertiseIP', 'auth.jwt.realm', 'auth.jwt.maxRefresh', 'database.redis.brokerDB', 'database.redis.backendDB']);
     expect(warnings.find((w) => w.key === 'auth.jwt.maxRefresh')?.message).toMatch(/compatibility only.*set auth\.jwt\.timeout instead/);
     expect(compatibilityWarnings('manager', parseConfig('manager', {}))).toEqual([]);
+
+    expect(compatibilityWarnings('dfdaemon', parseConfig('dfdaemon', { workHome: '/var/lib/dragonfly' })).map((w) => w.message)).toEqual([
+      expect.stringMatching(/workHome is accepted for compatibility only .*set dataDir instead/),
+    ]);
+    expect(compatibilityWarnings('dfdaemon', parseConfig('dfdaemon', {}))).toEqual([]);
   });
 
   test('a manager started with one logs the warning', async () => {
