@@ -99,6 +99,8 @@ describe('images run as the manifests run them (issue 14)', () => {
   const cases: ReadonlyArray<readonly [string, string, number]> = [
     ['dragonfly-manager', 'manager', 10001],
     ['dragonfly-scheduler', 'scheduler', 10001],
+    // The seed peer's manifest asks for uid 10001 (runAsUser, fsGroup on its claim); ctr 1.6 has no
+    // --user, so the lab runs the dfdaemon image's own USER (root). Kubernetes applies runAsUser.
     ['dragonfly-seed-peer', 'seed-peer', 0],
     ['dragonfly-dfdaemon', 'dfdaemon', 0],
   ];
