@@ -270,12 +270,14 @@ describe('dragonfly-ts import', () => {
 });
 
 describe('the dragonfly-ts bin of the repository (what `npx dragonfly-ts` runs)', () => {
-  test('package.json names it, and it runs the sources with no build step', () => {
+  test('package.json names it, and `npx dragonfly-ts` runs the sources with no build step', () => {
     const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     expect(pkg.bin['dragonfly-ts']).toBe('bin/dragonfly-ts.js');
     const file = values('charts-config.yaml', 'single.yaml');
     const out = join(dir, 'out');
-    execFileSync(process.execPath, [join(REPO, pkg.bin['dragonfly-ts']), 'synth', '--values', file, '--output', out], { stdio: 'pipe', timeout: 60_000 });
+    // npx resolves a bin of the project it runs in (the root package.json), with no install.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_|^INIT_CWD$/.test(k)));
+    execFileSync('npx', ['--no-install', 'dragonfly-ts', 'synth', '--values', file, '--output', out], { cwd: REPO, env, stdio: 'pipe', timeout: 60_000 });
     expectValid(manifests(join(out, 'single.k8s.yaml')));
   });
 });
