@@ -135,20 +135,6 @@ export interface SecretKeyRef {
   readonly key: string;
 }
 
-/** Readiness on the gRPC health service, liveness on GET /healthy of the metrics port (chart timings). */
-export function dragonflyProbes(grpcPort: number, metricsPort: number): Pick<k8s.Container, 'readinessProbe' | 'livenessProbe'> {
-  return {
-    readinessProbe: { grpc: { port: grpcPort }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 2 },
-    livenessProbe: {
-      httpGet: { path: '/healthy', port: k8s.IntOrString.fromNumber(metricsPort) },
-      initialDelaySeconds: 15,
-      periodSeconds: 10,
-      timeoutSeconds: 3,
-      failureThreshold: 2,
-    },
-  };
-}
-
 export const BUSYBOX_IMAGE = 'busybox:1.36';
 
 /** Init container that loops until `host` resolves and `port` accepts TCP (the chart's wait-for-*). */
@@ -159,42 +145,14 @@ export function waitFor(name: string, host: string, port: number): k8s.Container
     imagePullPolicy: 'IfNotPresent',
     command: ['sh', '-c', `until nslookup ${host} && nc -vz -w 3 ${host} ${port}; do echo waiting for ${name}; sleep 2; done`],
     resources: { limits: { cpu: k8s.Quantity.fromString('100m'), memory: k8s.Quantity.fromString('64Mi') } },
-  };
-}
-
-/** CPU/memory for a container. */
-export interface ResourceSettings {
-  /**
-   * CPU request, e.g. "100m".
-   * @default "0" (like the Helm chart)
-   */
-  readonly cpuRequest?: string;
-  /**
-   * Memory request, e.g. "256Mi".
-   * @default "0" (like the Helm chart)
-   */
-  readonly memoryRequest?: string;
-  /**
-   * CPU limit.
-   * @default - the component's chart limit (8 for manager, scheduler and seed peer; 4 for dfdaemon)
-   */
-  readonly cpuLimit?: string;
-  /**
-   * Memory limit.
-   * @default - the component's chart limit (16Gi for manager, scheduler and seed peer; 8Gi for dfdaemon)
-   */
-  readonly memoryLimit?: string;
-}
-
-export function resources(settings: ResourceSettings | undefined, defaults: { cpu: string; memory: string }): k8s.ResourceRequirements {
-  return {
-    requests: {
-      cpu: k8s.Quantity.fromString(settings?.cpuRequest ?? '0'),
-      memory: k8s.Quantity.fromString(settings?.memoryRequest ?? '0'),
-    },
-    limits: {
-      cpu: k8s.Quantity.fromString(settings?.cpuLimit ?? defaults.cpu),
-      memory: k8s.Quantity.fromString(settings?.memoryLimit ?? defaults.memory),
+    // nslookup and nc need no privilege and write nothing.
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 65534,
+      runAsGroup: 65534,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
     },
   };
 }

@@ -11,15 +11,12 @@ import {
   assertPort,
   assertSecretKeyRef,
   componentLabels,
-  dragonflyProbes,
   envFromSecret,
   namespaceOf,
   renderConfig,
-  resources,
   service,
   serviceAccount,
   waitFor,
-  type ResourceSettings,
   type SecretKeyRef,
   type WiredKey,
 } from './_util';
@@ -30,9 +27,11 @@ import { MANAGER_GRPC_PORT, MANAGER_REST_PORT, METRICS_PORT, type ManagerEndpoin
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
 import { ManagerNetworkPolicies, type ManagerNetworkPolicyOptions } from './network-policies';
 import { componentTls, DragonflyPki, managerRestTls, type TlsProps } from './tls';
+import { Workload, nonRootSecurityContext, type DisruptionBudget, type WorkloadOptions } from './workload';
 
 /** A MySQL server the manager uses instead of the in-cluster one. */
 export interface ExternalMysql {
+  /** Host name or IP of the MySQL server. */
   readonly host: string;
   /**
    * Port.
@@ -80,7 +79,7 @@ export interface ConsoleNodePort {
   readonly serviceName?: string;
 }
 
-export interface CentralManagerProps {
+export interface CentralManagerProps extends WorkloadOptions {
   /**
    * Helm-style release name (`<release>-manager`, `<release>-mysql`, `<release>-redis-master`).
    * @default "dragonfly"
@@ -103,15 +102,15 @@ export interface CentralManagerProps {
    */
   readonly image?: ImageRef;
   /**
-   * CPU and memory.
-   * @default - requests 0, limits 8 CPU / 16Gi (the chart's)
-   */
-  readonly resources?: ResourceSettings;
-  /**
    * Node labels for the manager and its in-cluster datastores.
    * @default - any node
    */
   readonly nodeSelector?: Readonly<Record<string, string>>;
+  /**
+   * PodDisruptionBudget of the manager pods, or false for none.
+   * @default { maxUnavailable: 1 } (a node drain takes one manager down at a time, and never blocks)
+   */
+  readonly disruptionBudget?: DisruptionBudget | false;
   /**
    * Use this MySQL instead of deploying one.
    * @default - an in-cluster MySQL `<release>-mysql`
@@ -193,6 +192,8 @@ export class CentralManager extends Construct {
   public readonly rootPasswordSecret: SecretKeyRef;
   public readonly config: Readonly<Record<string, unknown>>;
   public readonly mysql?: InClusterMysql;
+  /** The Deployment and its PodDisruptionBudget; add volumes, env or pod metadata through it. */
+  public readonly workload: Workload;
   public readonly redis?: InClusterRedis;
 
   constructor(scope: Construct, id: string, props: CentralManagerProps = {}) {
@@ -322,41 +323,32 @@ export class CentralManager extends Construct {
     const [redisHost, redisPortText] = splitHostPort(redisAddrs[0]);
     const pprofPort = typeof props.config?.pprofPort === 'number' && props.config.pprofPort > 0 ? props.config.pprofPort : undefined;
 
-    new k8s.KubeDeployment(this, 'Resource', {
-      metadata: { name, labels },
-      spec: {
-        replicas,
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: name,
-            automountServiceAccountToken: false,
-            ...(props.nodeSelector && Object.keys(props.nodeSelector).length > 0 ? { nodeSelector: { ...props.nodeSelector } } : {}),
-            initContainers: [waitFor('mysql', mysqlHost, mysqlPort), waitFor('redis', redisHost, Number(redisPortText))],
-            containers: [
-              {
-                name: 'manager',
-                image: imageOf('manager', props.image),
-                imagePullPolicy: pullPolicyOf(props.image),
-                command: ['dfmanager', '--config', `${CONFIG_DIR}/manager.yaml`],
-                env,
-                ports: [
-                  { name: 'http-rest', containerPort: MANAGER_REST_PORT, protocol: 'TCP' },
-                  { name: 'grpc', containerPort: MANAGER_GRPC_PORT, protocol: 'TCP' },
-                  { name: 'http-metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
-                  ...(pprofPort ? [{ name: 'pprof', containerPort: pprofPort, protocol: 'TCP' }] : []),
-                ],
-                ...dragonflyProbes(MANAGER_GRPC_PORT, METRICS_PORT),
-                ...tls.readinessProbe(METRICS_PORT),
-                resources: resources(props.resources, { cpu: '8', memory: '16Gi' }),
-                volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }, ...tls.volumeMounts, ...(restTls?.volumeMounts ?? [])],
-              },
-            ],
-            volumes: [{ name: 'config', configMap: { name: configMap.name } }, ...tls.volumes, ...(restTls?.volumes ?? [])],
-          },
-        },
+    this.workload = new Workload(this, 'Workload', {
+      kind: 'Deployment',
+      name,
+      what: 'manager',
+      labels,
+      replicas,
+      options: props,
+      defaults: { cpu: '8', memory: '16Gi', securityContext: nonRootSecurityContext() },
+      disruptionBudget: props.disruptionBudget ?? { maxUnavailable: 1 },
+      initContainers: [waitFor('mysql', mysqlHost, mysqlPort), waitFor('redis', redisHost, Number(redisPortText))],
+      container: {
+        name: 'manager',
+        image: imageOf('manager', props.image),
+        imagePullPolicy: pullPolicyOf(props.image),
+        command: ['dfmanager', '--config', `${CONFIG_DIR}/manager.yaml`],
+        env,
+        ports: [
+          { name: 'http-rest', port: MANAGER_REST_PORT },
+          { name: 'grpc', port: MANAGER_GRPC_PORT },
+          { name: 'http-metrics', port: METRICS_PORT },
+          ...(pprofPort ? [{ name: 'pprof', port: pprofPort }] : []),
+        ],
+        probePorts: { grpc: tls.enabled ? undefined : MANAGER_GRPC_PORT, http: METRICS_PORT },
+        volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }, ...tls.volumeMounts, ...(restTls?.volumeMounts ?? [])],
       },
+      volumes: [{ name: 'config', configMap: { name: configMap.name } }, ...tls.volumes, ...(restTls?.volumes ?? [])],
     });
   }
 }

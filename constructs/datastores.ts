@@ -6,6 +6,7 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import { componentLabels, service, type SecretKeyRef } from './_util';
+import { placementOf, type PlacementOptions } from './workload';
 
 /**
  * Default password of the in-cluster MySQL user, Redis and the manager's root user when no
@@ -14,7 +15,8 @@ import { componentLabels, service, type SecretKeyRef } from './_util';
  */
 export const DOCUMENTED_DEFAULT_PASSWORD = 'dragonfly';
 
-export interface InClusterMysqlProps {
+export interface InClusterMysqlProps extends PlacementOptions {
+  /** Helm-style release name; objects are named after it (`<release>-mysql`, `<release>-redis-master`). */
   readonly release: string;
   /**
    * Password of the `dragonfly` user (and root).
@@ -81,6 +83,7 @@ export class InClusterMysql extends Construct {
           spec: {
             automountServiceAccountToken: false,
             ...(props.nodeSelector && Object.keys(props.nodeSelector).length > 0 ? { nodeSelector: { ...props.nodeSelector } } : {}),
+            ...placementOf(props),
             containers: [
               {
                 name: 'mysql',
@@ -119,7 +122,8 @@ export class InClusterMysql extends Construct {
   }
 }
 
-export interface InClusterRedisProps {
+export interface InClusterRedisProps extends PlacementOptions {
+  /** Helm-style release name; objects are named after it (`<release>-mysql`, `<release>-redis-master`). */
   readonly release: string;
   /**
    * Redis password (`requirepass`).
@@ -174,6 +178,7 @@ export class InClusterRedis extends Construct {
           spec: {
             automountServiceAccountToken: false,
             ...(props.nodeSelector && Object.keys(props.nodeSelector).length > 0 ? { nodeSelector: { ...props.nodeSelector } } : {}),
+            ...placementOf(props),
             containers: [
               {
                 name: 'redis',

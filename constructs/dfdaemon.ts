@@ -5,23 +5,12 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { DfdaemonConfigInput, DfinitConfigInput } from '../services/common/config';
-import {
-  CONFIG_DIR,
-  assertPort,
-  componentLabels,
-  dragonflyProbes,
-  envFromField,
-  renderConfig,
-  resources,
-  service,
-  serviceAccount,
-  waitFor,
-  type ResourceSettings,
-} from './_util';
-import { DFDAEMON_GRPC_PORT, DFDAEMON_PROXY_PORT, DFDAEMON_UPLOAD_PORT, METRICS_PORT, type ManagerEndpoint } from './endpoints';
+import { CONFIG_DIR, assertPort, componentLabels, envFromField, renderConfig, service, serviceAccount, waitFor } from './_util';
+import { DFDAEMON_GRPC_PORT, DFDAEMON_PROXY_PORT, DFDAEMON_UPLOAD_PORT, METRICS_PORT, type HostScope, type ManagerEndpoint } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
 import { componentTls } from './tls';
-import { DATA_DIR, dfdaemonWiring } from './seed-peer';
+import { DATA_DIR, RUN_DIR, dfdaemonWiring } from './seed-peer';
+import { Workload, resources, rootSecurityContext, type WorkloadOptions } from './workload';
 
 /** Host ports of the dfdaemon; on hostNetwork they must all differ. */
 export interface DfdaemonPorts {
@@ -74,7 +63,7 @@ export interface DfinitOptions {
 }
 
 /** Options of the per-node dfdaemon that a DragonflyCluster exposes to users. */
-export interface DfdaemonOptions {
+export interface DfdaemonOptions extends WorkloadOptions {
   /**
    * Extra dfdaemon.yaml keys (e.g. `verbose`, `pprofPort`, `proxy.proxies`). The manager
    * address, ports, data dir, host.idc/location and tracing come from props; each of the
@@ -93,20 +82,10 @@ export interface DfdaemonOptions {
    */
   readonly image?: ImageRef;
   /**
-   * CPU and memory.
-   * @default - requests 0, limits 4 CPU / 8Gi (the chart's)
-   */
-  readonly resources?: ResourceSettings;
-  /**
    * dfinit (containerd registry mirror setup).
    * @default - enabled, no containerd restart
    */
   readonly dfinit?: DfinitOptions;
-  /**
-   * Node labels the DaemonSet runs on; overrides the cluster-wide nodeSelector.
-   * @default - the cluster's nodeSelector
-   */
-  readonly nodeSelector?: Readonly<Record<string, string>>;
   /**
    * Create the `<release>-dfdaemon-metrics` Service (port 8000).
    * @default true
@@ -115,7 +94,9 @@ export interface DfdaemonOptions {
 }
 
 export interface DfdaemonProps extends DfdaemonOptions {
+  /** Helm-style release name; objects are named `<release>-dfdaemon`. */
   readonly release: string;
+  /** Manager the dfdaemon asks for schedulers. */
   readonly manager: ManagerEndpoint;
   /** Scheduler Service the init container waits for. */
   readonly scheduler: { readonly host: string; readonly port: number };
@@ -130,7 +111,7 @@ export interface DfdaemonProps extends DfdaemonOptions {
    * `host.idc` / `host.location`, so the manager's searcher picks this cluster.
    * @default - empty (the default cluster serves these peers)
    */
-  readonly host?: { readonly idc?: string; readonly location?: string };
+  readonly host?: HostScope;
 }
 
 /**
@@ -178,6 +159,8 @@ export class Dfdaemon extends Construct {
   /** dfinit.yaml as rendered, or undefined when dfinit is off. */
   public readonly dfinitConfig?: Readonly<Record<string, unknown>>;
   public readonly ports: Required<DfdaemonPorts>;
+  /** The DaemonSet; add volumes, env or pod metadata through it. */
+  public readonly workload: Workload;
 
   constructor(scope: Construct, id: string, props: DfdaemonProps) {
     super(scope, id);
@@ -268,60 +251,57 @@ export class Dfdaemon extends Construct {
     }
     const pprofPort = typeof pprof === 'number' && pprof > 0 ? pprof : undefined;
 
-    new k8s.KubeDaemonSet(this, 'Resource', {
-      metadata: { name, labels },
-      spec: {
-        selector: { matchLabels: labels },
+    this.workload = new Workload(this, 'Workload', {
+      kind: 'DaemonSet',
+      name,
+      what: 'dfdaemon',
+      labels,
+      options: props,
+      defaults: {
+        cpu: '4',
+        memory: '8Gi',
+        // Root: the hostPath cache and the node's socket dir are root's; no capability is needed for either.
+        securityContext: rootSecurityContext(),
+        // A node agent: it must run wherever pods pull images, tainted nodes included.
+        tolerations: [{ operator: 'Exists' }],
+        priorityClassName: 'system-node-critical',
+      },
+      pod: { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet', ...(restart ? { hostPid: true } : {}) },
+      workloadSpec: {
         updateStrategy: {
           type: 'RollingUpdate',
           rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(0), maxUnavailable: k8s.IntOrString.fromNumber(20) },
         },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: name,
-            automountServiceAccountToken: false,
-            hostNetwork: true,
-            dnsPolicy: 'ClusterFirstWithHostNet',
-            ...(restart ? { hostPid: true } : {}),
-            ...(props.nodeSelector && Object.keys(props.nodeSelector).length > 0 ? { nodeSelector: { ...props.nodeSelector } } : {}),
-            initContainers,
-            containers: [
-              {
-                name: 'dfdaemon',
-                image,
-                imagePullPolicy: pullPolicy,
-                command: ['dfdaemon', '--config', `${CONFIG_DIR}/dfdaemon.yaml`],
-                env: [envFromField('dfdaemon', ['host', 'advertiseIP'], 'status.hostIP')],
-                ports: [
-                  { name: 'grpc', containerPort: ports.grpc, hostPort: ports.grpc, protocol: 'TCP' },
-                  { name: 'proxy', containerPort: ports.proxy, hostPort: ports.proxy, protocol: 'TCP' },
-                  { name: 'upload', containerPort: ports.upload, hostPort: ports.upload, protocol: 'TCP' },
-                  { name: 'http-metrics', containerPort: ports.metrics, hostPort: ports.metrics, protocol: 'TCP' },
-                  ...(pprofPort ? [{ name: 'pprof', containerPort: pprofPort, hostPort: pprofPort, protocol: 'TCP' }] : []),
-                ],
-                ...dragonflyProbes(ports.grpc, ports.metrics),
-                ...tls.readinessProbe(ports.metrics),
-                resources: resources(props.resources, { cpu: '4', memory: '8Gi' }),
-                securityContext: { runAsUser: 0 },
-                volumeMounts: [
-                  { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
-                  { name: 'data', mountPath: DATA_DIR },
-                  { name: 'run', mountPath: '/var/run/dragonfly' },
-                  ...tls.volumeMounts,
-                ],
-              },
-            ],
-            volumes: [
-              { name: 'config', configMap: { name: configMap.name } },
-              { name: 'data', hostPath: { path: DATA_DIR, type: 'DirectoryOrCreate' } },
-              { name: 'run', hostPath: { path: '/var/run/dragonfly', type: 'DirectoryOrCreate' } },
-              ...(dfinitEnabled ? [{ name: 'containerd-config', hostPath: { path: containerdDir, type: 'Directory' } }] : []),
-              ...tls.volumes,
-            ],
-          },
-        },
       },
+      initContainers,
+      container: {
+        name: 'dfdaemon',
+        image,
+        imagePullPolicy: pullPolicy,
+        command: ['dfdaemon', '--config', `${CONFIG_DIR}/dfdaemon.yaml`],
+        env: [envFromField('dfdaemon', ['host', 'advertiseIP'], 'status.hostIP')],
+        ports: [
+          { name: 'grpc', port: ports.grpc },
+          { name: 'proxy', port: ports.proxy },
+          { name: 'upload', port: ports.upload },
+          { name: 'http-metrics', port: ports.metrics },
+          ...(pprofPort ? [{ name: 'pprof', port: pprofPort }] : []),
+        ],
+        probePorts: { grpc: tls.enabled ? undefined : ports.grpc, http: ports.metrics },
+        volumeMounts: [
+          { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+          { name: 'data', mountPath: DATA_DIR },
+          { name: 'run', mountPath: RUN_DIR },
+          ...tls.volumeMounts,
+        ],
+      },
+      volumes: [
+        { name: 'config', configMap: { name: configMap.name } },
+        { name: 'data', hostPath: { path: DATA_DIR, type: 'DirectoryOrCreate' } },
+        { name: 'run', hostPath: { path: RUN_DIR, type: 'DirectoryOrCreate' } },
+        ...(dfinitEnabled ? [{ name: 'containerd-config', hostPath: { path: containerdDir, type: 'Directory' } }] : []),
+        ...tls.volumes,
+      ],
     });
   }
 }

@@ -6,27 +6,13 @@
 import { Construct } from 'constructs';
 import { assertNodeSelector, namespaceOf } from './_util';
 import { Dfdaemon, type DfdaemonOptions } from './dfdaemon';
-import { assertManagerEndpoint, SCHEDULER_GRPC_PORT, type ManagerEndpoint } from './endpoints';
+import { assertManagerEndpoint, SCHEDULER_GRPC_PORT, type HostScope, type ManagerEndpoint } from './endpoints';
 import { Jaeger } from './jaeger';
 import { ClusterNetworkPolicies, type ClusterNetworkPolicyOptions } from './network-policies';
 import { DragonflyMonitoring, type DragonflyMonitoringOptions } from './monitoring';
 import { Scheduler, type JobRedis, type SchedulerOptions } from './scheduler';
 import { SeedPeer, type SeedPeerOptions } from './seed-peer';
 import { DragonflyPki, type TlsProps } from './tls';
-
-/** IDC and location the cluster's hosts report (`host.idc`, `host.location`). */
-export interface HostScope {
-  /**
-   * IDC reported by the scheduler, seed peers and peers.
-   * @default - empty
-   */
-  readonly idc?: string;
-  /**
-   * Location reported, "|"-separated from broad to narrow (e.g. "asia|cn|bj").
-   * @default - empty
-   */
-  readonly location?: string;
-}
 
 export interface DragonflyClusterProps {
   /** Manager the scheduler and seed peer register with and peers ask for schedulers. */

@@ -16,6 +16,28 @@ export interface ManagerEndpoint {
   readonly restPort?: number;
 }
 
+/** IDC and location a cluster's hosts report (`host.idc`, `host.location`); the manager's searcher matches them against cluster scopes. */
+export interface HostScope {
+  /**
+   * IDC reported by the scheduler, seed peers and peers.
+   * @default - empty
+   */
+  readonly idc?: string;
+  /**
+   * Location reported, "|"-separated from broad to narrow (e.g. "asia|cn|bj").
+   * @default - empty
+   */
+  readonly location?: string;
+}
+
+/** The `host` config keys for a scope, or undefined when it is empty. */
+export function hostKeysOf(scope: HostScope | undefined): { idc?: string; location?: string } | undefined {
+  const host: { idc?: string; location?: string } = {};
+  if (scope?.idc) host.idc = scope.idc;
+  if (scope?.location) host.location = scope.location;
+  return Object.keys(host).length > 0 ? host : undefined;
+}
+
 export const MANAGER_GRPC_PORT = 65003;
 export const MANAGER_REST_PORT = 8080;
 export const SCHEDULER_GRPC_PORT = 8002;

@@ -21,11 +21,11 @@
  * (config rendering, wiring, validation) stay in their modules.
  */
 export { CentralManager, type CentralManagerProps, type ConsoleNodePort, type ExternalMysql, type ExternalRedis } from './central-manager';
-export { DragonflyCluster, DEFAULT_REGISTRIES, type DragonflyClusterProps, type HostScope } from './dragonfly-cluster';
-export { RemoteCluster, ClusterRecord, type RemoteClusterProps, type ClusterRecordProps, type ClusterScopes } from './remote-cluster';
+export { DragonflyCluster, DEFAULT_REGISTRIES, type DragonflyClusterProps } from './dragonfly-cluster';
+export { RemoteCluster, ClusterRecord, type RemoteClusterProps, type ClusterRecordProps, type ClusterScopes, type RemoteRedis } from './remote-cluster';
 export { type ManagerNetworkPolicyOptions, type ClusterNetworkPolicyOptions, type NetworkPolicyAddresses } from './network-policies';
 export { fromHelmValues, type HelmImportOptions, type HelmImportResult, type UnmappedValue } from './helm-values';
-export { Scheduler, type SchedulerOptions, type SchedulerProps } from './scheduler';
+export { Scheduler, type SchedulerOptions, type SchedulerProps, type JobRedis } from './scheduler';
 export { SeedPeer, type SeedPeerOptions, type SeedPeerProps } from './seed-peer';
 export { Dfdaemon, type DfdaemonOptions, type DfdaemonProps, type DfdaemonPorts, type DfinitOptions } from './dfdaemon';
 export { DragonflyMonitoring, DASHBOARDS, type DragonflyMonitoringOptions, type DragonflyMonitoringProps, type MonitoredComponent } from './monitoring';
@@ -39,11 +39,13 @@ export {
   MANAGER_REST_PORT,
   METRICS_PORT,
   SCHEDULER_GRPC_PORT,
+  type HostScope,
   type ManagerEndpoint,
 } from './endpoints';
 export type { TlsProps } from './tls';
 export { DEFAULT_IMAGE_REGISTRY, DEFAULT_IMAGE_TAG, type DragonflyComponentImage, type ImageRef } from './images';
-export type { ResourceSettings, SecretKeyRef } from './_util';
+export type { SecretKeyRef } from './_util';
+export { Workload, type WorkloadOptions, type PlacementOptions, type ResourceSettings, type ProbeOptions, type ProbeTimings, type DisruptionBudget } from './workload';
 // The programs' config input types (what `config:` props accept) and the error a rejected config throws.
 export { ConfigError, type ConfigProblem } from '../services/common/config';
 export type { ClusterSpecInput, DfdaemonConfigInput, DfinitConfigInput, ManagerConfigInput, SchedulerConfigInput } from '../services/common/config';

@@ -4,6 +4,7 @@ import { Construct } from 'constructs';
 import { componentLabels, service } from './_util';
 
 export interface JaegerProps {
+  /** Helm-style release name; objects are named `<release>-jaeger`, `<release>-jaeger-query`, `<release>-jaeger-collector`. */
   readonly release: string;
   /** Namespace the collector Service lives in (for the collector URL). */
   readonly namespace: string;

@@ -156,11 +156,23 @@ export function clusterSpecOf(props: Pick<RemoteClusterProps, 'clusterId' | 'clu
 }
 
 export interface ClusterRecordProps {
+  /** Helm-style release name: objects are named `<release>-cluster-<id>`, `<release>-apply-cluster-<id>-<hash>`. */
   readonly release: string;
+  /** Manager the Job applies the record to (its REST port). */
   readonly manager: ManagerEndpoint;
+  /** The cluster record (cluster.yaml), e.g. from `clusterSpecOf`. */
   readonly spec: ClusterSpecInput;
+  /** The Secret key holding a personal access token of scope `cluster` (made by the user; see docs/security.md). */
   readonly managerTokenSecret: SecretKeyRef;
+  /**
+   * Image of the Job (the manager image holds `dfmanager`).
+   * @default - ghcr.io/dragonfly-ts/manager:<package version>
+   */
   readonly image?: ImageRef;
+  /**
+   * Node labels the Job's pod must run on.
+   * @default - any node
+   */
   readonly nodeSelector?: Readonly<Record<string, string>>;
 }
 

@@ -2,27 +2,14 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { SchedulerConfigInput } from '../services/common/config';
-import {
-  CONFIG_DIR,
-  componentLabels,
-  dragonflyProbes,
-  envFromField,
-  envFromSecret,
-  renderConfig,
-  resources,
-  service,
-  serviceAccount,
-  waitFor,
-  type ResourceSettings,
-  type SecretKeyRef,
-  type WiredKey,
-} from './_util';
-import { MANAGER_GRPC_PORT, METRICS_PORT, SCHEDULER_GRPC_PORT, managerGrpcAddr, type ManagerEndpoint } from './endpoints';
+import { CONFIG_DIR, componentLabels, envFromField, envFromSecret, renderConfig, service, serviceAccount, waitFor, type SecretKeyRef, type WiredKey } from './_util';
+import { MANAGER_GRPC_PORT, METRICS_PORT, SCHEDULER_GRPC_PORT, hostKeysOf, managerGrpcAddr, type HostScope, type ManagerEndpoint } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
 import { componentTls } from './tls';
+import { Workload, nonRootSecurityContext, type DisruptionBudget, type WorkloadOptions } from './workload';
 
 /** Options of the scheduler that a DragonflyCluster exposes to users. */
-export interface SchedulerOptions {
+export interface SchedulerOptions extends WorkloadOptions {
   /**
    * Number of scheduler pods.
    * @default 1
@@ -41,20 +28,15 @@ export interface SchedulerOptions {
    */
   readonly image?: ImageRef;
   /**
-   * CPU and memory.
-   * @default - requests 0, limits 8 CPU / 16Gi (the chart's)
-   */
-  readonly resources?: ResourceSettings;
-  /**
-   * Node labels the scheduler pods must run on; overrides the cluster-wide nodeSelector.
-   * @default - the cluster's nodeSelector
-   */
-  readonly nodeSelector?: Readonly<Record<string, string>>;
-  /**
    * Create the `<release>-scheduler-metrics` Service (port 8000).
    * @default true
    */
   readonly metricsService?: boolean;
+  /**
+   * PodDisruptionBudget of the scheduler pods, or false for none.
+   * @default { maxUnavailable: 1 } (a node drain takes one scheduler down at a time, and never blocks)
+   */
+  readonly disruptionBudget?: DisruptionBudget | false;
 }
 
 /** The manager's Redis, where this cluster's job queue (preheat, get_task, ...) lives. */
@@ -94,7 +76,7 @@ export interface SchedulerProps extends SchedulerOptions {
    * IDC / location of the cluster, written to `host.idc` / `host.location`.
    * @default - empty
    */
-  readonly host?: { readonly idc?: string; readonly location?: string };
+  readonly host?: HostScope;
   /**
    * Redis the scheduler takes jobs from (`database.redis`).
    * @default - none: the scheduler takes no jobs
@@ -108,6 +90,8 @@ export class Scheduler extends Construct {
   public readonly port = SCHEDULER_GRPC_PORT;
   /** The scheduler.yaml object rendered into the ConfigMap (before env overrides). */
   public readonly config: Readonly<Record<string, unknown>>;
+  /** The StatefulSet and its PodDisruptionBudget; add volumes, env or pod metadata through it. */
+  public readonly workload: Workload;
 
   constructor(scope: Construct, id: string, props: SchedulerProps) {
     super(scope, id);
@@ -128,10 +112,8 @@ export class Scheduler extends Construct {
       { prop: 'the metrics port (fixed at 8000)', value: { metrics: { enable: true, addr: `:${METRICS_PORT}` } } },
     ];
     if (props.jaegerUrl) wired.push({ prop: 'the jaeger prop', value: { jaeger: props.jaegerUrl } });
-    const host: Record<string, string> = {};
-    if (props.host?.idc) host.idc = props.host.idc;
-    if (props.host?.location) host.location = props.host.location;
-    if (Object.keys(host).length > 0) wired.push({ prop: 'the scopes prop', value: { host } });
+    const host = hostKeysOf(props.host);
+    if (host) wired.push({ prop: 'the scopes prop', value: { host } });
     const jobRedis = props.jobRedis;
     if (jobRedis) {
       if (jobRedis.addrs.length === 0) throw new Error('jobRedis.addrs (externalRedis.addrs) is empty; list at least one "host:port" or drop it');
@@ -152,44 +134,34 @@ export class Scheduler extends Construct {
     if (props.metricsService ?? true) service(this, 'MetricsService', `${name}-metrics`, labels, [{ name: 'http-metrics', port: METRICS_PORT }]);
 
     const pprofPort = typeof props.config?.pprofPort === 'number' && props.config.pprofPort > 0 ? props.config.pprofPort : undefined;
-    new k8s.KubeStatefulSet(this, 'Resource', {
-      metadata: { name, labels },
-      spec: {
-        replicas,
-        serviceName: name,
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: name,
-            automountServiceAccountToken: false,
-            ...(props.nodeSelector && Object.keys(props.nodeSelector).length > 0 ? { nodeSelector: { ...props.nodeSelector } } : {}),
-            initContainers: [waitFor('manager', props.manager.host, props.manager.grpcPort ?? MANAGER_GRPC_PORT)],
-            containers: [
-              {
-                name: 'scheduler',
-                image: imageOf('scheduler', props.image),
-                imagePullPolicy: pullPolicyOf(props.image),
-                command: ['dfscheduler', '--config', `${CONFIG_DIR}/scheduler.yaml`],
-                env: [
-                  envFromField('scheduler', ['server', 'advertiseIP'], 'status.podIP'),
-                  ...(jobRedis?.passwordSecret ? [envFromSecret('scheduler', ['database', 'redis', 'password'], jobRedis.passwordSecret)] : []),
-                ],
-                ports: [
-                  { name: 'grpc', containerPort: SCHEDULER_GRPC_PORT, protocol: 'TCP' },
-                  { name: 'http-metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
-                  ...(pprofPort ? [{ name: 'pprof', containerPort: pprofPort, protocol: 'TCP' }] : []),
-                ],
-                ...dragonflyProbes(SCHEDULER_GRPC_PORT, METRICS_PORT),
-                ...tls.readinessProbe(METRICS_PORT),
-                resources: resources(props.resources, { cpu: '8', memory: '16Gi' }),
-                volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }, ...tls.volumeMounts],
-              },
-            ],
-            volumes: [{ name: 'config', configMap: { name: configMap.name } }, ...tls.volumes],
-          },
-        },
+    this.workload = new Workload(this, 'Workload', {
+      kind: 'StatefulSet',
+      name,
+      what: 'scheduler',
+      labels,
+      replicas,
+      options: props,
+      defaults: { cpu: '8', memory: '16Gi', securityContext: nonRootSecurityContext() },
+      disruptionBudget: props.disruptionBudget ?? { maxUnavailable: 1 },
+      initContainers: [waitFor('manager', props.manager.host, props.manager.grpcPort ?? MANAGER_GRPC_PORT)],
+      container: {
+        name: 'scheduler',
+        image: imageOf('scheduler', props.image),
+        imagePullPolicy: pullPolicyOf(props.image),
+        command: ['dfscheduler', '--config', `${CONFIG_DIR}/scheduler.yaml`],
+        env: [
+          envFromField('scheduler', ['server', 'advertiseIP'], 'status.podIP'),
+          ...(jobRedis?.passwordSecret ? [envFromSecret('scheduler', ['database', 'redis', 'password'], jobRedis.passwordSecret)] : []),
+        ],
+        ports: [
+          { name: 'grpc', port: SCHEDULER_GRPC_PORT },
+          { name: 'http-metrics', port: METRICS_PORT },
+          ...(pprofPort ? [{ name: 'pprof', port: pprofPort }] : []),
+        ],
+        probePorts: { grpc: tls.enabled ? undefined : SCHEDULER_GRPC_PORT, http: METRICS_PORT },
+        volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }, ...tls.volumeMounts],
       },
+      volumes: [{ name: 'config', configMap: { name: configMap.name } }, ...tls.volumes],
     });
   }
 }

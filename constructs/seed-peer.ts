@@ -2,33 +2,24 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { DfdaemonConfigInput } from '../services/common/config';
-import {
-  CONFIG_DIR,
-  componentLabels,
-  dragonflyProbes,
-  envFromField,
-  renderConfig,
-  resources,
-  service,
-  serviceAccount,
-  waitFor,
-  type ResourceSettings,
-  type WiredKey,
-} from './_util';
+import { CONFIG_DIR, componentLabels, envFromField, renderConfig, service, serviceAccount, waitFor, type WiredKey } from './_util';
 import {
   DFDAEMON_GRPC_PORT,
   DFDAEMON_PROXY_PORT,
   DFDAEMON_UPLOAD_PORT,
   MANAGER_GRPC_PORT,
   METRICS_PORT,
+  hostKeysOf,
   managerGrpcAddr,
+  type HostScope,
   type ManagerEndpoint,
 } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
 import { componentTls } from './tls';
+import { IMAGE_UID, Workload, nonRootSecurityContext, type WorkloadOptions } from './workload';
 
 /** Options of the seed peer that a DragonflyCluster exposes to users. */
-export interface SeedPeerOptions {
+export interface SeedPeerOptions extends WorkloadOptions {
   /**
    * Number of seed peer pods.
    * @default 1
@@ -46,11 +37,6 @@ export interface SeedPeerOptions {
    */
   readonly image?: ImageRef;
   /**
-   * CPU and memory.
-   * @default - requests 0, limits 8 CPU / 16Gi (the chart's)
-   */
-  readonly resources?: ResourceSettings;
-  /**
    * Size of each seed peer's piece store (the `storage` volumeClaimTemplate).
    * @default "100Gi" (the chart's)
    */
@@ -61,11 +47,6 @@ export interface SeedPeerOptions {
    */
   readonly storageClassName?: string;
   /**
-   * Node labels the seed peer pods must run on; overrides the cluster-wide nodeSelector.
-   * @default - the cluster's nodeSelector
-   */
-  readonly nodeSelector?: Readonly<Record<string, string>>;
-  /**
    * Create the `<release>-seed-peer-metrics` Service (port 8000).
    * @default true
    */
@@ -73,7 +54,9 @@ export interface SeedPeerOptions {
 }
 
 export interface SeedPeerProps extends SeedPeerOptions {
+  /** Helm-style release name; objects are named `<release>-seed-peer`. */
   readonly release: string;
+  /** Manager the seed peer registers with. */
   readonly manager: ManagerEndpoint;
   /** Seed-peer cluster id (`scheduler.manager.seedPeer.clusterID`). */
   readonly clusterId: number;
@@ -86,16 +69,18 @@ export interface SeedPeerProps extends SeedPeerOptions {
    * `host.idc` / `host.location` of the seed peers.
    * @default - empty
    */
-  readonly host?: { readonly idc?: string; readonly location?: string };
+  readonly host?: HostScope;
 }
 
 export const DATA_DIR = '/var/lib/dragonfly';
+/** Directory of the dfdaemon's download socket. */
+export const RUN_DIR = '/var/run/dragonfly';
 
 /** Keys both the seed peer and the dfdaemon DaemonSet take from the topology. */
 export function dfdaemonWiring(props: {
   manager: ManagerEndpoint;
   jaegerUrl?: string;
-  host?: { readonly idc?: string; readonly location?: string };
+  host?: HostScope;
   ports: { grpc: number; proxy: number; upload: number; metrics: number };
 }): WiredKey[] {
   const wired: WiredKey[] = [
@@ -112,13 +97,11 @@ export function dfdaemonWiring(props: {
         metrics: `:${props.ports.metrics}`,
       },
     },
-    { prop: 'the data dir (fixed at /var/lib/dragonfly)', value: { dataDir: DATA_DIR, workHome: DATA_DIR } },
+    { prop: 'the data dir (fixed at /var/lib/dragonfly)', value: { dataDir: DATA_DIR } },
   ];
   if (props.jaegerUrl) wired.push({ prop: 'the jaeger prop', value: { jaeger: props.jaegerUrl } });
-  const host: Record<string, string> = {};
-  if (props.host?.idc) host.idc = props.host.idc;
-  if (props.host?.location) host.location = props.host.location;
-  if (Object.keys(host).length > 0) wired.push({ prop: 'the scopes prop', value: { host } });
+  const host = hostKeysOf(props.host);
+  if (host) wired.push({ prop: 'the scopes prop', value: { host } });
   return wired;
 }
 
@@ -126,6 +109,8 @@ export class SeedPeer extends Construct {
   public readonly serviceName: string;
   /** The dfdaemon.yaml object rendered into the ConfigMap (before env overrides). */
   public readonly config: Readonly<Record<string, unknown>>;
+  /** The StatefulSet; add volumes, env or pod metadata through it. */
+  public readonly workload: Workload;
 
   constructor(scope: Construct, id: string, props: SeedPeerProps) {
     super(scope, id);
@@ -164,46 +149,44 @@ export class SeedPeer extends Construct {
     if (props.metricsService ?? true) service(this, 'MetricsService', `${name}-metrics`, labels, [{ name: 'http-metrics', port: METRICS_PORT }]);
 
     const pprofPort = typeof props.config?.pprofPort === 'number' && props.config.pprofPort > 0 ? props.config.pprofPort : undefined;
-    new k8s.KubeStatefulSet(this, 'Resource', {
-      metadata: { name, labels },
-      spec: {
-        replicas,
-        serviceName: name,
-        selector: { matchLabels: labels },
-        template: {
-          metadata: { labels },
-          spec: {
-            serviceAccountName: name,
-            automountServiceAccountToken: false,
-            ...(props.nodeSelector && Object.keys(props.nodeSelector).length > 0 ? { nodeSelector: { ...props.nodeSelector } } : {}),
-            initContainers: [waitFor('manager', props.manager.host, props.manager.grpcPort ?? MANAGER_GRPC_PORT)],
-            containers: [
-              {
-                name: 'seed-peer',
-                image: imageOf('dfdaemon', props.image),
-                imagePullPolicy: pullPolicyOf(props.image),
-                command: ['dfdaemon', '--config', `${CONFIG_DIR}/dfdaemon.yaml`],
-                env: [envFromField('dfdaemon', ['host', 'advertiseIP'], 'status.podIP')],
-                ports: [
-                  { name: 'grpc', containerPort: ports.grpc, protocol: 'TCP' },
-                  { name: 'proxy', containerPort: ports.proxy, protocol: 'TCP' },
-                  { name: 'upload', containerPort: ports.upload, protocol: 'TCP' },
-                  { name: 'http-metrics', containerPort: ports.metrics, protocol: 'TCP' },
-                  ...(pprofPort ? [{ name: 'pprof', containerPort: pprofPort, protocol: 'TCP' }] : []),
-                ],
-                ...dragonflyProbes(ports.grpc, ports.metrics),
-                ...tls.readinessProbe(ports.metrics),
-                resources: resources(props.resources, { cpu: '8', memory: '16Gi' }),
-                volumeMounts: [
-                  { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
-                  { name: 'storage', mountPath: DATA_DIR },
-                  ...tls.volumeMounts,
-                ],
-              },
-            ],
-            volumes: [{ name: 'config', configMap: { name: configMap.name } }, ...tls.volumes],
-          },
-        },
+    this.workload = new Workload(this, 'Workload', {
+      kind: 'StatefulSet',
+      name,
+      what: 'seedPeer',
+      labels,
+      replicas,
+      options: props,
+      // The seed peer writes only its piece store (the claim, made group-writable by fsGroup) and its socket dir.
+      defaults: { cpu: '8', memory: '16Gi', securityContext: nonRootSecurityContext() },
+      pod: { securityContext: { fsGroup: IMAGE_UID } },
+      initContainers: [waitFor('manager', props.manager.host, props.manager.grpcPort ?? MANAGER_GRPC_PORT)],
+      container: {
+        name: 'seed-peer',
+        image: imageOf('dfdaemon', props.image),
+        imagePullPolicy: pullPolicyOf(props.image),
+        command: ['dfdaemon', '--config', `${CONFIG_DIR}/dfdaemon.yaml`],
+        env: [envFromField('dfdaemon', ['host', 'advertiseIP'], 'status.podIP')],
+        ports: [
+          { name: 'grpc', port: ports.grpc },
+          { name: 'proxy', port: ports.proxy },
+          { name: 'upload', port: ports.upload },
+          { name: 'http-metrics', port: ports.metrics },
+          ...(pprofPort ? [{ name: 'pprof', port: pprofPort }] : []),
+        ],
+        probePorts: { grpc: tls.enabled ? undefined : ports.grpc, http: ports.metrics },
+        volumeMounts: [
+          { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+          { name: 'storage', mountPath: DATA_DIR },
+          { name: 'run', mountPath: RUN_DIR },
+          ...tls.volumeMounts,
+        ],
+      },
+      volumes: [
+        { name: 'config', configMap: { name: configMap.name } },
+        { name: 'run', emptyDir: {} },
+        ...tls.volumes,
+      ],
+      workloadSpec: {
         volumeClaimTemplates: [
           {
             metadata: { name: 'storage' },

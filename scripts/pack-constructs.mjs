@@ -49,6 +49,10 @@ const lib = join(stage, 'lib');
 writeFileSync(join(lib, 'package.json'), `${JSON.stringify({ private: true, version: rootManifest.version }, null, 2)}\n`);
 
 const { scripts: _scripts, devDependencies: _dev, ...published } = manifest;
+// The CLI ships as the package's bin. It is named only in the published manifest: in this
+// repository the workspace has no lib/ (npx dragonfly-ts runs bin/dragonfly-ts.js of the root).
+published.bin = { 'dragonfly-ts': 'lib/constructs/cli.js' };
+if (!existsSync(join(lib, 'constructs', 'cli.js'))) fail('lib/constructs/cli.js (the dragonfly-ts bin) was not built');
 writeFileSync(join(stage, 'package.json'), `${JSON.stringify(published, null, 2)}\n`);
 copyFileSync(join(root, 'constructs', 'README.md'), join(stage, 'README.md'));
 if (existsSync(join(root, 'LICENSE'))) copyFileSync(join(root, 'LICENSE'), join(stage, 'LICENSE'));

@@ -126,7 +126,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   try {
     const manager = await startManager(
       parseConfig('manager', {
-        server: { workHome: path.join(workDir, 'manager'), rest: { addr: `${LOOPBACK}:${ports.managerRest}` }, grpc: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: { start: ports.managerGrpc, end: ports.managerGrpc } } },
+        server: { workHome: path.join(workDir, 'manager'), rest: { addr: `${LOOPBACK}:${ports.managerRest}` }, grpc: { listenIP: LOOPBACK, port: { start: ports.managerGrpc, end: ports.managerGrpc } } },
         database: { type: 'sqlite', sqlite: { file: path.join(workDir, 'manager', 'manager.db') }, ...redisConfig },
         metrics: { enable: true, addr: `${LOOPBACK}:${ports.managerMetrics}` },
         // A single-machine cluster on loopback: the demo password, as the banner below says.
@@ -140,7 +140,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
     const scheduler = await startScheduler(
       parseConfig('scheduler', {
-        server: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: ports.scheduler, workHome: path.join(workDir, 'scheduler') },
+        server: { advertiseIP: LOOPBACK, listenIP: LOOPBACK, port: ports.scheduler },
         manager: { addr: managerAddr, schedulerClusterID: 1, keepAlive: { interval: '5s' } },
         dynConfig: { refreshInterval: '10s' },
         metrics: { enable: true, addr: `${LOOPBACK}:${ports.schedulerMetrics}` },
@@ -153,7 +153,6 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
 
     const daemonConfig = (name: string, seed: boolean, p: { grpc: number; proxy: number; upload: number; metrics: number }) =>
       parseConfig('dfdaemon', {
-        workHome: path.join(workDir, name),
         dataDir: path.join(workDir, name, 'data'),
         host: { advertiseIP: LOOPBACK, hostname: name },
         metrics: `${LOOPBACK}:${p.metrics}`,

@@ -9,6 +9,7 @@ import type * as http from 'node:http';
 import type { Registry } from 'prom-client';
 import {
   closeServer,
+  compatibilityWarnings,
   createLogger,
   createMetricsRegistry,
   createOpsServer,
@@ -68,6 +69,7 @@ export function advertiseIpOf(config: DfdaemonConfig): string {
 export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: Logger } = {}): Promise<DfdaemonHandle> {
   const seed = config.scheduler.manager.seedPeer.enable;
   const logger = options.logger ?? createLogger({ name: seed ? 'seed-peer' : 'dfdaemon', verbose: config.verbose });
+  for (const w of compatibilityWarnings('dfdaemon', config)) logger.warn({ key: w.key }, w.message);
   const registry = createMetricsRegistry('dfdaemon');
   const metrics = createDfdaemonMetrics(registry);
   const stopSteps: Array<() => Promise<void>> = [];

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import { Tracing } from '../common/telemetry';
 import type { Logger } from 'pino';
 import type { ManagerConfig } from '../common/config/manager';
+import { compatibilityWarnings } from '../common/config/compat';
 import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
 import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
 import { createLogger } from '../common/logger';
@@ -95,6 +96,7 @@ function createRestServer(config: ManagerConfig, app: http.RequestListener, logg
 
 export async function startManager(config: ManagerConfig, options: StartManagerOptions = {}): Promise<ManagerHandle> {
   const logger = options.logger ?? createLogger({ name: 'manager', verbose: config.verbose });
+  for (const w of compatibilityWarnings('manager', config)) logger.warn({ key: w.key }, w.message);
   const cleanups: Array<() => Promise<void>> = [];
   const stopAll = async () => {
     for (const fn of cleanups.reverse()) await fn().catch((err: unknown) => logger.warn({ err }, 'error while stopping'));

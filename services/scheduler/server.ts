@@ -4,7 +4,7 @@
  */
 import * as os from 'node:os';
 import type * as http from 'node:http';
-import type { SchedulerConfig } from '../common/config';
+import { compatibilityWarnings, type SchedulerConfig } from '../common/config';
 import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
 import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
 import { createLogger, type Logger } from '../common/logger';
@@ -59,6 +59,7 @@ export function advertiseIPOf(configured: string): string {
 
 export async function startScheduler(config: SchedulerConfig, options: StartSchedulerOptions = {}): Promise<SchedulerHandle> {
   const logger = options.logger ?? createLogger({ name: 'scheduler', verbose: config.verbose });
+  for (const w of compatibilityWarnings('scheduler', config)) logger.warn({ key: w.key }, w.message);
   const security = TransportSecurity.fromConfig(config.security, logger, 'scheduler');
   const store = new ResourceStore();
   const registry = createMetricsRegistry('scheduler');

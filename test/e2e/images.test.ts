@@ -69,6 +69,27 @@ async function uidOfNode(pod: Pod): Promise<number[]> {
   return uids;
 }
 
+/**
+ * How the pod's node processes run (issue 19): whether their root filesystem is mounted
+ * read-only and their effective capabilities, as the kernel reports them.
+ */
+async function confinementOfNode(pod: Pod): Promise<Array<{ readOnlyRoot: boolean; capEff: string }>> {
+  const pids = (await run('ip', ['netns', 'pids', pod.host.ns])).stdout.split('\n').filter(Boolean);
+  const out: Array<{ readOnlyRoot: boolean; capEff: string }> = [];
+  for (const pid of pids) {
+    try {
+      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'node') continue;
+      // mountinfo: "id parent major:minor root mountpoint options ..."; the last "/" entry is the one in effect.
+      const root = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').map((l) => l.split(' ')).filter((f) => f[4] === '/').pop();
+      const cap = /^CapEff:\s+([0-9a-f]+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (root && cap) out.push({ readOnlyRoot: root[5].split(',').includes('ro'), capEff: cap[1] });
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
+
 describe('images run as the manifests run them (issue 14)', () => {
   let cl: ClusterLab;
   const figures: Array<{ name: string; value: number; unit: string; note: string; baselineName?: string; baselineValue?: number }> = [];
@@ -79,6 +100,8 @@ describe('images run as the manifests run them (issue 14)', () => {
   const cases: ReadonlyArray<readonly [string, string, number]> = [
     ['dragonfly-manager', 'manager', 10001],
     ['dragonfly-scheduler', 'scheduler', 10001],
+    // The seed peer's manifest asks for uid 10001 (runAsUser, fsGroup on its claim); ctr 1.6 has no
+    // --user, so the lab runs the dfdaemon image's own USER (root). Kubernetes applies runAsUser.
     ['dragonfly-seed-peer', 'seed-peer', 0],
     ['dragonfly-dfdaemon', 'dfdaemon', 0],
   ];
@@ -158,6 +181,10 @@ describe('images run as the manifests run them (issue 14)', () => {
     await healthy(pod, c, probesOf(pod, container), 30_000);
     // DaemonSet pods share the node's netns with other containers; all of them run as root.
     expect([...new Set(await uidOfNode(pod))]).toEqual([uid]);
+    // The manifests' securityContext: read-only root filesystem, every capability dropped.
+    const confinement = await confinementOfNode(pod);
+    expect(confinement.length).toBeGreaterThan(0);
+    for (const c of confinement) expect(c).toEqual({ readOnlyRoot: true, capEff: '0000000000000000' });
   });
 
   it.each(cases)('%s/%s stops cleanly on SIGTERM and comes back healthy (cold start timed)', async (workload, container) => {

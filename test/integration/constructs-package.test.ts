@@ -134,6 +134,14 @@ describe('@dragonfly-ts/constructs in a user\'s cdk8s app', () => {
     expect(checked).toBeGreaterThan(50);
   });
 
+  test('the package\'s dragonfly-ts bin turns Helm values into manifests (npx dragonfly-ts synth)', async () => {
+    copyFileSync(join(REPO, 'test', 'unit', 'constructs', 'fixtures', 'charts-config.yaml'), join(appDir, 'single.yaml'));
+    await run('npx', ['--no-install', 'dragonfly-ts', 'synth', '--values', 'single.yaml', '--output', 'from-values'], appDir, 120_000, userEnv());
+    const objects = parseAllDocuments(readFileSync(join(appDir, 'from-values', 'single.k8s.yaml'), 'utf8')).map((d) => d.toJS() as KubeObject);
+    expect(objects.some((o) => o.kind === 'DaemonSet' && o.metadata.name === 'dragonfly-dfdaemon')).toBe(true);
+    expect(objects.map(schemaError).filter(Boolean)).toEqual([]);
+  }, 150_000);
+
   test('cdk8s synth writes one manifest per cluster, every object valid against the Kubernetes API schema', () => {
     expect(Object.keys(charts).sort()).toEqual(['central', 'remote-eu', 'remote-us']);
     for (const [chart, objects] of Object.entries(charts)) {

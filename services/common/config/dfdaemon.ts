@@ -5,12 +5,13 @@
  */
 import { z } from 'zod';
 import { securityBlock } from './security';
-import { commonKeys, duration, hostPort, ipAddress, listenAddr, port, regex, size } from './primitives';
+import { commonKeys, duration, hostPort, ipAddress, listenAddr, logDir, port, regex, size } from './primitives';
 
 const netAddr = z.strictObject({ type: z.enum(['tcp']).default('tcp'), addr: hostPort });
 
+/** `listen` empty (the default): host.listenIP. */
 const tcpListen = (defaultPort: number) =>
-  z.strictObject({ listen: ipAddress.default('0.0.0.0'), port: port.default(defaultPort) }).prefault({});
+  z.strictObject({ listen: ipAddress.default(''), port: port.default(defaultPort) }).prefault({});
 
 export const proxyRuleSchema = z.strictObject({
   /** Matched against the URL without query and fragment. Go-era key name kept. */
@@ -64,11 +65,15 @@ export const hijackHTTPSSchema = z.strictObject({
 export const DEFAULT_PROXY_MAX_CONCURRENCY = 256;
 
 export const dfdaemonConfigSchema = z.strictObject({
-  aliveTime: duration.prefault('0s'),
+  /** Go-era idle exit; the daemon runs until stopped, so only 0 is accepted. */
+  aliveTime: duration
+    .prefault('0s')
+    .refine((ms) => ms === 0, 'the dfdaemon runs until it is stopped (a DaemonSet restarts it anyway); remove aliveTime or set it to 0'),
   gcInterval: duration.prefault('1m'),
-  workHome: z.string().default('/var/lib/dragonfly'),
+  /** Compatibility only (a warning at start): everything the daemon keeps is under dataDir. */
+  workHome: z.string().optional(),
   dataDir: z.string().default('/var/lib/dragonfly'),
-  logDir: z.string().default(''),
+  logDir,
   /** Keep finished tasks across restarts (chart default true). */
   keepStorage: z.boolean().default(true),
   /** Go dfdaemon writes `metrics: ":8000"`; `{enable, addr}` is accepted too. */
@@ -82,6 +87,7 @@ export const dfdaemonConfigSchema = z.strictObject({
       location: z.string().default(''),
       hostname: z.string().default(''),
       advertiseIP: ipAddress.default(''),
+      /** Address every TCP listener binds unless its own `tcpListen.listen` says otherwise. */
       listenIP: ipAddress.default('0.0.0.0'),
       /** Non-zero: skip the manager's searcher and use this scheduler cluster. */
       schedulerClusterID: z.number().int().min(0).default(0),
@@ -113,7 +119,11 @@ export const dfdaemonConfigSchema = z.strictObject({
     .prefault({}),
   download: z
     .strictObject({
-      calculateDigest: z.boolean().default(true),
+      /** Always on: every piece and every task is checked against its digest. */
+      calculateDigest: z
+        .boolean()
+        .default(true)
+        .refine((v) => v, 'content is always checked against its digest (a wrong byte is never served); remove calculateDigest: false'),
       totalRateLimit: size.prefault('50GB'),
       perPeerRateLimit: size.prefault('50GB'),
       backSourceRateLimit: size.prefault('50GB'),
@@ -122,7 +132,11 @@ export const dfdaemonConfigSchema = z.strictObject({
       /** How long a DfdaemonUpload.DownloadTask call (the scheduler's seed trigger) may run before DEADLINE_EXCEEDED. */
       seedTriggerTimeout: duration.prefault('30m'),
       concurrentPieceCount: z.number().int().min(1).max(64).default(8),
-      prefetch: z.boolean().default(false),
+      /** Go-era whole-file prefetch after a range request; not done, so only false is accepted. */
+      prefetch: z
+        .boolean()
+        .default(false)
+        .refine((v) => !v, 'a range request downloads only the pieces it covers; fetch the whole file first with dfget (or a plain GET through the proxy) and remove prefetch: true'),
       downloadGRPC: z
         .strictObject({
           /**
@@ -217,6 +231,16 @@ export const dfdaemonConfigSchema = z.strictObject({
   .refine((c) => !(c.upload.tls.enable && c.security.insecure), {
     message: 'upload.tls.enable needs the security files; it cannot be on with security.insecure: true',
     path: ['upload', 'tls', 'enable'],
+  })
+  .transform((c) => {
+    // host.listenIP is the address of every listener that does not name its own.
+    const bind = <T extends { listen: string; port: number }>(l: T): T => ({ ...l, listen: l.listen || c.host.listenIP });
+    return {
+      ...c,
+      download: { ...c.download, peerGRPC: { ...c.download.peerGRPC, tcpListen: bind(c.download.peerGRPC.tcpListen) } },
+      upload: { ...c.upload, tcpListen: bind(c.upload.tcpListen) },
+      proxy: { ...c.proxy, tcpListen: bind(c.proxy.tcpListen) },
+    };
   });
 
 export type DfdaemonConfigInput = z.input<typeof dfdaemonConfigSchema>;

@@ -6,3 +6,4 @@ export * from './dfinit';
 export * from './load';
 export * from './cluster-spec';
 export * from './security';
+export * from './compat';

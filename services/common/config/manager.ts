@@ -1,14 +1,16 @@
 /** manager.yaml: keys of the Go-era Dragonfly manager, plus `database.type: sqlite` for the embedded store. */
 import { z } from 'zod';
 import { restTlsBlock, securityBlock } from './security';
-import { commonKeys, duration, hostPort, ipAddress, listenAddr, managerMetricsBlock, port } from './primitives';
+import { commonKeys, duration, hostPort, ipAddress, listenAddr, logDir, managerMetricsBlock, port } from './primitives';
 
 export const managerConfigSchema = z.strictObject({
   server: z
     .strictObject({
-      name: z.string().default('d7y/manager'),
+      /** Compatibility only (a warning at start): the manager has no name of its own. */
+      name: z.string().optional(),
+      /** Where the embedded (sqlite) store and nothing else lives. */
       workHome: z.string().default('/var/lib/dragonfly/manager'),
-      logDir: z.string().default(''),
+      logDir,
       rest: z
         .strictObject({
           addr: listenAddr.default(':8080'),
@@ -18,7 +20,8 @@ export const managerConfigSchema = z.strictObject({
         .prefault({}),
       grpc: z
         .strictObject({
-          advertiseIP: ipAddress.default(''),
+          /** Compatibility only (a warning at start): nothing is told the manager's address; clients use its Service name. */
+          advertiseIP: ipAddress.optional(),
           listenIP: ipAddress.default('0.0.0.0'),
           port: z.strictObject({ start: port.default(65003), end: port.default(65003) }).prefault({}),
         })
@@ -29,11 +32,13 @@ export const managerConfigSchema = z.strictObject({
     .strictObject({
       jwt: z
         .strictObject({
-          realm: z.string().default('Dragonfly'),
+          /** Compatibility only (a warning at start): tokens are bearer JWTs, no realm is announced. */
+          realm: z.string().optional(),
           /** HMAC secret for session tokens; empty: generated once and kept under workHome. */
           key: z.string().default(''),
           timeout: duration.prefault('336h'),
-          maxRefresh: duration.prefault('168h'),
+          /** Compatibility only (a warning at start): sessions are not refreshed; log in again after `timeout`. */
+          maxRefresh: duration.optional(),
         })
         .prefault({}),
       /**
@@ -81,8 +86,10 @@ export const managerConfigSchema = z.strictObject({
           username: z.string().default(''),
           password: z.string().default(''),
           db: z.number().int().min(0).max(15).default(0),
-          brokerDB: z.number().int().min(0).max(15).default(1),
-          backendDB: z.number().int().min(0).max(15).default(2),
+          /** Compatibility only (a warning at start): job queues live in `db` under `keyPrefix`. */
+          brokerDB: z.number().int().min(0).max(15).optional(),
+          /** Compatibility only (a warning at start): job results live in `db` under `keyPrefix`. */
+          backendDB: z.number().int().min(0).max(15).optional(),
           /** Key prefix, so several managers (or tests) can share one Redis. */
           keyPrefix: z.string().default('manager:'),
         })

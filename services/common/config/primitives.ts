@@ -102,8 +102,11 @@ export function splitListenAddr(addr: string): { host: string; port: number } {
 export const commonKeys = {
   /** Debug-level logs. */
   verbose: z.boolean().default(false),
-  /** Also log to the console in human-readable form (logs are JSON on stdout otherwise). */
-  console: z.boolean().default(false),
+  /** Log to the console: always on (JSON lines on stdout, collected by the container runtime). */
+  console: z
+    .boolean()
+    .default(true)
+    .refine((v) => v, 'logs always go to stdout as JSON lines (the container runtime collects them); remove console: false, and use verbose: false for fewer lines'),
   /** CPU-profile endpoint port (/debug/pprof/profile); -1 disables it, 0 picks a free port. */
   pprofPort: z.number().int().min(-1, 'expected -1 (off) or a port in 0..65535').max(65535, 'expected -1 (off) or a port in 0..65535').default(-1),
   /**
@@ -125,6 +128,14 @@ export const commonKeys = {
     }, 'expected an http(s) URL of a Jaeger/OTLP collector, e.g. "http://jaeger:4318/v1/traces", or "" for none')
     .default(''),
 };
+
+/**
+ * A Go-era log directory: only empty is accepted, because the programs write no log files.
+ */
+export const logDir = z
+  .string()
+  .default('')
+  .refine((v) => v === '', 'log files are not written: logs go to stdout (collect them with the container runtime, e.g. kubectl logs or journald); remove logDir');
 
 /** The manager's `metrics: {enable, addr}`. */
 export const managerMetricsBlock = z

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { securityBlock } from './security';
-import { commonKeys, duration, hostPort, ipAddress, metricsBlock, port } from './primitives';
+import { commonKeys, duration, hostPort, ipAddress, logDir, metricsBlock, port } from './primitives';
 
 /** "10.0.0.5:65000" or "[fd00::5]:65000": an IP literal (seed peers are matched by address). */
 const ipPort = z.string().refine((v) => {
@@ -18,13 +18,15 @@ export const schedulerConfigSchema = z.strictObject({
       listenIP: ipAddress.default('0.0.0.0'),
       port: port.default(8002),
       host: z.string().default(''),
-      workHome: z.string().default('/var/lib/dragonfly/scheduler'),
-      logDir: z.string().default(''),
+      /** Compatibility only (a warning at start): the scheduler keeps no files. */
+      workHome: z.string().optional(),
+      logDir,
     })
     .prefault({}),
   scheduler: z
     .strictObject({
-      algorithm: z.enum(['default']).default('default'),
+      /** Compatibility only (a warning at start): "default" is the one algorithm. */
+      algorithm: z.enum(['default']).optional(),
       /** At most this many peers of one task go to the origin at once. */
       backToSourceCount: z.number().int().min(0).default(3),
       retryBackToSourceLimit: z.number().int().min(0).default(4),

@@ -228,7 +228,7 @@ export async function clearDfdaemonCache(cl: ClusterLab, nodeName: string): Prom
   const pod = cl.deployment.podOn('dragonfly-dfdaemon', nodeName);
   const c = pod.container('dfdaemon');
   await c.process?.stop();
-  for (const key of ['DFDAEMON__dataDir', 'DFDAEMON__workHome']) {
+  for (const key of ['DFDAEMON__dataDir']) {
     const dir = c.hostPaths[key];
     if (dir) {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -12,7 +12,8 @@
  * - image mode (DF_E2E_MODE=image, what CI runs): each container runs from its image on the pod's
  *   node containerd (`ctr run`), as kubelet would: in the pod host's network namespace and a UTS
  *   namespace named after it, the manifest's command, args and env, its volumes bind-mounted at
- *   their mountPaths (readOnly honoured), the pod host's hosts/resolv.conf; no path rewriting;
+ *   their mountPaths (readOnly honoured), the pod host's hosts/resolv.conf, a read-only root filesystem
+ *   and dropped capabilities as securityContext asks (ctr has no --user: the image's USER runs); no path rewriting;
  * - third-party workloads are not run: MySQL and Redis are the machine's MariaDB and Redis,
  *   reached through a forwarder on the bridge address; other images (jaeger) are skipped.
  */
@@ -84,24 +85,28 @@ const PATH_KEYS: Record<Program, Array<{ key: string[]; default?: string }>> = {
   dfdaemon: [
     ...SECURITY_FILES,
     { key: ['dataDir'], default: '/var/lib/dragonfly' },
-    { key: ['workHome'], default: '/var/lib/dragonfly' },
-    { key: ['logDir'] },
     { key: ['download', 'downloadGRPC', 'unixListen', 'socket'], default: '/var/run/dragonfly/dfdaemon.sock' },
   ],
   manager: [
     { key: ['server', 'workHome'], default: '/var/lib/dragonfly/manager' },
-    { key: ['server', 'logDir'] },
     { key: ['database', 'sqlite', 'file'] },
     ...SECURITY_FILES,
     { key: ['server', 'rest', 'tls', 'cert'] },
     { key: ['server', 'rest', 'tls', 'key'] },
   ],
-  scheduler: [{ key: ['server', 'workHome'], default: '/var/lib/dragonfly/scheduler' }, { key: ['server', 'logDir'] }, ...SECURITY_FILES],
+  // The scheduler keeps no files of its own (server.workHome is a compatibility key; logDir only empty).
+  scheduler: [...SECURITY_FILES],
   dfinit: [{ key: ['containerRuntime', 'containerd', 'configPath'], default: '/etc/containerd/config.toml' }],
   dfget: [],
 };
 
 const ENV_PREFIX: Record<Program, string> = { manager: 'DFMANAGER', scheduler: 'DFSCHEDULER', dfdaemon: 'DFDAEMON', dfinit: 'DFINIT', dfget: 'DFGET' };
+
+/** The capabilities containerd gives a container by default (what `drop: [ALL]` takes away). */
+const DEFAULT_CAPABILITIES = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
 
 export interface RunningContainer {
   readonly name: string;
@@ -112,6 +117,8 @@ export interface RunningContainer {
   /** Image mode: the image and the bind mounts (host dir → container path). */
   readonly image?: string;
   readonly binds: ReadonlyArray<{ src: string; dst: string; readOnly: boolean }>;
+  /** Image mode: `--read-only` and capability drops, from the container's securityContext. */
+  readonly security?: { readonly readOnlyRootFilesystem: boolean; readonly dropAllCapabilities: boolean };
   /** Where the program's path keys (dataDir, workHome, ...) live on this machine, by override name. */
   readonly hostPaths: Record<string, string>;
   process?: ManagedProcess;
@@ -217,6 +224,10 @@ export class Pod {
       '--with-ns', `network:/run/netns/${this.host.ns}`,
       '--with-ns', `uts:/proc/${sandbox.pid}/ns/uts`,
       ...binds.flatMap((b) => ['--mount', `type=bind,src=${b.src},dst=${b.dst},options=rbind:${b.readOnly ? 'ro' : 'rw'}`]),
+      // As kubelet would: the image's root filesystem read-only, and no capabilities (ctr 1.6
+      // has no --user; the image's own USER applies, which is what runAsUser names for all but the seed peer).
+      ...(c.security?.readOnlyRootFilesystem ? ['--read-only'] : []),
+      ...(c.security?.dropAllCapabilities ? DEFAULT_CAPABILITIES.flatMap((cap) => ['--cap-drop', cap]) : []),
       ...Object.entries(c.env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
       c.image, id, ...c.args,
     ];
@@ -439,7 +450,12 @@ export class Deployment {
       const env = { ...this.resolveEnv(pod, c), ...extraEnv };
       const configFile = this.configFileOf([...(c.command ?? []), ...(c.args ?? [])], (p) => pod.mapPath(p, mounts));
       if (configFile) this.forEachPathKey(program, configFile, env, (envName, value) => (hostPaths[envName] = pod.mapPath(value, mounts)));
-      return { name: c.name, program, image: c.image, args: [...(c.command ?? []), ...(c.args ?? [])], env, binds, hostPaths };
+      const sc = c.securityContext;
+      const security = {
+        readOnlyRootFilesystem: sc?.readOnlyRootFilesystem === true,
+        dropAllCapabilities: sc?.privileged !== true && (sc?.capabilities?.drop ?? []).includes('ALL'),
+      };
+      return { name: c.name, program, image: c.image, args: [...(c.command ?? []), ...(c.args ?? [])], env, binds, hostPaths, security };
     }
     const args = [...(c.command ?? []).slice(1), ...(c.args ?? [])].map((a) => (a.startsWith('/') ? pod.mapPath(a, mounts) : a));
     const env = { ...this.resolveEnv(pod, c), ...extraEnv };

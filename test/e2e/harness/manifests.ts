@@ -38,6 +38,8 @@ export interface Container {
   readonly args?: string[];
   readonly env?: EnvVar[];
   readonly volumeMounts?: Array<{ readonly name: string; readonly mountPath: string; readonly subPath?: string; readonly readOnly?: boolean }>;
+  /** What the lab honours of it (image mode): a read-only root filesystem and dropped capabilities. */
+  readonly securityContext?: { readonly readOnlyRootFilesystem?: boolean; readonly privileged?: boolean; readonly capabilities?: { readonly drop?: readonly string[] } };
 }
 
 export interface Volume {

@@ -38,7 +38,7 @@ test('seed 000 cluster A values = CentralManager + DragonflyCluster (cluster=a n
   expect(result.cluster).not.toBeInstanceOf(RemoteCluster);
   // The upstream Go images are reported, not silently swapped.
   expect(result.unmapped.map((u) => u.key).sort()).toEqual(imageKeys(['dfdaemon', 'manager', 'scheduler', 'seedPeer']));
-  expect(result.unmapped[0].reason).toMatch(/upstream Go image dragonflyoss\//);
+  expect(result.unmapped[0].reason).toMatch(/upstream image dragonflyoss\//);
   expect(imported.chart.node.metadata.filter((m) => m.type === 'warning')).toHaveLength(result.unmapped.length);
 });
 

@@ -8,6 +8,7 @@ import * as apps from 'kubernetes-models/apps/v1';
 import * as batch from 'kubernetes-models/batch/v1';
 import * as core from 'kubernetes-models/v1';
 import * as networking from 'kubernetes-models/networking.k8s.io/v1';
+import * as policy from 'kubernetes-models/policy/v1';
 
 export interface KubeObject {
   apiVersion: string;
@@ -45,6 +46,7 @@ const MODELS: Record<string, Record<string, unknown>> = {
   'apps/v1': apps,
   'batch/v1': batch,
   'networking.k8s.io/v1': networking,
+  'policy/v1': policy,
 };
 
 // cert-manager objects validate against the openAPIV3Schema of the CRDs the constructs' classes

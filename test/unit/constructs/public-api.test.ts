@@ -37,6 +37,7 @@ describe('constructs/index.ts', () => {
         'SCHEDULER_GRPC_PORT',
         'Scheduler',
         'SeedPeer',
+        'Workload',
         'fromHelmValues',
         'jaegerCollectorUrl',
       ].sort(),
@@ -44,7 +45,7 @@ describe('constructs/index.ts', () => {
   });
 
   it('keeps the internals out', () => {
-    for (const internal of ['dfdaemonWiring', 'DATA_DIR', 'assertRelease', 'assertClusterId', 'imageOf', 'pullPolicyOf', 'renderConfig', 'clusterSpecOf', 'managerGrpcAddr', 'parseConfig']) {
+    for (const internal of ['dfdaemonWiring', 'DATA_DIR', 'assertRelease', 'assertClusterId', 'imageOf', 'pullPolicyOf', 'renderConfig', 'clusterSpecOf', 'managerGrpcAddr', 'parseConfig', 'resources', 'nonRootSecurityContext', 'rootSecurityContext', 'hostKeysOf', 'RUN_DIR', 'IMAGE_UID', 'waitFor']) {
       expect(api).not.toHaveProperty(internal);
     }
   });
