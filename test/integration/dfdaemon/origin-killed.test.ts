@@ -94,6 +94,7 @@ describe('kill -9 of the origin while the seed fetches and a peer pulls from the
         seedPeer: { addrs: [`127.0.0.1:${seedPort}`] },
         scheduler: { retryInterval: '200ms' },
         metrics: { enable: false },
+        security: { insecure: true },
       }),
       { logger: quiet() },
     );

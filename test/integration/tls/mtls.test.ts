@@ -93,6 +93,7 @@ describe('mutual TLS between manager, scheduler and dfdaemons', () => {
         database: { type: 'sqlite', sqlite: { file: path.join(root, 'manager.db') } },
         metrics: { enable: false },
         security: security('manager'),
+        auth: { demoCredentials: true },
       }),
       { logger: quiet() },
     );
@@ -301,6 +302,7 @@ describe('manager REST over HTTPS (server.rest.tls)', () => {
         database: { type: 'sqlite', sqlite: { file: path.join(dir, 'manager.db') } },
         metrics: { enable: false },
         security: { insecure: true, reloadInterval: '100ms' },
+        auth: { demoCredentials: true },
       }),
       { logger: quiet() },
     );
