@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
+import type * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -34,11 +35,11 @@ import { ContentHasher, warmContentHasher } from './content-hasher';
 import { ensureSpace, freeBytesAt, isLocalIoError, localStorageError, rethrowLocalIo } from './local-io';
 import type { HostIdentity, SchedulerPool } from './control-plane';
 import type { DfdaemonMetrics } from './metrics';
+import { fetchFromOrigin } from './origin-fetch';
 import { fetchPieceRaw, OriginClient, PieceDigestError, PieceHttpError } from './piece-transfer';
 import { bucketFor, Limiters, type TokenBucket } from './rate-limiter';
 import { ContentReadStream, type TaskEntry, type TaskStore } from './storage';
 import {
-  OriginResponseError,
   type DownloadOptions,
   type DownloadProgress,
   type PieceProgress,
@@ -59,7 +60,6 @@ export interface TaskManagerOptions {
   readonly freeBytes?: (dir: string) => Promise<number>;
 }
 
-const ORIGIN_ATTEMPTS = 4;
 /** Bounds of the engine's maps: concurrent downloads (then RESOURCE_EXHAUSTED) and cached parent clients. */
 export const MAX_RUNNING_DOWNLOADS = 1024;
 export const MAX_UPLOAD_CLIENTS = 256;
@@ -80,8 +80,6 @@ function deferred<T>(): Deferred<T> {
 }
 
 const validPort = (p: number) => Number.isInteger(p) && p > 0 && p < 65536;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The assembled content does not match its sha256: its bytes cannot be trusted, so the partial task is dropped. */
 class ContentDigestMismatchError extends FailedPreconditionError {}
@@ -711,14 +709,24 @@ class TaskDownload extends EventEmitter {
 
   private async backToSource(): Promise<void> {
     if (this.options.disableBackToSource) throw new FailedPreconditionError(`back-to-source is disabled for task ${this.taskId} and no peer could provide it`);
-    const origin = new OriginClient(this.options.requestHeaders);
+    const client = new OriginClient(this.options.requestHeaders);
     const timeout = this.cfg.download.pieceDownloadTimeout;
     let url = this.options.url;
+    // Without a probe (the scheduler gave the metadata) Range support is learnt from the first piece's answer.
+    let acceptsRanges = true;
+    let body: http.IncomingMessage | undefined;
     try {
       if (!this.entry) {
-        const probe = await origin.probe(url, timeout, this.abort.signal);
+        const probe = await client.probe(url, timeout, this.abort.signal);
         url = probe.finalUrl;
-        await this.createEntry(probe.contentLength, pieceLengthFor(probe.contentLength), probe.responseHeaders);
+        acceptsRanges = probe.acceptsRanges;
+        body = probe.body;
+        try {
+          await this.createEntry(probe.contentLength, pieceLengthFor(probe.contentLength), probe.responseHeaders);
+        } catch (err) {
+          body?.destroy();
+          throw err;
+        }
       }
       const entry = this.entry!;
       this.reporter.send({
@@ -728,40 +736,27 @@ class TaskDownload extends EventEmitter {
           responseHeader: entry.meta.responseHeaders,
         },
       });
-      const todo = this.missingPieces();
-      const fh = await entry.handle();
-      const limiters = this.mgr.limitersFor('origin');
-      const worker = async () => {
-        for (let n = todo.shift(); n !== undefined; n = todo.shift()) {
-          if (this.abort.signal.aborted) throw new UnavailableError('aborted');
-          const offset = n * entry.meta.pieceLength;
-          const length = Math.min(entry.meta.pieceLength, entry.meta.contentLength - offset);
-          const started = process.hrtime.bigint();
-          for (let attempt = 1; ; attempt++) {
-            try {
-              const digest = await origin.fetchPiece(url, fh, offset, length, timeout, limiters, this.abort.signal);
-              this.storePiece(n, digest, 'BACK_TO_SOURCE', Number(process.hrtime.bigint() - started));
-              break;
-            } catch (err) {
-              if (isLocalIoError(err)) {
-                this.reporter.send({ downloadPieceBackToSourceFailedRequest: { pieceNumber: n } });
-                throw await localStorageError(err, entry.contentPath);
-              }
-              const refused = err instanceof OriginResponseError && err.status < 500 && err.status !== 429;
-              if (refused || attempt >= ORIGIN_ATTEMPTS || this.abort.signal.aborted) {
-                this.reporter.send({ downloadPieceBackToSourceFailedRequest: { pieceNumber: n } });
-                throw err;
-              }
-              this.log.warn({ piece: n, attempt, err: (err as Error).message }, 'origin piece failed; retrying');
-              await sleep(200 * 2 ** attempt);
-            }
-          }
-        }
-      };
-      const workers = Array.from({ length: Math.min(this.cfg.download.concurrentPieceCount, Math.max(1, todo.length)) }, () => worker());
-      const results = await Promise.allSettled(workers);
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason as Error;
+      const pieceFailed = (pieceNumber: number) => this.reporter.send({ downloadPieceBackToSourceFailedRequest: { pieceNumber } });
+      try {
+        const { mode } = await fetchFromOrigin({
+          client,
+          url,
+          task: entry,
+          acceptsRanges,
+          body,
+          concurrency: this.cfg.download.concurrentPieceCount,
+          pieceTimeoutMs: timeout,
+          limiters: this.mgr.limitersFor('origin'),
+          signal: this.abort.signal,
+          log: this.log,
+          onPiece: (n, digest, costNs) => this.storePiece(n, digest, 'BACK_TO_SOURCE', costNs),
+          onPieceFailed: pieceFailed,
+        });
+        this.log.debug({ mode }, 'content fetched from the origin');
+      } catch (err) {
+        if (isLocalIoError(err)) throw await localStorageError(err, entry.contentPath);
+        throw err;
+      }
       await this.complete(entry, true);
     } catch (err) {
       this.reporter.send({ downloadPeerBackToSourceFailedRequest: { description: (err as Error).message } });
