@@ -9,8 +9,8 @@
  *  3. task known empty → empty_task_response;
  *  4. reschedules ≥ retryBackToSourceLimit and a back-to-source slot is free → need_back_to_source;
  *  5. parents available (see scheduling/parents.ts) → normal_task_response;
- *  6. nobody holds data: if the origin is already being fetched (seed triggered, a peer sent to
- *     the origin, or data holders exist that are busy/blocked) → wait_response; else trigger a
+ *  6. no parent now: if data is on its way (seed triggered, a peer sent to the origin, or a
+ *     holder of pieces the peer lacks is only busy) → wait_response; else trigger a
  *     seed peer (consistent hash) → wait_response; else, no seed reachable, a back-to-source
  *     slot (backToSourceCount, normal peers only) → need_back_to_source; else wait_response.
  * Waiting peers are re-examined when something changes (a parent appears, slots free up, the
@@ -30,7 +30,7 @@ import type {
 import { Peer, addEdge, removeEdge, removeInEdges, type Host, type HostInfo, type PeerSession, type Task } from './resource/model';
 import { canPeerTransition, canTaskTransition, isReceived, type PeerEvent } from './resource/state';
 import type { GcPolicy, ResourceStore } from './resource/store';
-import { chooseParents, isEligibleParent } from './scheduling/parents';
+import { chooseParents, isEligibleParent, mayServeLater } from './scheduling/parents';
 import { ConsistentHashRing, type SeedHost, type SeedTrigger } from './seed-peers';
 import { MIN_ANNOUNCE_INTERVAL_MS, checkDownload, checkHeaders, checkHost, checkId, checkPiece, checkTaskId, checkTaskMetadata, normalizeIp, pieceLengthFromCount } from './validation';
 
@@ -569,7 +569,7 @@ export class SchedulerService {
       }
     }
     // Nobody can serve this peer now.
-    if (this.originInProgress(task)) return this.wait(peer, 'waiting for a parent that holds data');
+    if (this.dataOnItsWay(peer, s)) return this.wait(peer, 'waiting for a parent that holds data');
     if (this.triggerSeed(task, peer, s)) return this.wait(peer, 'a seed peer is fetching the task');
     if (this.mayGoToOrigin(peer, s)) return this.sendToOrigin(peer, 'no seed peer reachable');
     if (this.downloadRequests.get(peer)?.disableBackToSource && task.originPeers.size === 0) {
@@ -584,9 +584,18 @@ export class SchedulerService {
     return peer.task.normalOriginPeerCount() < s.backToSourceCount;
   }
 
-  /** True when data for the task is on its way (so waiting beats another origin fetch). */
-  private originInProgress(task: Task): boolean {
-    return task.seedTriggerPending || task.originPeers.size > 0 || task.poolSize > 0;
+  /**
+   * True when data for this peer is on its way (so waiting beats another origin fetch): a seed
+   * trigger or an origin fetch is running, or a holder that could serve the peer is only busy.
+   * Holders that have nothing the peer lacks do not count: after the origin died under the seed,
+   * the peer itself (in the pool with its first pieces) and peers stuck with the same pieces
+   * kept everyone waiting for data that no one was fetching. Bounded: a sample of the pool, as
+   * in chooseParents.
+   */
+  private dataOnItsWay(peer: Peer, s: SchedulingSettings): boolean {
+    const task = peer.task;
+    if (task.seedTriggerPending || task.originPeers.size > 0) return true;
+    return task.samplePool(Math.max(1, s.filterParentLimit)).some((holder) => mayServeLater(holder, peer));
   }
 
   private seedUsable(task: Task, s: SchedulingSettings): boolean {

@@ -76,6 +76,20 @@ export function isEligibleParent(parent: Peer, child: Peer, defaultUploadLimit: 
   return canAddEdge(parent, child);
 }
 
+/**
+ * Whether `parent` could serve `child` once it has a free upload slot: what is left of
+ * `isEligibleParent` after dropping the checks that change on their own (load, slowness,
+ * the DAG). A child waits only for such a holder; a peer holding nothing the child lacks
+ * (the child itself, or a peer stuck with the same pieces after its own source died) is no
+ * reason to wait.
+ */
+export function mayServeLater(parent: Peer, child: Peer): boolean {
+  if (parent === child || parent.host === child.host) return false;
+  if (parent.state !== 'Running' && parent.state !== 'BackToSource' && parent.state !== 'Succeeded') return false;
+  if (child.blockedParents.has(parent.id) || parent.host.info.disableShared) return false;
+  return holdsPiecesChildLacks(parent, child);
+}
+
 export function scoreParent(parent: Peer, child: Peer, defaultUploadLimit: number): number {
   const host = parent.host;
   const limit = host.uploadLimit(defaultUploadLimit);

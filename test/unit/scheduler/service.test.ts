@@ -141,6 +141,53 @@ describe('SchedulerService origin control', () => {
     expect(seedRetryDelayMs(40)).toBe(SEED_FAILURE_BACKOFF_MS);
   });
 
+  describe('the origin dies under the seed while peers download from it (issue 12, kill -9 of the origin)', () => {
+    const piece = (n: number, parentId: string) =>
+      ({ request: 'downloadPieceFinishedRequest', downloadPieceFinishedRequest: { piece: { number: n, parentId, offset: n * 10 * MiB, length: 10 * MiB, digest: '', trafficType: 'REMOTE_PEER', costNs: 1000, createdAtMs: 0 } } }) as never;
+    /** A seed fetching a 4-piece task from the origin, and `peers` that hold piece 0 from it. */
+    const seedServing = (peers: number) => {
+      const t = setup({ backToSourceCount: 1 });
+      const seedHost = t.announce(100, true);
+      const clients = Array.from({ length: peers }, (_, i) => t.register(t.announce(i + 1), `peer-${i}`));
+      const seed = t.register(seedHost, 'seed-peer', true);
+      t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40 * MiB, pieceLength: 10 * MiB, responseHeader: {} } });
+      for (const c of clients) {
+        expect(t.last(c).normalTaskResponse?.candidateParents?.map((p) => p.id)).toContain('seed-peer');
+        t.send(c, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
+        t.send(c, piece(0, 'seed-peer'));
+      }
+      const seedFails = () => t.send(seed, { request: 'downloadPeerBackToSourceFailedRequest', downloadPeerBackToSourceFailedRequest: { description: 'connect ECONNREFUSED' } });
+      return { t, clients, seedFails };
+    };
+
+    test('a peer holding the first pieces is not kept waiting on itself: it is sent to the origin', () => {
+      const { t, clients, seedFails } = seedServing(1);
+      const [a] = clients;
+      // The seed's trigger call ends first, then its failure report arrives.
+      t.trigger.calls[0].done({ kind: 'Unavailable', message: 'connect ECONNREFUSED' } as DragonflyError);
+      seedFails();
+      expect(t.last(a).response).toBe('needBackToSourceResponse');
+    });
+
+    test('peers stuck with the same pieces do not wait for each other: one goes to the origin, the other waits for it', () => {
+      const { t, clients, seedFails } = seedServing(2);
+      // The failure report first, while the trigger is still pending: the peers (each the other's
+      // second parent) find no piece left to fetch and ask again; waiting is right until the trigger ends.
+      seedFails();
+      for (const c of clients) t.send(c, { request: 'reschedulePeerRequest', reschedulePeerRequest: { candidateParentIds: ['seed-peer'] } });
+      for (const c of clients) expect(t.last(c).response).toBe('waitResponse');
+      t.trigger.calls[0].done({ kind: 'Unavailable', message: 'connect ECONNREFUSED' } as DragonflyError);
+      const answers = clients.map((c) => t.last(c).response).sort();
+      expect(answers).toEqual(['needBackToSourceResponse', 'waitResponse']);
+      const [toOrigin, waiter] = t.last(clients[0]).response === 'needBackToSourceResponse' ? clients : [...clients].reverse();
+      // A later pull of the task is not blocked by the seed's failure either: the peer at the origin is its parent.
+      t.send(toOrigin, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40 * MiB, pieceLength: 10 * MiB, responseHeader: {} } });
+      const later = t.register(t.announce(9), 'peer-later');
+      expect(t.last(later).normalTaskResponse?.candidateParents?.map((p) => p.id)).toContain(toOrigin.id);
+      expect(t.last(waiter).response).toBe('waitResponse');
+    });
+  });
+
   test('without any seed host the first peer goes to the origin itself', () => {
     const t = setup();
     const a = t.register(t.announce(1), 'peer-a');
