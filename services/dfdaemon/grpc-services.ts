@@ -251,10 +251,17 @@ export function uploadHandlers(mgr: TaskManager): DfdaemonUploadHandlers {
         for (const p of entry.pieces()) send(p);
         finish();
       };
+      // The download here failed (its origin died, say): the pieces sent are all there will be,
+      // so the stream ends and the child looks elsewhere instead of waiting on it.
+      const onStopped = (err: Error) => {
+        mgr.logger.debug({ taskId, err: err.message }, 'SyncPieces: the download of this task stopped; ending the stream');
+        finish();
+      };
       const cleanup = () => {
         entry.off('piece', send);
         entry.off('failed', onFailed);
         entry.off('finished', onFinished);
+        entry.off('stopped', onStopped);
       };
       let done = false;
       const finish = () => {
@@ -266,9 +273,11 @@ export function uploadHandlers(mgr: TaskManager): DfdaemonUploadHandlers {
       entry.on('piece', send);
       entry.on('failed', onFailed);
       entry.on('finished', onFinished);
+      entry.on('stopped', onStopped);
       call.on('cancelled', cleanup);
       for (const p of entry.pieces()) send(p);
-      if (entry.finished || total === 0) finish();
+      // A partial task nobody is downloading here: what it holds now is all it will offer.
+      if (entry.finished || total === 0 || !entry.filling) finish();
     },
     DownloadTask: downloadTaskHandler(mgr, 'upload'),
     StatTask: statHandler(mgr, 'DfdaemonUpload.StatTask'),

@@ -18,6 +18,12 @@ export interface P2PFetchOptions {
   readonly task: P2PTask;
   readonly collector: PieceCollector;
   readonly concurrency: number;
+  /**
+   * Parents whose piece streams stay open but offer nothing to fetch for this long no longer
+   * count as hope: the fetch settles 'reschedule' so the scheduler is asked again instead of
+   * waiting on them forever (scheduler.scheduleTimeout).
+   */
+  readonly idleMs: number;
   readonly signal: AbortSignal;
   /** Fetches piece `n` from `parent` into the content file, checked against the parent's digest; resolves with it. */
   fetchPiece(n: number, parent: Parent): Promise<string>;
@@ -30,6 +36,8 @@ export interface P2PFetchOptions {
   onPieceError(n: number, parent: Parent, err: unknown): Promise<void>;
   /** True once the scheduler ordered back-to-source: nothing new starts. */
   stopRequested(): boolean;
+  /** The idle bound passed with `parents` usable and `missing` pieces. */
+  onIdle?(parents: number, missing: number, ms: number): void;
   /** No usable parent holds (or may still announce) a missing piece. */
   onNoParents(missing: readonly number[]): void;
   /** Makes the random pick repeatable in tests. */
@@ -60,9 +68,13 @@ export class P2PFetch {
     const random = this.o.random ?? Math.random;
     return new Promise((resolve, reject) => {
       let settled = false;
+      let idleTimer: NodeJS.Timeout | undefined;
+      let idle = false;
+      let idleParents = 0;
       const finish = (v: 'done' | 'reschedule' | Error) => {
         if (settled) return;
         settled = true;
+        clearTimeout(idleTimer);
         this.wakeFn = undefined;
         if (v instanceof Error) reject(v);
         else resolve(v);
@@ -92,11 +104,32 @@ export class P2PFetch {
           const least = pick.parents.filter((p) => p.inflight === minLoad);
           this.fetch(pick.n, least[Math.floor(random() * least.length)]).then(pump, (err: Error) => finish(err));
         }
-        if (this.inflight.size > 0) return;
+        if (this.inflight.size > 0) {
+          clearTimeout(idleTimer);
+          idleTimer = undefined;
+          idle = false;
+          return;
+        }
         // Nothing in flight: is any parent still able to provide a missing piece?
         const stillMissing = this.missing();
         if (stillMissing.length === 0) return finish('done');
-        if (!collector.hopeful(stillMissing)) {
+        const hopeful = collector.hopeful(stillMissing, !idle);
+        if (idleTimer && idleParents !== collector.size) {
+          // The scheduler sent more parents: they get a full idle period of their own.
+          clearTimeout(idleTimer);
+          idleTimer = undefined;
+          idle = false;
+        }
+        if (hopeful && !idleTimer) {
+          idleParents = collector.size;
+          idleTimer = setTimeout(() => {
+            this.o.onIdle?.(collector.usable().length, this.missing().length, this.o.idleMs);
+            idle = true;
+            pump();
+          }, this.o.idleMs);
+          idleTimer.unref();
+        }
+        if (!hopeful) {
           this.o.onNoParents(stillMissing);
           finish('reschedule');
         }

@@ -129,9 +129,17 @@ export class PieceCollector {
     return [...this.failed];
   }
 
-  /** True while a usable parent may still provide one of `missing` (its sync is open, or it announced one). */
-  hopeful(missing: readonly number[]): boolean {
-    return this.usable().some((p) => !p.syncEnded || missing.some((n) => p.digests.has(n)));
+  /**
+   * True while a usable parent may still provide one of `missing`: it announced one, or (unless
+   * `openSyncsCount` is false, after they stayed idle too long) its sync is still open.
+   */
+  hopeful(missing: readonly number[], openSyncsCount = true): boolean {
+    return this.usable().some((p) => (openSyncsCount && !p.syncEnded) || missing.some((n) => p.digests.has(n)));
+  }
+
+  /** Parents ever added (blocked ones included): grows when the scheduler sends more. */
+  get size(): number {
+    return this.parents.size;
   }
 
   /** Stops every SyncPieces stream. */

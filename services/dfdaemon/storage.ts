@@ -72,11 +72,15 @@ export function crc32Of(data: Uint8Array): string {
 
 /**
  * A stored task. Emits 'piece' (PieceRecord) as pieces land, 'finished' once complete and
- * 'failed' (Error) when the download is abandoned (the entry is then removed).
+ * 'failed' (Error) when the download is abandoned (the entry is then removed), and 'stopped'
+ * (Error) when the last download filling it ended without finishing it (the entry stays, its
+ * verified pieces kept for a later download): no more pieces are coming until one starts.
  */
 export class TaskEntry extends EventEmitter {
   /** Readers and downloads in progress: GC leaves the task alone while > 0. */
   private refs = 0;
+  /** Downloads filling this entry now. */
+  private fillers = 0;
   private fdPromise: Promise<fsp.FileHandle> | undefined;
   deleted = false;
   failure: Error | undefined;
@@ -139,6 +143,18 @@ export class TaskEntry extends EventEmitter {
   }
   get inUse(): boolean {
     return this.refs > 0;
+  }
+  /** True while a download of this host is adding pieces to the entry. */
+  get filling(): boolean {
+    return this.fillers > 0;
+  }
+  startFilling(): void {
+    this.fillers++;
+  }
+  /** A download of this entry ended; see the 'stopped' event. */
+  stopFilling(reason: Error): void {
+    this.fillers = Math.max(0, this.fillers - 1);
+    if (this.fillers === 0 && !this.meta.finished && !this.deleted) this.emit('stopped', reason);
   }
   touch(): void {
     this.meta.lastUsedAt = Date.now();

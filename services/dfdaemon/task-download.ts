@@ -88,6 +88,8 @@ export class TaskDownload extends EventEmitter {
   /** Which parent supplied each piece: blamed when the whole content does not match its digest. */
   private readonly pieceParents = new Map<number, string>();
   private retriedFromOrigin = false;
+  /** Why the download failed (told to children syncing pieces from this host). */
+  private stopReason: Error | undefined;
   /**
    * Settles when the content of the current attempt was verified (or failed): readers of a
    * download in progress hold back their last bytes until then, so a mismatch fails them
@@ -188,6 +190,7 @@ export class TaskDownload extends EventEmitter {
       return;
     }
     if (isLocalIoError(err)) err = await localStorageError(err, this.entry?.contentPath ?? this.cfg.dataDir);
+    this.stopReason = err;
     this.log.warn({ err: err.message }, 'download failed');
     this.attempt.reject(err);
     this.entryReady.reject(err);
@@ -200,6 +203,7 @@ export class TaskDownload extends EventEmitter {
   private async useEntry(entry: TaskEntry): Promise<void> {
     this.entry = entry;
     entry.acquire();
+    entry.startFilling();
     this.completedLength = entry.pieces().reduce((s, p) => s + p.length, 0);
     if (this.expectedSha256) {
       this.hasher = new ContentHasher(entry);
@@ -375,8 +379,16 @@ export class TaskDownload extends EventEmitter {
             await this.backToSource();
             return;
           }
-          // Wait for the answer to our reschedule request.
-          const answered = await session.waitForAnswer(2 ** 31 - 1).result;
+          // Wait for the answer to our reschedule request, as long as for a first answer.
+          const answered = await session.waitForAnswer(this.cfg.scheduler.scheduleTimeout).result;
+          if (answered === 'timeout') {
+            await this.originInsteadOfScheduler(
+              `scheduler did not answer a reschedule within scheduleTimeout (${this.cfg.scheduler.scheduleTimeout} ms)`,
+              'scheduler did not answer a reschedule within scheduleTimeout: going back to source, keeping the finished pieces',
+              SchedulerTimeoutError,
+            );
+            return;
+          }
           if (answered !== 'answer') return this.originAfterStreamClosed(session.ended);
         }
         // 'answer' / 'ended': the loop takes the answer, or finds the stream over below.
@@ -432,6 +444,7 @@ export class TaskDownload extends EventEmitter {
       task: entry,
       collector: this.collector,
       concurrency: this.cfg.download.concurrentPieceCount,
+      idleMs: this.cfg.scheduler.scheduleTimeout,
       signal: this.abort.signal,
       fetchPiece: (n, parent) => this.fetchFromParent(entry, n, parent),
       onPiece: (n, digest, costNs, parent) => this.storePiece(n, digest, 'REMOTE_PEER', costNs, parent.peerId),
@@ -443,6 +456,7 @@ export class TaskDownload extends EventEmitter {
         this.log.warn({ piece: n, parent: parent.peerId, reason, err: (err as Error).message }, 'piece from parent failed; blocking that parent');
       },
       stopRequested: () => this.backToSourceOrdered,
+      onIdle: (parents, missing, ms) => this.log.warn({ parents, missing, ms }, 'parents offered no piece within scheduleTimeout'),
       onNoParents: (missing) => {
         if (this.rescheduleRequested) return;
         this.rescheduleRequested = true;
@@ -596,6 +610,8 @@ export class TaskDownload extends EventEmitter {
   }
 
   release(): void {
+    // Children syncing pieces from this host learn that no more are coming (SyncPieces ends).
+    this.entry?.stopFilling(this.stopReason ?? new Error('download ended'));
     this.entry?.release();
     this.collector.cancelAll();
   }

@@ -206,7 +206,7 @@ describe('PieceCollector (fake parents)', () => {
 });
 
 describe('P2PFetch (fake parents and piece fetches)', () => {
-  function setup(pieceCount: number, fetchPiece: (n: number, p: Parent) => Promise<string>, concurrency = 2) {
+  function setup(pieceCount: number, fetchPiece: (n: number, p: Parent) => Promise<string>, concurrency = 2, idleMs = 10_000) {
     const stored = new Set<number>();
     const { collector, syncs, blocked } = collectorWith(pieceCount);
     const noParents: number[][] = [];
@@ -215,6 +215,7 @@ describe('P2PFetch (fake parents and piece fetches)', () => {
       task: { pieceCount, get finishedPieceCount() { return stored.size; }, hasPiece: (n) => stored.has(n) },
       collector,
       concurrency,
+      idleMs,
       signal: new AbortController().signal,
       fetchPiece,
       onPiece: (n) => stored.add(n),
@@ -272,6 +273,15 @@ describe('P2PFetch (fake parents and piece fetches)', () => {
     k.collector.add([candidate('a')]);
     k.syncs.get('a')!.emit('data', { number: 0, digest: 'crc32:0' });
     await expect(k.fetch.run()).rejects.toBeInstanceOf(LocalStorageError);
+  });
+
+  it('parents with open but silent syncs stop counting after idleMs: reschedule', async () => {
+    const k = setup(2, async (n) => `crc32:${n}`, 2, 50);
+    k.collector.add([candidate('a')]);
+    const started = Date.now();
+    expect(await k.fetch.run()).toBe('reschedule');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    expect(k.noParents).toEqual([[0, 1]]);
   });
 
   it('waits for announcements while a sync is open (woken by the collector)', async () => {

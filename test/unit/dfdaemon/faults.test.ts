@@ -19,7 +19,7 @@ import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/d
 import { ensureSpace, isLocalIoError, localStorageError } from '../../../services/dfdaemon/local-io';
 import { TaskEntry } from '../../../services/dfdaemon/storage';
 import { protos, type AnnouncePeerRequest__Output } from '../../../services/proto';
-import { daemonConfig, MiB, quiet, tempDir } from '../../integration/dfdaemon/helpers';
+import { daemonConfig, MiB, quiet, tempDir, until } from '../../integration/dfdaemon/helpers';
 
 jest.setTimeout(60_000);
 
@@ -31,24 +31,42 @@ interface TestOrigin {
   failOffsets: Set<number>;
   /** HEAD answers claim this length instead of the real one. */
   claimLength?: number;
+  /** GETs of these byte offsets get no answer until `releaseHeld` (an origin gone silent). */
+  holdOffsets: Set<number>;
+  /** Answers every held GET (with 500 when its offset is in failOffsets by then). */
+  releaseHeld(): void;
   close(): Promise<void>;
 }
 
 async function startTestOrigin(content: Buffer): Promise<TestOrigin> {
-  const o = { gets: [] as string[], failOffsets: new Set<number>(), claimLength: undefined as number | undefined };
-  const server = http.createServer((req, res) => {
+  const held: Array<() => void> = [];
+  const o = {
+    gets: [] as string[],
+    failOffsets: new Set<number>(),
+    holdOffsets: new Set<number>(),
+    claimLength: undefined as number | undefined,
+    releaseHeld: () => {
+      for (const answer of held.splice(0)) answer();
+    },
+  };
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     const total = req.method === 'HEAD' && o.claimLength !== undefined ? o.claimLength : content.length;
     const start = m ? Number(m[1]) : 0;
     const end = m && m[2] ? Math.min(Number(m[2]), total - 1) : total - 1;
-    if (req.method === 'GET') {
-      o.gets.push(req.headers.range ?? '');
-      if (o.failOffsets.has(start)) return void res.writeHead(500).end('injected');
-    }
+    if (req.method === 'GET' && o.failOffsets.has(start)) return void res.writeHead(500).end('injected');
     const headers: http.OutgoingHttpHeaders = { 'content-length': end - start + 1, 'accept-ranges': 'bytes' };
     if (m) headers['content-range'] = `bytes ${start}-${end}/${total}`;
     res.writeHead(m ? 206 : 200, headers);
     res.end(req.method === 'HEAD' ? undefined : content.subarray(start, end + 1));
+  };
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET') {
+      o.gets.push(req.headers.range ?? '');
+      const start = Number(/^bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0);
+      if (o.holdOffsets.has(start)) return void held.push(() => answer(req, res));
+    }
+    answer(req, res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return Object.assign(o, {
@@ -137,6 +155,8 @@ describe('dfdaemon under faults', () => {
   afterEach(async () => {
     jest.restoreAllMocks();
     origin.failOffsets = new Set();
+    origin.holdOffsets = new Set();
+    origin.releaseHeld();
     origin.claimLength = undefined;
     for (const d of daemons.splice(0)) await d.stop();
     for (const c of closers.splice(0)) c();
@@ -258,6 +278,117 @@ describe('dfdaemon under faults', () => {
     await d.tasks.downloadToFile({ url: `${origin.base}/stream-closed.bin`, requestHeaders: {}, outputPath: out });
     expect(sha256(fs.readFileSync(out))).toBe(sha256(content));
     expect(Date.now() - started).toBeLessThan(10_000); // not after scheduleTimeout
+  });
+
+  describe('item 3: a parent that stops delivering does not stall its child (the origin killed under a seed)', () => {
+    const PIECE = 4 * MiB;
+    /** The parent's AnnouncePeer-free download of `url`, and a child told by a scripted scheduler to use it. */
+    const parentAndChild = async (name: string, scheduleTimeout: string) => {
+      const parent = await daemon(`${name}-parent`);
+      const requests: Array<{ at: number; req: AnnouncePeerRequest__Output }> = [];
+      const url = `${origin.base}/${name}.bin`;
+      let answerReschedule: (call: grpc.ServerDuplexStream<AnnouncePeerRequest__Output, object>) => void = () => undefined;
+      const sched = await fakeScheduler({
+        announcePeer: (call, req) => {
+          requests.push({ at: Date.now(), req });
+          if (req.registerPeerRequest) {
+            call.write({
+              normalTaskResponse: {
+                task: { id: req.taskId, contentLength: content.length, pieceLength: PIECE, pieceCount: 3 },
+                candidateParents: [{ id: 'the-parent', host: { id: parent.hostId, ip: '127.0.0.1', port: parent.grpcPort, downloadPort: parent.uploadPort } }],
+              },
+            });
+          }
+          if (req.reschedulePeerRequest) answerReschedule(call);
+        },
+      });
+      closers.push(sched.close);
+      const child = await daemon(`${name}-child`, { scheduler: { netAddrs: [{ addr: sched.addr }], scheduleTimeout } });
+      const setRescheduleAnswer = (f: typeof answerReschedule) => (answerReschedule = f);
+      return { parent, child, url, requests, setRescheduleAnswer, taskId: parent.engine.taskIdFor({ url, requestHeaders: {} }) };
+    };
+    const reschedules = (requests: Array<{ at: number; req: AnnouncePeerRequest__Output }>) => requests.filter((r) => r.req.reschedulePeerRequest);
+
+    it('a parent whose own download fails ends its piece stream: the child asks the scheduler again at once', async () => {
+      const t = await parentAndChild('parent-fails', '20s');
+      // The parent gets pieces 0 and 1; its origin then goes silent for piece 2.
+      origin.holdOffsets = new Set([2 * PIECE]);
+      const parentPull = t.parent.tasks.downloadToFile({ url: t.url, requestHeaders: {}, outputPath: path.join(root, 'parent-fails-p.bin') }).catch((e: Error) => e);
+      await until(() => (t.parent.engine.stat(t.taskId)?.finishedPieces ?? 0) === 2);
+      t.setRescheduleAnswer((call) => call.write({ needBackToSourceResponse: { description: 'parent failed' } }));
+      const out = path.join(root, 'parent-fails-c.bin');
+      const started = Date.now();
+      const childPull = t.child.tasks.downloadToFile({ url: t.url, requestHeaders: {}, outputPath: out });
+      // The child holds what the parent has; then the parent's origin dies (500s, retries spent).
+      await until(() => (t.child.engine.stat(t.taskId)?.finishedPieces ?? 0) === 2);
+      expect(reschedules(t.requests)).toHaveLength(0);
+      origin.failOffsets = new Set([2 * PIECE]);
+      origin.holdOffsets = new Set();
+      origin.releaseHeld();
+      expect(await parentPull).toBeInstanceOf(Error);
+      const parentFailedAt = Date.now();
+      origin.failOffsets = new Set();
+      await childPull;
+      expect(sha256(fs.readFileSync(out))).toBe(sha256(content));
+      // Asked again right after the parent gave up, not after the 20 s scheduleTimeout.
+      const [again] = reschedules(t.requests);
+      expect(again).toBeDefined();
+      expect(again.at - parentFailedAt).toBeLessThan(2_000);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    });
+
+    it('SyncPieces of a partial task no download is filling ends after the pieces it holds', async () => {
+      const d = await daemon('partial-sync');
+      const url = `${origin.base}/partial-sync.bin`;
+      origin.failOffsets = new Set([2 * PIECE]);
+      await expect(d.tasks.downloadToFile({ url, requestHeaders: {}, outputPath: path.join(root, 'partial-sync.bin') })).rejects.toThrow();
+      const taskId = d.engine.taskIdFor({ url, requestHeaders: {} });
+      const client = new (protos().dfdaemon.dfdaemon.v2.DfdaemonUpload)(`127.0.0.1:${d.grpcPort}`, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+      const numbers = await new Promise<number[]>((resolve, reject) => {
+        const got: number[] = [];
+        const call = client.SyncPieces({ hostId: 'h', taskId, interestedPieceNumbers: [] });
+        const timer = setTimeout(() => reject(new Error('SyncPieces stayed open')), 5_000);
+        call.on('data', (p: { number: number }) => got.push(p.number));
+        call.on('end', () => (clearTimeout(timer), resolve(got)));
+        call.on('error', (e) => (clearTimeout(timer), reject(e)));
+      });
+      client.close();
+      expect(numbers.sort()).toEqual([0, 1]);
+    });
+
+    it('parents that keep their stream open but offer nothing: the child asks again after scheduleTimeout', async () => {
+      const t = await parentAndChild('parent-silent', '1500ms');
+      // The parent's origin answers HEAD, then nothing: the parent holds the task but no piece.
+      origin.holdOffsets = new Set([0, PIECE, 2 * PIECE]);
+      void t.parent.tasks.downloadToFile({ url: t.url, requestHeaders: {}, outputPath: path.join(root, 'parent-silent-p.bin') }).catch(() => undefined);
+      await until(() => t.parent.engine.stat(t.taskId) !== undefined);
+      t.setRescheduleAnswer((call) => {
+        origin.holdOffsets = new Set();
+        call.write({ needBackToSourceResponse: { description: 'parent silent' } });
+      });
+      const out = path.join(root, 'parent-silent-c.bin');
+      const started = Date.now();
+      await t.child.tasks.downloadToFile({ url: t.url, requestHeaders: {}, outputPath: out });
+      expect(sha256(fs.readFileSync(out))).toBe(sha256(content));
+      const [again] = reschedules(t.requests);
+      expect(again).toBeDefined();
+      expect(again.at - started).toBeGreaterThanOrEqual(1_400);
+      expect(again.at - started).toBeLessThan(6_000);
+    });
+
+    it('a reschedule the scheduler never answers: the origin after scheduleTimeout, keeping the pieces', async () => {
+      const t = await parentAndChild('no-answer', '1500ms');
+      origin.failOffsets = new Set([2 * PIECE]);
+      await expect(t.parent.tasks.downloadToFile({ url: t.url, requestHeaders: {}, outputPath: path.join(root, 'no-answer-p.bin') })).rejects.toThrow();
+      origin.failOffsets = new Set();
+      const before = origin.gets.length;
+      const out = path.join(root, 'no-answer-c.bin');
+      await t.child.tasks.downloadToFile({ url: t.url, requestHeaders: {}, outputPath: out });
+      expect(sha256(fs.readFileSync(out))).toBe(sha256(content));
+      expect(reschedules(t.requests)).toHaveLength(1);
+      // Pieces 0 and 1 came from the parent: the origin served only the last one.
+      expect(origin.gets.slice(before)).toEqual([`bytes=${2 * PIECE}-${content.length - 1}`]);
+    });
   });
 
   it('item 4: a scheduler that answers NOT_FOUND (restarted) gets an AnnounceHost at once, then the download registers', async () => {
