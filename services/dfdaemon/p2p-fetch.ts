@@ -1,8 +1,8 @@
 /**
  * Fetches a task's missing pieces from the parents the collector knows: up to `concurrency`
  * at a time, each from the least loaded holder. Lowest pieces first (readers stream in order),
- * randomized within a small window so children of one parent spread out and can serve each
- * other. Settles 'done' when every piece is stored, 'reschedule' when no parent can help (or
+ * randomized within a window of `concurrency` pieces so children of one parent spread out a
+ * little and can serve each other. Settles 'done' when every piece is stored, 'reschedule' when no parent can help (or
  * `stopRequested` says the scheduler ordered back-to-source), and rejects on an error the
  * download cannot survive (our own disk, abort).
  */
@@ -89,7 +89,9 @@ export class P2PFetch {
         }
         const usable = collector.usable();
         const missing = this.missing();
-        const windowSize = concurrency * 4;
+        // The window is as wide as the fetches in flight: every pick is among the next pieces a
+        // reader needs, so a proxy streaming the content in order never waits behind pieces far ahead.
+        const windowSize = concurrency;
         while (this.inflight.size < concurrency && missing.length > 0) {
           const candidates: Array<{ n: number; parents: Parent[] }> = [];
           for (const n of missing) {
