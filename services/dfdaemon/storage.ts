@@ -24,7 +24,7 @@ import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
-import { InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem } from '../common';
+import { InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem, UnavailableError } from '../common';
 import { sha256OfFile } from './content-hasher';
 
 export interface PieceRecord {
@@ -190,26 +190,34 @@ export class TaskEntry extends EventEmitter {
     this.fdPromise = undefined;
     if (p) await (await p).close().catch(() => undefined);
   }
-  /** Resolves once piece `n` is stored; rejects if the task fails or is deleted. */
+  /**
+   * Resolves once piece `n` is stored; rejects if the task fails or is deleted, or when no
+   * download is filling it (the piece would never come: a reader must fail, not hang).
+   */
   waitForPiece(n: number): Promise<void> {
     if (this.hasPiece(n) || this.meta.finished) return Promise.resolve();
     if (this.failure) return Promise.reject(this.failure);
+    const notComing = (why: string) => new UnavailableError(`piece ${n} of task ${this.taskId} is not stored and will not come: ${why}`);
+    if (!this.filling) return Promise.reject(notComing('no download of it is running'));
     return new Promise((resolve, reject) => {
       const onPiece = (p: PieceRecord) => {
         if (p.number === n) done(undefined);
       };
       const onFinished = () => done(undefined);
       const onFailed = (err: Error) => done(err);
+      const onStopped = (err: Error) => done(notComing(`its download stopped (${err.message})`));
       const done = (err: Error | undefined) => {
         this.off('piece', onPiece);
         this.off('finished', onFinished);
         this.off('failed', onFailed);
+        this.off('stopped', onStopped);
         if (err) reject(err);
         else resolve();
       };
       this.on('piece', onPiece);
       this.on('finished', onFinished);
       this.on('failed', onFailed);
+      this.on('stopped', onStopped);
     });
   }
 }

@@ -368,7 +368,8 @@ export class ChaosLab {
     const stderr = (r.stderr + r.stdout).trim();
     let outcome: PullOutcome;
     if (ok && got && corrupt === 0) outcome = 'completed';
-    else if (!ok && !got && stderr.length > 0) outcome = 'failed-cleanly';
+    // Running into the client's own --timeout is a stall, not an answer from the system.
+    else if (!ok && !got && stderr.length > 0 && !/timed out after/.test(stderr)) outcome = 'failed-cleanly';
     else outcome = 'failed-unclearly';
     const result = { via: 'dfget' as const, host: hostName, file: file.name, outcome, corruptBytes: corrupt, detail: ok ? `exit 0` : `exit ${r.code}: ${stderr.split('\n').slice(-2).join(' | ')}`, output, stderr, code: r.code ?? -1 };
     this.ledger.pulls.push(result);
@@ -398,7 +399,8 @@ export class ChaosLab {
     else if (info.status >= 400 && isJsonMessage(info.body)) outcome = 'failed-cleanly';
     // A body cut short of its Content-Length (the serving daemon died) is a transfer error the client sees.
     else if (info.status >= 200 && info.status < 300 && !info.complete) outcome = 'failed-cleanly';
-    else if (info.status === 0 && info.error) outcome = 'failed-cleanly';
+    // The connection closed without an answer counts; our own timeout (a stall) does not.
+    else if (info.status === 0 && info.error && info.error !== 'timed out') outcome = 'failed-cleanly';
     else outcome = 'failed-unclearly';
     const result = { via: 'proxy' as const, host: hostName, file: file.name, outcome, corruptBytes: corrupt, detail: `HTTP ${info.status} ${info.bytes} bytes${info.error ? ` (${info.error})` : ''}${info.body ? ` ${info.body.slice(0, 300)}` : ''}`, status: info.status };
     this.ledger.pulls.push(result);

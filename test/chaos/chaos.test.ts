@@ -208,11 +208,7 @@ describe('chaos: every pull completes or fails cleanly, 0 corrupt bytes (issue 1
     }
   });
 
-  // Known defect (issue 12 stays open): when the origin dies while the seed fetches a task, the
-  // peer that asked can stay waiting with no scheduler answer, and later pulls of that task join
-  // the stuck download instead of starting again. Until that is fixed this case runs only on
-  // request (CHAOS_KILL_ORIGIN=1), so CI stays a check of everything else.
-  const PROGRAMS = ['manager', 'scheduler', 'seed', 'own-peer', 'other-peer', 'mariadb', 'redis', ...(process.env.CHAOS_KILL_ORIGIN === '1' ? (['origin'] as const) : [])] as const;
+  const PROGRAMS = ['manager', 'scheduler', 'seed', 'own-peer', 'other-peer', 'mariadb', 'redis', 'origin'] as const;
   it.each(PROGRAMS.map((p) => [p]))('kill -9 of %s at a random moment of a pull', async (program) => {
     const f = newFile(`kill-${program}`);
     const puller = pick(PEER_NAMES.filter((n) => n !== 'peer-4'));

@@ -376,6 +376,40 @@ describe('dfdaemon under faults', () => {
       expect(again.at - started).toBeLessThan(6_000);
     });
 
+    it('the proxy never hangs on a download that failed: a body waiting for a missing piece is cut at once', async () => {
+      const d = await daemon('proxy-stall', { proxy: { registryMirror: { url: origin.base } } });
+      const blobPath = `/v2/r/blobs/${sha256(content)}`;
+      // Pieces 1 and 2 land; piece 0 (the first the reader needs) hangs at the origin, then fails.
+      origin.holdOffsets = new Set([0]);
+      const answer = new Promise<{ status: number; bytes: number; ended: string; at: number }>((resolve) => {
+        const req = http.get({ host: '127.0.0.1', port: d.proxyPort, path: blobPath }, (res) => {
+          let bytes = 0;
+          res.on('data', (c: Buffer) => (bytes += c.length));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, ended: 'end', at: Date.now() }));
+          res.on('aborted', () => resolve({ status: res.statusCode ?? 0, bytes, ended: 'aborted', at: Date.now() }));
+          res.on('error', () => resolve({ status: res.statusCode ?? 0, bytes, ended: 'error', at: Date.now() }));
+        });
+        req.on('error', (e) => resolve({ status: 0, bytes: 0, ended: e.message, at: Date.now() }));
+      });
+      const taskId = d.engine.taskIdFor({ url: `${origin.base}${blobPath}`, requestHeaders: {} });
+      await until(() => (d.engine.stat(taskId)?.finishedPieces ?? 0) === 2);
+      origin.failOffsets = new Set([0]);
+      origin.holdOffsets = new Set();
+      origin.releaseHeld();
+      await until(() => d.engine.stat(taskId) !== undefined && !d.engine.stat(taskId)!.finished && origin.gets.filter((g) => g.startsWith('bytes=0-')).length >= 4, 15_000);
+      const failedAt = Date.now();
+      const r = await Promise.race([answer, new Promise<'hung'>((res) => setTimeout(() => res('hung'), 10_000).unref())]);
+      expect(r).not.toBe('hung');
+      if (r === 'hung') return;
+      // An error status, the connection closed before a response, or the 200 body cut short:
+      // never a complete body, and never silence.
+      if (r.status === 200) expect(r.ended).not.toBe('end');
+      else if (r.status === 0) expect(r.ended).toMatch(/socket hang up|ECONNRESET/);
+      else expect(r.status).toBeGreaterThanOrEqual(500);
+      expect(r.bytes).toBeLessThan(content.length);
+      expect(r.at - failedAt).toBeLessThan(3_000);
+    });
+
     it('a reschedule the scheduler never answers: the origin after scheduleTimeout, keeping the pieces', async () => {
       const t = await parentAndChild('no-answer', '1500ms');
       origin.failOffsets = new Set([2 * PIECE]);

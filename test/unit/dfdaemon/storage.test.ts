@@ -183,12 +183,37 @@ describe('TaskStore', () => {
     const store = await TaskStore.open(opts(dir));
     const id = taskId('f');
     const e = await store.create({ taskId: id, url: 'http://o/f', contentLength: 8 * MiB, pieceLength: 4 * MiB, responseHeaders: {} });
+    e.startFilling(); // a download is running
     const waiting = e.waitForPiece(1);
     await writePiece(store, id, 1, Buffer.alloc(4 * MiB, 1));
     await expect(waiting).resolves.toBeUndefined();
     const never = expect(e.waitForPiece(0)).rejects.toThrow(/deleted/);
     await store.remove(id);
     await never;
+    await store.close();
+  });
+
+  it('waitForPiece rejects when the download filling the task stops, and at once when none runs (a reader never hangs)', async () => {
+    const store = await TaskStore.open(opts(dir));
+    const id = taskId('s');
+    const e = await store.create({ taskId: id, url: 'http://o/s', contentLength: 8 * MiB, pieceLength: 4 * MiB, responseHeaders: {} });
+    await expect(e.waitForPiece(0)).rejects.toThrow(/will not come: no download of it is running/);
+    e.startFilling();
+    const stopped: Error[] = [];
+    e.on('stopped', (err: Error) => stopped.push(err));
+    const waiting = expect(e.waitForPiece(0)).rejects.toThrow(/will not come: its download stopped \(connect ECONNREFUSED\)/);
+    e.stopFilling(new Error('connect ECONNREFUSED'));
+    await waiting;
+    expect(stopped).toHaveLength(1);
+    // The entry stays for a later download; one that finishes it emits no 'stopped'.
+    expect(store.get(id)).toBe(e);
+    e.startFilling();
+    await writePiece(store, id, 0, Buffer.alloc(4 * MiB, 1));
+    await writePiece(store, id, 1, Buffer.alloc(4 * MiB, 2));
+    await store.finish(e);
+    e.stopFilling(new Error('download ended'));
+    expect(stopped).toHaveLength(1);
+    await expect(e.waitForPiece(1)).resolves.toBeUndefined();
     await store.close();
   });
 
