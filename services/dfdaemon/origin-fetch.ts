@@ -3,9 +3,12 @@
  * task's content file, each handed to `onPiece` (store + announce) as soon as it is written.
  *
  * Two ways, chosen per origin:
- * - ranged: one GET per piece, `concurrency` at a time. The first piece goes alone so an
- *   origin that answers a ranged GET with 200 (ignores Range) is caught on its first response,
- *   which then becomes the sequential stream below: still one GET.
+ * - ranged: one GET per piece, `concurrency` at a time. When nothing told us whether the origin
+ *   serves ranges (no probe: the scheduler gave the metadata), the first piece goes alone so an
+ *   origin that answers a ranged GET with 200 is caught on its first response, which then
+ *   becomes the sequential stream below: still one GET. An origin that announced
+ *   `Accept-Ranges: bytes` is trusted; if it answers 200 anyway, the first such answer becomes
+ *   the stream and the other GETs in flight end (at most `concurrency` GETs).
  * - sequential: an origin without Range support (no `Accept-Ranges: bytes`, or a 200 to a
  *   ranged GET) is read as ONE stream, cut into pieces as the bytes arrive; each piece is
  *   announced at once so children fetch it from this peer while the stream still runs.
@@ -41,8 +44,8 @@ export interface OriginFetchOptions {
   /** The URL after redirects. */
   readonly url: string;
   readonly task: OriginTask;
-  /** From the probe: false reads the content as one stream. */
-  readonly acceptsRanges: boolean;
+  /** From the probe: false reads the content as one stream; undefined: not probed, learnt from the first GET. */
+  readonly acceptsRanges: boolean | undefined;
   /** The probe's unread 200 body (the whole content), used as the stream instead of a new GET. */
   readonly body?: http.IncomingMessage;
   readonly concurrency: number;
@@ -98,24 +101,24 @@ export async function fetchFromOrigin(o: OriginFetchOptions): Promise<OriginFetc
   for (let n = 0; n < task.pieceCount; n++) if (!task.hasPiece(n)) missing.push(n);
   if (missing.length === 0) {
     o.body?.destroy();
-    return { mode: o.acceptsRanges ? 'ranged' : 'sequential' };
+    return { mode: o.acceptsRanges === false ? 'sequential' : 'ranged' };
   }
-  if (o.body || !o.acceptsRanges) {
+  if (o.body || o.acceptsRanges === false) {
     await fetchSequential(o, o.body);
     return { mode: 'sequential' };
   }
-  // The first piece alone: a 200 instead of a 206 means Range is ignored, and that response is the stream.
-  const first = missing.shift()!;
-  const whole = await rangedPieceWithRetry(o, first, true);
-  if (whole) {
-    o.log.info('origin ignored Range: reading the content as one stream');
-    await fetchSequential(o, whole);
-    return { mode: 'sequential' };
-  }
+  /** The first 200 to a ranged GET: Range is ignored, and that response is the stream. */
+  let whole: http.IncomingMessage | undefined;
+  const claim = (res: http.IncomingMessage | undefined) => {
+    if (!res) return;
+    if (whole) res.destroy();
+    else whole = res;
+  };
+  if (o.acceptsRanges === undefined) claim(await rangedPieceWithRetry(o, missing.shift()!));
   let failure: Error | undefined;
   const worker = async () => {
-    for (let n = missing.shift(); n !== undefined && !failure; n = missing.shift()) {
-      await rangedPieceWithRetry(o, n, false);
+    for (let n = whole ? undefined : missing.shift(); n !== undefined && !failure; n = whole ? undefined : missing.shift()) {
+      claim(await rangedPieceWithRetry(o, n));
     }
   };
   const workers = Array.from({ length: Math.min(o.concurrency, Math.max(1, missing.length)) }, () =>
@@ -124,7 +127,15 @@ export async function fetchFromOrigin(o: OriginFetchOptions): Promise<OriginFetc
     }),
   );
   await Promise.all(workers);
-  if (failure) throw failure;
+  if (failure) {
+    whole?.destroy();
+    throw failure;
+  }
+  if (whole) {
+    o.log.info('origin ignored Range: reading the content as one stream');
+    await fetchSequential(o, whole);
+    return { mode: 'sequential' };
+  }
   return { mode: 'ranged' };
 }
 
@@ -133,11 +144,8 @@ function pieceSpan(task: OriginTask, n: number): { offset: number; length: numbe
   return { offset, length: Math.min(task.meta.pieceLength, task.meta.contentLength - offset) };
 }
 
-/**
- * One piece by a ranged GET, retried. With `detect`, a 200 answer is returned unread (the
- * origin ignores Range; the caller streams it); otherwise a 200 is skipped to the piece.
- */
-async function rangedPieceWithRetry(o: OriginFetchOptions, n: number, detect: boolean): Promise<http.IncomingMessage | undefined> {
+/** One piece by a ranged GET, retried; a 200 answer is returned unread (the origin ignores Range: the caller streams it). */
+async function rangedPieceWithRetry(o: OriginFetchOptions, n: number): Promise<http.IncomingMessage | undefined> {
   const { offset, length } = pieceSpan(o.task, n);
   const started = process.hrtime.bigint();
   for (let attempt = 1; ; attempt++) {
@@ -149,11 +157,10 @@ async function rangedPieceWithRetry(o: OriginFetchOptions, n: number, detect: bo
       const status = res.statusCode ?? 0;
       let digest: string;
       if (status === 206) digest = await receiveInto(res, await o.task.handle(), offset, length, { limiters: o.limiters });
-      else if (status === 200 && detect) {
+      else if (status === 200) {
         deadline.clear();
         return res;
-      } else if (status === 200) digest = await receiveInto(res, await o.task.handle(), offset, length, { limiters: o.limiters, skip: offset });
-      else throw await OriginClient.refusal(res, o.url);
+      } else throw await OriginClient.refusal(res, o.url);
       deadline.clear();
       o.onPiece(n, digest, Number(process.hrtime.bigint() - started));
       return undefined;

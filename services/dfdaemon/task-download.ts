@@ -513,7 +513,7 @@ export class TaskDownload extends EventEmitter {
     const timeout = this.cfg.download.pieceDownloadTimeout;
     let url = this.options.url;
     // Without a probe (the scheduler gave the metadata) Range support is learnt from the first piece's answer.
-    let acceptsRanges = true;
+    let acceptsRanges: boolean | undefined;
     let body: http.IncomingMessage | undefined;
     try {
       if (!this.entry) {

@@ -100,13 +100,14 @@ async function task(content: Buffer, stored: number[] = []) {
   };
 }
 
-async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; timeoutMs?: number } = {}) {
+async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; timeoutMs?: number; noProbe?: boolean } = {}) {
   const o = await origin(content, b);
   const k = await task(content, opts.stored);
   const client = new OriginClient({});
   const failed: number[] = [];
   try {
-    const probe = await client.probe(o.url, 5000);
+    // noProbe: the metadata came from the scheduler, Range support is unknown.
+    const probe = opts.noProbe ? { finalUrl: o.url, acceptsRanges: undefined, body: undefined } : await client.probe(o.url, 5000);
     const result = await fetchFromOrigin({
       client,
       url: probe.finalUrl,
@@ -146,11 +147,24 @@ describe('fetchFromOrigin', () => {
     expect(r.order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
-  it('Accept-Ranges announced but a 200 to the first ranged GET: that response is the stream (one GET)', async () => {
-    const r = await run(content, { ranges: false, advertise: true });
+  it('not probed (metadata from the scheduler), origin ignores Range: the first GET alone finds out and becomes the stream (one GET)', async () => {
+    const r = await run(content, { ranges: false, advertise: false }, { noProbe: true });
     expect(r.result).toEqual({ mode: 'sequential' });
     expect(r.gets).toHaveLength(1);
     expect(r.order).toHaveLength(11);
+  });
+
+  it('not probed, origin honours Range: ranged GETs after the first', async () => {
+    const r = await run(content, { ranges: true, advertise: false }, { noProbe: true });
+    expect(r.result).toEqual({ mode: 'ranged' });
+    expect(r.gets).toHaveLength(11);
+  });
+
+  it('Accept-Ranges announced but 200s anyway: the first 200 becomes the stream, at most `concurrency` GETs', async () => {
+    const r = await run(content, { ranges: false, advertise: true });
+    expect(r.result).toEqual({ mode: 'sequential' });
+    expect(r.gets.length).toBeLessThanOrEqual(4);
+    expect([...r.order].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   });
 
   it('pieces already stored are skipped, not rewritten or announced again', async () => {
