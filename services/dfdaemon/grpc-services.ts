@@ -9,30 +9,17 @@ import {
   DragonflyError,
   InvalidArgumentError,
   NotFoundError,
-  PermissionDeniedError,
-  ResourceExhaustedError,
   toGrpcError,
-  UnauthenticatedError,
-  UnavailableError,
   type ErrorKind,
 } from '../common';
 import type { DfdaemonDownloadHandlers, DfdaemonUploadHandlers, Download__Output, Piece } from '../proto';
 import type { DownloadTaskResponse } from '../proto/gen/dfdaemon/v2/DownloadTaskResponse';
 import type { Task } from '../proto/gen/common/v2/Task';
 import type { PieceRecord } from './storage';
-import { OriginResponseError, type DownloadOptions, type DownloadProgress } from './task-api';
+import { downloadError } from './download-errors';
+import type { DownloadOptions, DownloadProgress } from './task-api';
 import type { TaskManager } from './task-manager';
 import { contextOfCall, inRequestSpan } from './tracing';
-
-/** Maps engine errors to typed errors (origin refusals keep their meaning). */
-export function typedError(err: unknown): unknown {
-  if (err instanceof OriginResponseError) {
-    const kinds: Record<number, new (m: string) => DragonflyError> = { 401: UnauthenticatedError, 403: PermissionDeniedError, 404: NotFoundError, 429: ResourceExhaustedError };
-    const Kind = kinds[err.status] ?? UnavailableError;
-    return new Kind(err.message);
-  }
-  return err;
-}
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -203,7 +190,7 @@ function downloadTaskHandler(mgr: TaskManager, service: 'download' | 'upload') {
         () => call.end(),
         (err: unknown) => {
           logRefusal(mgr, call, method, err);
-          call.emit('error', toGrpcError(typedError(err)));
+          call.emit('error', toGrpcError(downloadError(err)));
         },
       );
   };

@@ -246,6 +246,16 @@ export interface OriginProbe {
   readonly responseHeaders: Record<string, string>;
   /** The URL after redirects: piece GETs go there directly. */
   readonly finalUrl: string;
+  /**
+   * False when the origin cannot serve byte ranges (no `Accept-Ranges: bytes` on HEAD, or a
+   * 200 to a ranged GET): the content is then read as one sequential stream.
+   */
+  readonly acceptsRanges: boolean;
+  /**
+   * The whole content, when the probe's ranged GET was answered with a 200: the one origin
+   * GET of a non-Range origin, handed on unread so the content is not requested again.
+   */
+  readonly body?: http.IncomingMessage;
 }
 
 const MAX_REDIRECTS = 10;
@@ -323,7 +333,7 @@ export class OriginClient {
       res.resume();
       const len = Number(res.headers['content-length']);
       if ((res.statusCode ?? 0) >= 200 && res.statusCode! < 300 && res.headers['content-length'] !== undefined && Number.isFinite(len)) {
-        return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl };
+        return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: acceptsByteRanges(res.headers) };
       }
     } catch (err) {
       if (signal?.aborted) throw err;
@@ -335,17 +345,20 @@ export class OriginClient {
       res.resume();
       const total = /\/(\d+)\s*$/.exec(String(res.headers['content-range'] ?? ''));
       if (!total) throw new Error(`origin sent 206 without a total length in Content-Range for ${url}`);
-      return { contentLength: Number(total[1]), responseHeaders: recordableHeaders(res.headers), finalUrl };
+      return { contentLength: Number(total[1]), responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: true };
     }
     if (status === 416) {
       res.resume();
-      return { contentLength: 0, responseHeaders: recordableHeaders(res.headers), finalUrl };
+      return { contentLength: 0, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: true };
     }
     if (status >= 200 && status < 300) {
-      res.destroy();
       const len = Number(res.headers['content-length']);
-      if (res.headers['content-length'] === undefined || !Number.isFinite(len)) throw new Error(`origin did not report a content length for ${url}`);
-      return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl };
+      if (res.headers['content-length'] === undefined || !Number.isFinite(len)) {
+        res.destroy();
+        throw new Error(`origin did not report a content length for ${url}`);
+      }
+      // A 200 to a ranged GET: the origin ignores Range and this body is the whole content.
+      return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: false, body: res };
     }
     throw await OriginClient.refusal(res, url);
   }
@@ -375,14 +388,25 @@ export class OriginClient {
  * reported as `message` rather than as a bare AbortError.
  */
 async function withDeadline<T>(timeoutMs: number, signal: AbortSignal | undefined, message: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const deadline = AbortSignal.timeout(timeoutMs);
-  const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+  // A timer cleared on completion (not AbortSignal.timeout): a response handed on by `work`
+  // (the probe's body of a non-Range origin) must not be aborted once the deadline passes.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new Error(message)), timeoutMs);
+  const combined = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
   try {
     return await work(combined);
   } catch (err) {
-    if (deadline.aborted && !signal?.aborted) throw new Error(message, { cause: err });
+    if (deadline.signal.aborted && !signal?.aborted) throw new Error(message, { cause: err });
     throw err;
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+/** `Accept-Ranges: bytes` (RFC 9110 §14.3); absent or `none` means the origin may ignore Range. */
+export function acceptsByteRanges(headers: http.IncomingHttpHeaders): boolean {
+  const v = headers['accept-ranges'];
+  return typeof v === 'string' && v.split(',').some((t) => t.trim().toLowerCase() === 'bytes');
 }
 
 const batchPool: Buffer[] = [];

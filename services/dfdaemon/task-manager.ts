@@ -5,11 +5,8 @@
  * content in order as pieces land, and a finished task is read straight from its file.
  */
 import { randomBytes } from 'node:crypto';
-import { DownloadTrace } from './tracing'; // telemetry (issue 18)
-import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import type * as tls from 'node:tls';
 import { Readable } from 'node:stream';
@@ -19,36 +16,25 @@ import {
   blobDigestOf,
   ConflictError,
   DEFAULT_FILTERED_QUERY_PARAMS,
-  FailedPreconditionError,
   GRPC_OPTIONS,
   InvalidArgumentError,
   ResourceExhaustedError,
   peerIdOf,
-  pieceLengthFor,
   taskIdOf,
-  taskMetadataProblem,
-  UnavailableError,
   type DfdaemonConfig,
   type TransportSecurity,
 } from '../common';
-import { protos, type AnnouncePeerRequest, type AnnouncePeerResponse__Output, type DfdaemonUploadClient, type Peer__Output } from '../proto';
-import type { SyncPiecesResponse__Output } from '../proto/gen/dfdaemon/v2/SyncPiecesResponse';
-import { ContentHasher, warmContentHasher } from './content-hasher';
-import { ensureSpace, freeBytesAt, isLocalIoError, localStorageError, rethrowLocalIo } from './local-io';
+import { protos, type DfdaemonUploadClient } from '../proto';
+import { warmContentHasher } from './content-hasher';
 import type { HostIdentity, SchedulerPool } from './control-plane';
+import { ensureSpace, freeBytesAt, rethrowLocalIo } from './local-io';
 import type { DfdaemonMetrics } from './metrics';
-import { fetchPieceRaw, OriginClient, PieceDigestError, PieceHttpError } from './piece-transfer';
 import { bucketFor, Limiters, type TokenBucket } from './rate-limiter';
+import { SchedulerSession } from './scheduler-session';
 import { ContentReadStream, type TaskEntry, type TaskStore } from './storage';
-import {
-  OriginResponseError,
-  type DownloadOptions,
-  type DownloadProgress,
-  type PieceProgress,
-  type TaskApi,
-  type TaskInfo,
-  type TaskReadResult,
-} from './task-api';
+import type { DownloadOptions, DownloadProgress, TaskApi, TaskInfo, TaskReadResult } from './task-api';
+import { TaskDownload, type TaskDownloadDeps } from './task-download';
+import { DownloadTrace } from './tracing';
 
 export interface TaskManagerOptions {
   readonly store: TaskStore;
@@ -64,821 +50,9 @@ export interface TaskManagerOptions {
   readonly security?: TransportSecurity;
 }
 
-const ORIGIN_ATTEMPTS = 4;
 /** Bounds of the engine's maps: concurrent downloads (then RESOURCE_EXHAUSTED) and cached parent clients. */
 export const MAX_RUNNING_DOWNLOADS = 1024;
 export const MAX_UPLOAD_CLIENTS = 256;
-/** Upstream's maxScheduleCount. */
-const MAX_RESCHEDULES = 5;
-const RESCHEDULE_RETRY_MS = 1000;
-
-type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void };
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
-}
-
-const validPort = (p: number) => Number.isInteger(p) && p > 0 && p < 65536;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The assembled content does not match its sha256: its bytes cannot be trusted, so the partial task is dropped. */
-class ContentDigestMismatchError extends FailedPreconditionError {}
-
-interface ParentState {
-  readonly peerId: string;
-  readonly hostId: string;
-  readonly ip: string;
-  readonly grpcPort: number;
-  readonly downloadPort: number;
-  readonly digests: Map<number, string>;
-  inflight: number;
-  blocked: boolean;
-  syncEnded: boolean;
-  call?: grpc.ClientReadableStream<SyncPiecesResponse__Output>;
-}
-
-/** The scheduler's answer cannot describe a task (hostile or broken scheduler): refused, the origin is used instead. */
-class SchedulerAnswerError extends UnavailableError {}
-
-/** Most parents one download talks to at once (upstream's candidateParentLimit tops out at 20). */
-const MAX_PARENTS = 32;
-const PIECE_DIGEST = /^crc32:\d{1,10}$/;
-
-/** The AnnouncePeer stream of one download (or nothing, when going to the origin without a scheduler). */
-class PeerReporter {
-  constructor(
-    private readonly stream: grpc.ClientDuplexStream<AnnouncePeerRequest, AnnouncePeerResponse__Output> | undefined,
-    private readonly ids: { hostId: string; taskId: string; peerId: string },
-  ) {}
-  get connected(): boolean {
-    return this.stream !== undefined;
-  }
-  send(req: Omit<AnnouncePeerRequest, 'hostId' | 'taskId' | 'peerId'>): void {
-    if (!this.stream || this.stream.writableEnded || this.stream.destroyed) return;
-    this.stream.write({ ...this.ids, ...req });
-  }
-  close(): void {
-    if (this.stream && !this.stream.writableEnded) this.stream.end();
-  }
-  cancel(): void {
-    this.stream?.cancel();
-  }
-}
-
-/** One download of one task, shared by every caller asking for it meanwhile. */
-class TaskDownload extends EventEmitter {
-  readonly peerId: string;
-  readonly entryReady = deferred<TaskEntry>();
-  readonly done = deferred<TaskEntry>();
-  entry: TaskEntry | undefined;
-  private reporter = new PeerReporter(undefined, { hostId: '', taskId: '', peerId: '' });
-  private readonly parents = new Map<string, ParentState>();
-  private readonly failedParents = new Set<string>();
-  private readonly inflight = new Set<number>();
-  private hasher: ContentHasher | undefined;
-  private readonly expectedSha256: string | undefined;
-  private p2pWake: (() => void) | undefined;
-  private rescheduleRequested = false;
-  private rescheduleCount = 0;
-  private backToSourceOrdered = false;
-  private readonly abort = new AbortController();
-  private readonly log: Logger;
-  completedLength = 0;
-  /** Which parent supplied each piece: blamed when the whole content does not match its digest. */
-  private readonly pieceParents = new Map<number, string>();
-  private retriedFromOrigin = false;
-  /** Why the download failed (told to children syncing pieces from this host). */
-  private stopReason: Error | undefined;
-  /**
-   * Settles when the content of the current attempt was verified (or failed): readers of a
-   * download in progress hold back their last bytes until then, so a mismatch fails them
-   * instead of completing a response with wrong bytes. Replaced when the download restarts.
-   */
-  private attempt = deferred<void>();
-  /** Spans of this download (issue 18; see tracing.ts). */
-  readonly trace: DownloadTrace;
-
-  constructor(
-    private readonly mgr: TaskManager,
-    readonly taskId: string,
-    readonly options: DownloadOptions,
-    private readonly seed: boolean,
-  ) {
-    super();
-    this.setMaxListeners(0);
-    this.peerId = peerIdOf(mgr.host.ip, mgr.host.hostname, seed);
-    this.expectedSha256 = options.digest ?? blobDigestOf(options.url);
-    if (this.expectedSha256 && !/^sha256:[a-f0-9]{64}$/.test(this.expectedSha256)) {
-      throw new InvalidArgumentError(`digest ${this.expectedSha256} is not "sha256:<64 hex>"`);
-    }
-    this.log = mgr.logger.child({ taskId, peerId: this.peerId });
-    this.trace = DownloadTrace.for(mgr, taskId, this.peerId, options); // telemetry
-  }
-
-  /** True when the content is checked against a sha256 before the task is finished. */
-  get verifiesDigest(): boolean {
-    return this.expectedSha256 !== undefined;
-  }
-
-  /** See `attempt`. */
-  attemptVerified(): Promise<void> {
-    return this.attempt.promise;
-  }
-
-  private get cfg(): DfdaemonConfig {
-    return this.mgr.config;
-  }
-
-  stop(): void {
-    this.abort.abort();
-    this.reporter.cancel();
-    for (const p of this.parents.values()) p.call?.cancel();
-    this.p2pWake?.();
-  }
-
-  async run(): Promise<void> {
-    try {
-      let existing = this.mgr.store.get(this.taskId);
-      if (existing && !(await this.mgr.store.ensureIntact(existing))) existing = undefined;
-      if (existing) {
-        await this.useEntry(existing);
-        if (!existing.finished) await this.mgr.reserveSpace(this.taskId, existing.meta.contentLength - this.completedLength);
-      }
-      const pool = this.mgr.schedulers;
-      let scheduled = false;
-      if (pool && this.entry?.finished !== true) {
-        await pool.resolveIfEmpty();
-        if (pool.addresses().length > 0) scheduled = await this.viaScheduler(pool);
-      }
-      if (!scheduled && this.entry?.finished !== true) {
-        await this.originInsteadOfScheduler(`no scheduler reachable for task ${this.taskId}`, 'no scheduler reachable: downloading from the origin directly');
-      }
-      if (!this.entry) throw new Error('download ended without content');
-      this.trace.end({ contentLength: this.entry.meta.contentLength }); // telemetry
-      this.done.resolve(this.entry);
-    } catch (err) {
-      await this.fail(err as Error);
-    }
-  }
-
-  /**
-   * The scheduler cannot help (none reachable, or it went silent): the origin, unless back-to-source
-   * is disabled for this download or by scheduler.disableAutoBackSource.
-   */
-  private async originInsteadOfScheduler(reason: string, logMessage: string): Promise<void> {
-    if (this.options.disableBackToSource || this.cfg.scheduler.disableAutoBackSource) {
-      throw new UnavailableError(`${reason} and back-to-source is disabled`);
-    }
-    this.log.warn(logMessage);
-    await this.backToSource();
-  }
-
-  private async fail(err: Error): Promise<void> {
-    this.trace.end({ error: err }); // telemetry
-    this.hasher?.close();
-    if (this.abort.signal.aborted) {
-      // Shutting down: keep the partial task for resumption after restart.
-      const e = new UnavailableError('dfdaemon is shutting down');
-      this.attempt.reject(e);
-      this.entryReady.reject(e);
-      this.done.reject(e);
-      return;
-    }
-    if (isLocalIoError(err)) err = await localStorageError(err, this.entry?.contentPath ?? this.cfg.dataDir);
-    this.stopReason = err;
-    this.log.warn({ err: err.message }, 'download failed');
-    this.attempt.reject(err);
-    this.entryReady.reject(err);
-    this.done.reject(err);
-    // Verified pieces stay (a retry resumes instead of fetching everything again; GC expires
-    // them if nobody asks); only content that failed its digest is dropped.
-    if (this.entry && !this.entry.finished && err instanceof ContentDigestMismatchError) await this.mgr.store.remove(this.taskId, err);
-  }
-
-  private async useEntry(entry: TaskEntry): Promise<void> {
-    this.entry = entry;
-    entry.acquire();
-    entry.startFilling();
-    this.completedLength = entry.pieces().reduce((s, p) => s + p.length, 0);
-    if (this.expectedSha256) {
-      this.hasher = new ContentHasher(entry);
-      this.hasher.advance();
-    }
-    this.entryReady.resolve(entry);
-    this.emitProgress();
-  }
-
-  private emitProgress(piece?: PieceProgress): void {
-    if (!this.entry) return;
-    const p: DownloadProgress = {
-      taskId: this.taskId,
-      contentLength: this.entry.meta.contentLength,
-      completedLength: this.completedLength,
-      pieceLength: this.entry.meta.pieceLength,
-      responseHeaders: this.entry.meta.responseHeaders,
-      piece,
-    };
-    this.emit('progress', p);
-  }
-
-  private async createEntry(contentLength: number, pieceLength: number, responseHeaders: Record<string, string>): Promise<TaskEntry> {
-    if (this.entry) return this.entry;
-    await this.mgr.reserveSpace(this.taskId, contentLength);
-    const entry = await this.mgr.store.create({ taskId: this.taskId, url: this.options.url, contentLength, pieceLength, responseHeaders });
-    this.mgr.updateGauge();
-    await this.useEntry(entry);
-    return entry;
-  }
-
-  private downloadMessage(needBackToSource: boolean) {
-    const o = this.options;
-    return {
-      url: o.url,
-      digest: o.digest,
-      tag: o.tag,
-      application: o.application,
-      priority: (o.priority ?? 0) as 0,
-      filteredQueryParams: [...(o.filteredQueryParams ?? DEFAULT_FILTERED_QUERY_PARAMS)],
-      requestHeader: { ...o.requestHeaders },
-      disableBackToSource: o.disableBackToSource ?? false,
-      needBackToSource,
-    };
-  }
-
-  /** Runs the AnnouncePeer conversation; false when no scheduler answered (caller falls back). */
-  private async viaScheduler(pool: SchedulerPool): Promise<boolean> {
-    const needBackToSource = this.seed || this.options.needBackToSource === true;
-    const addrs = pool.forTask(this.taskId);
-    let reannounced = false;
-    for (let i = 0; i < addrs.length; i++) {
-      const addr = addrs[i];
-      if (this.abort.signal.aborted) throw new UnavailableError('aborted');
-      const stream = pool.client(addr).AnnouncePeer(this.trace.metadata()); // telemetry: trace context to the scheduler
-      const queue: AnnouncePeerResponse__Output[] = [];
-      let ended: Error | null | undefined; // undefined: open; null: ended cleanly
-      let wake: (() => void) | undefined;
-      stream.on('data', (r: AnnouncePeerResponse__Output) => {
-        queue.push(r);
-        wake?.();
-      });
-      stream.on('error', (err) => {
-        ended = err;
-        // A restarted scheduler knows no hosts: announce this one at once, not at the next interval.
-        if ((err as grpc.ServiceError).code !== grpc.status.CANCELLED) pool.reannounceSoon();
-        wake?.();
-      });
-      stream.on('end', () => {
-        ended ??= null;
-        wake?.();
-      });
-      this.reporter = new PeerReporter(stream, { hostId: this.mgr.host.id, taskId: this.taskId, peerId: this.peerId });
-      this.reporter.send({ registerPeerRequest: { download: this.downloadMessage(needBackToSource) } });
-      const next = async (timeoutMs: number): Promise<AnnouncePeerResponse__Output | undefined> => {
-        const deadline = Date.now() + timeoutMs;
-        while (queue.length === 0 && ended === undefined) {
-          const left = deadline - Date.now();
-          if (left <= 0) throw new Error(`scheduler gave no answer within ${timeoutMs} ms`);
-          await new Promise<void>((r) => {
-            wake = r;
-            setTimeout(r, left).unref();
-          });
-          wake = undefined;
-        }
-        return queue.shift();
-      };
-      let first: AnnouncePeerResponse__Output | undefined;
-      try {
-        first = await next(this.cfg.scheduler.scheduleTimeout);
-      } catch (err) {
-        this.log.warn({ scheduler: addr, err: (err as Error).message }, 'scheduler did not answer');
-        stream.cancel();
-        continue;
-      }
-      if (!first) {
-        this.log.warn({ scheduler: addr, err: ended?.message }, 'AnnouncePeer stream closed before an answer');
-        if ((ended as grpc.ServiceError | null | undefined)?.code === grpc.status.NOT_FOUND && !reannounced) {
-          // The scheduler does not know this host (it restarted): announce, then register again.
-          reannounced = true;
-          await pool.reannounce(addr);
-          i--;
-        }
-        continue;
-      }
-      this.log.debug({ scheduler: addr }, 'registered with scheduler');
-      try {
-        await this.conversation(first, next, () => ended);
-      } catch (err) {
-        if (!(err instanceof SchedulerAnswerError) || this.entry) throw err;
-        this.log.warn({ scheduler: addr, err: err.message }, 'refused the scheduler\'s answer');
-        await this.originInsteadOfScheduler(err.message, 'scheduler sent unusable task metadata: downloading from the origin directly');
-      }
-      return true;
-    }
-    this.reporter = new PeerReporter(undefined, { hostId: '', taskId: '', peerId: '' });
-    return false;
-  }
-
-  private async conversation(
-    first: AnnouncePeerResponse__Output,
-    next: (timeoutMs: number) => Promise<AnnouncePeerResponse__Output | undefined>,
-    streamEnded: () => Error | null | undefined,
-  ): Promise<void> {
-    let response: AnnouncePeerResponse__Output | undefined = first;
-    let p2p: Promise<'done' | 'reschedule'> | undefined;
-    let started = false;
-    // Answers keep coming while pieces download (reschedules, back-to-source orders).
-    const answers: AnnouncePeerResponse__Output[] = [];
-    let answerWake: (() => void) | undefined;
-    let pumpAnswers = true;
-    const answerPump = (async () => {
-      while (pumpAnswers) {
-        let r: AnnouncePeerResponse__Output | undefined;
-        try {
-          r = await next(24 * 3600 * 1000);
-        } catch {
-          r = undefined;
-        }
-        if (!r) break;
-        answers.push(r);
-        answerWake?.();
-        this.p2pWake?.();
-      }
-      answerWake?.();
-    })();
-    try {
-      for (;;) {
-        if (response) {
-          switch (response.response) {
-            case 'waitResponse':
-              break;
-            case 'emptyTaskResponse': {
-              const entry = await this.createEntry(0, pieceLengthFor(0), {});
-              await this.complete(entry, false);
-              return;
-            }
-            case 'needBackToSourceResponse':
-              this.backToSourceOrdered = true;
-              this.p2pWake?.();
-              if (p2p) await p2p.catch(() => undefined);
-              await this.backToSource();
-              return;
-            case 'normalTaskResponse': {
-              const ntr = response.normalTaskResponse!;
-              const task = ntr.task;
-              if (!this.entry) {
-                if (!task) throw new Error('normal_task_response without task metadata');
-                const contentLength = Number(task.contentLength);
-                const pieceLength = Number(task.pieceLength) || pieceLengthFor(contentLength);
-                const problem = taskMetadataProblem(contentLength, pieceLength);
-                if (problem) {
-                  const refusal = new SchedulerAnswerError(`scheduler sent unusable task metadata: ${problem}`);
-                  this.reporter.send({ downloadPeerFailedRequest: { description: refusal.message } });
-                  throw refusal;
-                }
-                await this.createEntry(contentLength, pieceLength, { ...task.responseHeader });
-              }
-              if (!started) {
-                this.reporter.send({ downloadPeerStartedRequest: {} });
-                started = true;
-              }
-              this.rescheduleRequested = false;
-              this.addParents(ntr.candidateParents);
-              p2p ??= this.runP2P();
-              break;
-            }
-            default:
-              break;
-          }
-        }
-        response = answers.shift();
-        if (response) continue;
-        if (p2p) {
-          const outcome = await Promise.race([
-            p2p,
-            new Promise<'answer'>((r) => {
-              answerWake = () => r('answer');
-            }),
-          ]);
-          answerWake = undefined;
-          if (outcome === 'done') {
-            await this.complete(this.entry!, false);
-            return;
-          }
-          if (outcome === 'reschedule') {
-            p2p = undefined;
-            if (this.rescheduleCount > MAX_RESCHEDULES && !this.options.disableBackToSource) {
-              this.log.warn({ reschedules: this.rescheduleCount }, 'too many reschedules: going back to source');
-              await this.backToSource();
-              return;
-            }
-            if (streamEnded() !== undefined && answers.length === 0) return this.originAfterStreamClosed(streamEnded());
-            // Wait for the answer to our reschedule request, as long as for a first answer.
-            let timer: NodeJS.Timeout | undefined;
-            await new Promise<void>((r) => {
-              answerWake = r;
-              if (answers.length > 0 || streamEnded() !== undefined) r();
-              timer = setTimeout(r, this.cfg.scheduler.scheduleTimeout);
-            });
-            clearTimeout(timer);
-            answerWake = undefined;
-            if (answers.length === 0 && streamEnded() === undefined) {
-              await this.originInsteadOfScheduler(
-                `scheduler did not answer a reschedule within scheduleTimeout (${this.cfg.scheduler.scheduleTimeout} ms)`,
-                'scheduler did not answer a reschedule within scheduleTimeout: going back to source, keeping the finished pieces',
-              );
-              return;
-            }
-            if (answers.length === 0) return this.originAfterStreamClosed(streamEnded());
-          }
-        } else {
-          if (answers.length === 0 && streamEnded() !== undefined) return this.originAfterStreamClosed(streamEnded());
-          // After a reschedule the scheduler may answer "wait" while the only holders are the
-          // parents we blocked: ask again now and then (each ask counts toward its
-          // retryBackToSourceLimit, and toward ours).
-          // Without a reschedule pending, a scheduler that keeps us waiting longer than
-          // scheduleTimeout has lost track of us: go to the origin (upstream's behaviour).
-          const retryMs = this.rescheduleRequested ? RESCHEDULE_RETRY_MS : this.cfg.scheduler.scheduleTimeout;
-          let timer: NodeJS.Timeout | undefined;
-          const answered = await new Promise<boolean>((r) => {
-            answerWake = () => r(true);
-            if (answers.length > 0 || streamEnded() !== undefined) r(true);
-            timer = setTimeout(() => r(false), retryMs);
-          });
-          clearTimeout(timer);
-          answerWake = undefined;
-          if (!answered && answers.length === 0) {
-            if (!this.rescheduleRequested) {
-              await this.originInsteadOfScheduler(
-                `scheduler gave no parent within scheduleTimeout (${retryMs} ms)`,
-                'scheduler gave no parent within scheduleTimeout: going back to source',
-              );
-              return;
-            }
-            if (this.rescheduleCount >= MAX_RESCHEDULES && !this.options.disableBackToSource) {
-              this.log.warn({ reschedules: this.rescheduleCount }, 'no parent after repeated reschedules: going back to source');
-              await this.backToSource();
-              return;
-            }
-            this.rescheduleCount++;
-            this.reporter.send({ reschedulePeerRequest: { candidateParentIds: [...this.failedParents], description: 'still no usable parent' } });
-          }
-        }
-      }
-    } finally {
-      pumpAnswers = false;
-      this.reporter.close();
-      void answerPump;
-    }
-  }
-
-  /**
-   * The scheduler stream died (scheduler restarted or killed) and no parent is left: the origin,
-   * keeping every piece already stored, like the scheduleTimeout path. The host re-announces at
-   * once so the next download finds the restarted scheduler.
-   */
-  private async originAfterStreamClosed(ended: Error | null | undefined): Promise<void> {
-    this.mgr.schedulers?.reannounceSoon();
-    const why = ended?.message ?? 'ended';
-    await this.originInsteadOfScheduler(
-      `scheduler stream closed (${why}) while ${this.entry ? this.missingPieces().length : 'all'} pieces are missing`,
-      'scheduler stream closed and no parent left: going back to source, keeping the finished pieces',
-    );
-  }
-
-  private addParents(candidates: readonly Peer__Output[]): void {
-    for (const c of candidates) {
-      if (!c.host || this.parents.has(c.id) || this.failedParents.has(c.id) || c.id === this.peerId) continue;
-      if (this.parents.size >= MAX_PARENTS) break;
-      if (!c.id || c.id.length > 512 || !net.isIP(c.host.ip) || !validPort(c.host.port) || !validPort(c.host.downloadPort)) {
-        this.log.warn({ parent: c.id.slice(0, 128), ip: c.host.ip.slice(0, 64), port: c.host.port, downloadPort: c.host.downloadPort }, 'ignoring a candidate parent with an unusable address');
-        continue;
-      }
-      const parent: ParentState = {
-        peerId: c.id,
-        hostId: c.host.id,
-        ip: c.host.ip,
-        grpcPort: c.host.port,
-        downloadPort: c.host.downloadPort,
-        digests: new Map(),
-        inflight: 0,
-        blocked: false,
-        syncEnded: false,
-      };
-      this.parents.set(c.id, parent);
-      this.syncPieces(parent);
-    }
-    this.p2pWake?.();
-  }
-
-  private syncPieces(parent: ParentState): void {
-    const client = this.mgr.uploadClient(parent.ip, parent.grpcPort);
-    const call = client.SyncPieces({ hostId: this.mgr.host.id, taskId: this.taskId, interestedPieceNumbers: [] });
-    parent.call = call;
-    call.on('data', (p: SyncPiecesResponse__Output) => {
-      const entry = this.entry;
-      // Only pieces of this task as we know it: a number past the end or a foreign digest is not a piece.
-      if (!entry || p.number >= entry.pieceCount || !PIECE_DIGEST.test(p.digest)) {
-        this.log.warn({ parent: parent.peerId, piece: p.number }, 'parent announced a piece this task does not have: blocking it');
-        this.blockParent(parent, undefined, true);
-        this.p2pWake?.();
-        return;
-      }
-      parent.digests.set(p.number, p.digest);
-      this.p2pWake?.();
-    });
-    const ended = (err?: Error) => {
-      parent.syncEnded = true;
-      if (err && !parent.blocked && (err as grpc.ServiceError).code !== grpc.status.CANCELLED) {
-        this.log.debug({ parent: parent.peerId, err: err.message }, 'SyncPieces ended with error');
-        if (parent.digests.size === 0) this.blockParent(parent, undefined, false);
-      }
-      this.p2pWake?.();
-    };
-    call.on('error', (err) => ended(err));
-    call.on('end', () => ended());
-  }
-
-  private blockParent(parent: ParentState, pieceNumber: number | undefined, report: boolean): void {
-    if (parent.blocked) return;
-    parent.blocked = true;
-    this.failedParents.add(parent.peerId);
-    parent.call?.cancel();
-    if (report) this.reporter.send({ downloadPieceFailedRequest: { pieceNumber, parentId: parent.peerId, temporary: true } });
-  }
-
-  private missingPieces(): number[] {
-    const e = this.entry!;
-    const out: number[] = [];
-    for (let n = 0; n < e.pieceCount; n++) if (!e.hasPiece(n) && !this.inflight.has(n)) out.push(n);
-    return out;
-  }
-
-  /** Fetches every missing piece from parents; resolves 'done' when complete, 'reschedule' when no parent can help. */
-  private runP2P(): Promise<'done' | 'reschedule'> {
-    const entry = this.entry!;
-    const concurrency = this.cfg.download.concurrentPieceCount;
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      // Parents whose piece streams stay open but offer nothing to fetch for scheduleTimeout no
-      // longer count as hope: the scheduler is asked again instead of waiting on them forever.
-      let idleTimer: NodeJS.Timeout | undefined;
-      let idle = false;
-      let idleParents = 0;
-      const finish = (v: 'done' | 'reschedule' | Error) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(idleTimer);
-        this.p2pWake = undefined;
-        if (v instanceof Error) reject(v);
-        else resolve(v);
-      };
-      const pump = () => {
-        if (settled) return;
-        if (this.abort.signal.aborted) return finish(new UnavailableError('aborted'));
-        if (entry.finishedPieceCount === entry.pieceCount && this.inflight.size === 0) return finish('done');
-        if (this.backToSourceOrdered) {
-          if (this.inflight.size === 0) finish('reschedule');
-          return;
-        }
-        const usable = [...this.parents.values()].filter((p) => !p.blocked);
-        const missing = this.missingPieces();
-        // Lowest pieces first (readers stream in order), randomized within a window so
-        // children of the same parent spread out and can serve each other.
-        const windowSize = concurrency * 4;
-        while (this.inflight.size < concurrency && missing.length > 0) {
-          const candidates: Array<{ n: number; parents: ParentState[] }> = [];
-          for (const n of missing) {
-            const holders = usable.filter((p) => p.digests.has(n) && p.inflight < concurrency);
-            if (holders.length > 0) candidates.push({ n, parents: holders });
-            if (candidates.length >= windowSize) break;
-          }
-          if (candidates.length === 0) break;
-          const pick = candidates[Math.floor(Math.random() * candidates.length)];
-          missing.splice(missing.indexOf(pick.n), 1);
-          const minLoad = Math.min(...pick.parents.map((p) => p.inflight));
-          const least = pick.parents.filter((p) => p.inflight === minLoad);
-          this.fetchFromParent(pick.n, least[Math.floor(Math.random() * least.length)]).then(pump, (err: Error) => finish(err));
-        }
-        if (this.inflight.size > 0) {
-          clearTimeout(idleTimer);
-          idleTimer = undefined;
-          idle = false;
-          return;
-        }
-        // Nothing in flight: is any parent still able to provide a missing piece?
-        const stillMissing = this.missingPieces();
-        if (stillMissing.length === 0) return finish('done');
-        const hopeful = usable.some((p) => (!p.syncEnded && !idle) || stillMissing.some((n) => p.digests.has(n)));
-        if (idleTimer && idleParents !== this.parents.size) {
-          // The scheduler sent more parents: they get a full scheduleTimeout of their own.
-          clearTimeout(idleTimer);
-          idleTimer = undefined;
-          idle = false;
-        }
-        if (hopeful && !idleTimer) {
-          idleParents = this.parents.size;
-          idleTimer = setTimeout(() => {
-            this.log.warn({ parents: usable.length, missing: this.missingPieces().length, ms: this.cfg.scheduler.scheduleTimeout }, 'parents offered no piece within scheduleTimeout');
-            idle = true;
-            pump();
-          }, this.cfg.scheduler.scheduleTimeout);
-          idleTimer.unref();
-        }
-        if (!hopeful && !this.rescheduleRequested) {
-          this.rescheduleRequested = true;
-          this.rescheduleCount++;
-          this.log.info({ failedParents: [...this.failedParents], missing: stillMissing.length }, 'no usable parent: asking the scheduler to reschedule');
-          this.reporter.send({ reschedulePeerRequest: { candidateParentIds: [...this.failedParents], description: 'no usable parent left' } });
-          finish('reschedule');
-        }
-      };
-      this.p2pWake = pump;
-      pump();
-    });
-  }
-
-  private async fetchFromParent(n: number, parent: ParentState): Promise<void> {
-    const entry = this.entry!;
-    const piece = { number: n, offset: n * entry.meta.pieceLength, length: Math.min(entry.meta.pieceLength, entry.meta.contentLength - n * entry.meta.pieceLength) };
-    this.inflight.add(n);
-    parent.inflight++;
-    const started = process.hrtime.bigint();
-    try {
-      const fh = await entry.handle();
-      const digest = await fetchPieceRaw(
-        {
-          ip: parent.ip,
-          port: parent.downloadPort,
-          taskId: this.taskId,
-          parentPeerId: parent.peerId,
-          offset: piece.offset,
-          length: piece.length,
-          expectedDigest: parent.digests.get(n),
-          timeoutMs: this.cfg.download.pieceDownloadTimeout,
-          limiters: this.mgr.limitersFor('peer'),
-          signal: this.abort.signal,
-          tls: this.mgr.pieceTls?.(),
-          headers: this.trace.pieceHeaders(parent.peerId, parent.ip), // telemetry
-        },
-        fh,
-      );
-      const costNs = Number(process.hrtime.bigint() - started);
-      this.storePiece(n, digest, 'REMOTE_PEER', costNs, parent.peerId);
-      this.trace.pieceFromParent(parent.peerId, parent.ip, n, piece.length, costNs); // telemetry
-    } catch (err) {
-      if (this.abort.signal.aborted) throw err;
-      // Our own disk failed: not the parent's fault, and another parent would fail the same way.
-      if (isLocalIoError(err)) throw await localStorageError(err, entry.contentPath);
-      const reason = err instanceof PieceDigestError ? 'digest_mismatch' : err instanceof PieceHttpError ? 'http' : 'network';
-      this.mgr.metrics.pieceFailures.inc({ reason });
-      this.trace.parentFailed(parent.peerId, parent.ip, n, reason); // telemetry
-      this.log.warn({ piece: n, parent: parent.peerId, reason, err: (err as Error).message }, 'piece from parent failed; blocking that parent');
-      this.blockParent(parent, n, true);
-    } finally {
-      this.inflight.delete(n);
-      parent.inflight--;
-    }
-  }
-
-  private storePiece(n: number, digest: string, trafficType: PieceProgress['trafficType'], costNs: number, parentId?: string): void {
-    const entry = this.entry!;
-    if (entry.hasPiece(n)) return;
-    const record = this.mgr.store.markPiece(entry, n, digest);
-    if (parentId !== undefined) this.pieceParents.set(n, parentId);
-    this.completedLength += record.length;
-    const source = trafficType === 'REMOTE_PEER' ? 'remote_peer' : 'back_to_source';
-    this.mgr.metrics.downloadBytes.inc({ source }, record.length);
-    this.mgr.metrics.pieceDownloadSeconds.observe({ source }, costNs / 1e9);
-    this.hasher?.advance();
-    const piece = { number: n, parentId, offset: record.offset, length: record.length, digest, trafficType, costNs, createdAtMs: Date.now() };
-    if (trafficType === 'REMOTE_PEER') this.reporter.send({ downloadPieceFinishedRequest: { piece } });
-    else this.reporter.send({ downloadPieceBackToSourceFinishedRequest: { piece } });
-    this.emitProgress({ number: n, offset: record.offset, length: record.length, digest, trafficType, parentId, costNs });
-  }
-
-  private async backToSource(): Promise<void> {
-    if (this.options.disableBackToSource) throw new FailedPreconditionError(`back-to-source is disabled for task ${this.taskId} and no peer could provide it`);
-    const origin = new OriginClient(this.options.requestHeaders);
-    const timeout = this.cfg.download.pieceDownloadTimeout;
-    let url = this.options.url;
-    this.trace.backToSourceStarted(url); // telemetry
-    try {
-      if (!this.entry) {
-        const probe = await this.trace.originRequest('HEAD', url, () => origin.probe(url, timeout, this.abort.signal)); // telemetry: span around the call
-        url = probe.finalUrl;
-        await this.createEntry(probe.contentLength, pieceLengthFor(probe.contentLength), probe.responseHeaders);
-      }
-      const entry = this.entry!;
-      this.reporter.send({
-        downloadPeerBackToSourceStartedRequest: {
-          contentLength: entry.meta.contentLength,
-          pieceLength: entry.meta.pieceLength,
-          responseHeader: entry.meta.responseHeaders,
-        },
-      });
-      const todo = this.missingPieces();
-      const fh = await entry.handle();
-      const limiters = this.mgr.limitersFor('origin');
-      const worker = async () => {
-        for (let n = todo.shift(); n !== undefined; n = todo.shift()) {
-          if (this.abort.signal.aborted) throw new UnavailableError('aborted');
-          const offset = n * entry.meta.pieceLength;
-          const length = Math.min(entry.meta.pieceLength, entry.meta.contentLength - offset);
-          const started = process.hrtime.bigint();
-          for (let attempt = 1; ; attempt++) {
-            try {
-              const digest = await origin.fetchPiece(url, fh, offset, length, timeout, limiters, this.abort.signal);
-              this.storePiece(n, digest, 'BACK_TO_SOURCE', Number(process.hrtime.bigint() - started));
-              this.trace.pieceFromOrigin(url, n, length, Number(process.hrtime.bigint() - started)); // telemetry
-              break;
-            } catch (err) {
-              if (isLocalIoError(err)) {
-                this.reporter.send({ downloadPieceBackToSourceFailedRequest: { pieceNumber: n } });
-                throw await localStorageError(err, entry.contentPath);
-              }
-              const refused = err instanceof OriginResponseError && err.status < 500 && err.status !== 429;
-              if (refused || attempt >= ORIGIN_ATTEMPTS || this.abort.signal.aborted) {
-                this.reporter.send({ downloadPieceBackToSourceFailedRequest: { pieceNumber: n } });
-                throw err;
-              }
-              this.trace.originFailed(url, n, err as Error); // telemetry
-              this.log.warn({ piece: n, attempt, err: (err as Error).message }, 'origin piece failed; retrying');
-              await sleep(200 * 2 ** attempt);
-            }
-          }
-        }
-      };
-      const workers = Array.from({ length: Math.min(this.cfg.download.concurrentPieceCount, Math.max(1, todo.length)) }, () => worker());
-      const results = await Promise.allSettled(workers);
-      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw failed.reason as Error;
-      await this.complete(entry, true);
-    } catch (err) {
-      this.reporter.send({ downloadPeerBackToSourceFailedRequest: { description: (err as Error).message } });
-      throw err;
-    }
-  }
-
-  /** Verifies the content digest (when known), fsyncs, marks finished and tells the scheduler. */
-  private async complete(entry: TaskEntry, backToSource: boolean): Promise<void> {
-    if (entry.finishedPieceCount !== entry.pieceCount) throw new Error(`task ${this.taskId} incomplete: ${entry.finishedPieceCount}/${entry.pieceCount} pieces`);
-    if (this.hasher && this.expectedSha256) {
-      const actual = await this.hasher.digest();
-      if (actual !== this.expectedSha256) {
-        const err = new ContentDigestMismatchError(`content digest mismatch for task ${this.taskId}: expected ${this.expectedSha256}, got ${actual}`);
-        const suppliers = [...new Set(this.pieceParents.values())];
-        this.mgr.metrics.pieceFailures.inc({ reason: 'content_digest_mismatch' });
-        // The origin is the last word: content only it sent that does not match is a failure, not a retry.
-        if (suppliers.length === 0 || this.retriedFromOrigin || this.options.disableBackToSource) throw err;
-        this.log.warn({ parents: suppliers, err: err.message }, 'content from parents does not match its digest: reporting them and retrying once from the origin');
-        for (const parentId of suppliers) this.reporter.send({ downloadPieceFailedRequest: { parentId, temporary: false } });
-        await this.restartFromOrigin(entry, err);
-        return;
-      }
-    }
-    await this.mgr.store.finish(entry, this.expectedSha256);
-    this.attempt.resolve();
-    this.mgr.updateGauge();
-    const { contentLength } = entry.meta;
-    if (backToSource) {
-      this.reporter.send({
-        downloadPeerBackToSourceFinishedRequest: { contentLength, pieceCount: entry.pieceCount, pieceLength: entry.meta.pieceLength, responseHeader: entry.meta.responseHeaders },
-      });
-    } else {
-      this.reporter.send({ downloadPeerFinishedRequest: { contentLength, pieceCount: entry.pieceCount } });
-    }
-    this.reporter.close();
-    this.log.info({ contentLength, pieces: entry.pieceCount, backToSource }, 'download finished');
-  }
-
-  /** Throws away every stored piece (readers of this attempt fail) and fetches the task again from the origin. */
-  private async restartFromOrigin(entry: TaskEntry, cause: Error): Promise<void> {
-    this.retriedFromOrigin = true;
-    this.attempt.reject(cause);
-    this.attempt = deferred<void>();
-    for (const p of this.parents.values()) this.blockParent(p, undefined, false);
-    this.hasher?.close();
-    this.mgr.store.resetPieces(entry);
-    this.pieceParents.clear();
-    this.completedLength = 0;
-    this.hasher = new ContentHasher(entry);
-    await this.backToSource();
-  }
-
-  release(): void {
-    // Children syncing pieces from this host learn that no more are coming (SyncPieces ends).
-    this.entry?.stopFilling(this.stopReason ?? new Error('download ended'));
-    this.entry?.release();
-    for (const p of this.parents.values()) p.call?.cancel();
-  }
-}
 
 export class TaskManager implements TaskApi {
   readonly store: TaskStore;
@@ -895,6 +69,8 @@ export class TaskManager implements TaskApi {
   /** Bytes each running download may still write (free-space check before serving). */
   private readonly reservations = new Map<string, number>();
   private readonly freeBytes: (dir: string) => Promise<number>;
+  /** What each TaskDownload may use of the engine: nothing else. */
+  private readonly downloadDeps: TaskDownloadDeps;
   private readonly security: TransportSecurity | undefined;
   /** TLS options for piece downloads from parents (upload.tls.enable); undefined: plain TCP. */
   readonly pieceTls: (() => tls.ConnectionOptions) | undefined;
@@ -915,6 +91,20 @@ export class TaskManager implements TaskApi {
     this.perPeerBucket = bucketFor(options.config.download.perPeerRateLimit, piece);
     this.updateGauge();
     warmContentHasher();
+    this.downloadDeps = {
+      store: this.store,
+      config: this.config,
+      host: this.host,
+      schedulers: this.schedulers,
+      metrics: this.metrics,
+      logger: this.logger,
+      reserveSpace: (taskId, bytes) => this.reserveSpace(taskId, bytes),
+      limitersFor: (kind) => this.limitersFor(kind),
+      uploadClient: (ip, port) => this.uploadClient(ip, port),
+      updateGauge: () => this.updateGauge(),
+      pieceTls: this.pieceTls,
+      newTrace: (taskId, peerId, options) => DownloadTrace.for(this, taskId, peerId, options), // telemetry (issue 18)
+    };
   }
 
   /**
@@ -1003,7 +193,7 @@ export class TaskManager implements TaskApi {
     if (this.downloads.size >= MAX_RUNNING_DOWNLOADS) {
       throw new ResourceExhaustedError(`${MAX_RUNNING_DOWNLOADS} downloads are already running on this host; try again later`);
     }
-    d = new TaskDownload(this, taskId, options, this.host.seed);
+    d = new TaskDownload(this.downloadDeps, taskId, options);
     this.downloads.set(taskId, d);
     const download = d;
     void download.run().finally(() => {
@@ -1029,9 +219,8 @@ export class TaskManager implements TaskApi {
     const timeoutMs = this.config.scheduler.scheduleTimeout;
     for (const addr of pool.forTask(taskId)) {
       const stream = pool.client(addr).AnnouncePeer({ deadline: Date.now() + timeoutMs });
-      const reporter = new PeerReporter(stream, { hostId: this.host.id, taskId, peerId });
+      const reporter = new SchedulerSession(stream, { hostId: this.host.id, taskId, peerId });
       const closed = new Promise<Error | undefined>((resolve) => {
-        stream.on('data', () => undefined);
         stream.on('error', (err) => resolve(err));
         stream.on('end', () => resolve(undefined));
       });
@@ -1243,4 +432,3 @@ export class TaskManager implements TaskApi {
   }
 }
 
-export type { TaskDownload };

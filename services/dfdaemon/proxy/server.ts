@@ -17,6 +17,7 @@ import type { DfdaemonConfig } from '../../common/config/dfdaemon';
 import { DragonflyError } from '../../common/errors';
 import { closeServer, listen } from '../../common/http';
 import { taskIdOf } from '../../common/ids';
+import { proxyStatusOf } from '../download-errors';
 import { OriginResponseError, type ByteRange, type TaskApi, type TaskReadResult } from '../task-api';
 import { ContentReadStream } from '../storage';
 import { contextOfHeaders } from '../../common/telemetry';
@@ -436,9 +437,7 @@ export class ProxyHandler {
       recordAnswer(this.metrics, 'p2p', err.status, err.body.length);
       return;
     }
-    const kind = err instanceof DragonflyError ? err.kind : 'Internal';
-    // LocalStorage: this host's disk cannot hold the content (checked before any byte is sent).
-    const status = kind === 'LocalStorage' ? 507 : kind === 'Unavailable' || kind === 'ResourceExhausted' || kind === 'DeadlineExceeded' ? 503 : 502;
+    const { status, kind } = proxyStatusOf(err);
     const message = err instanceof Error ? err.message : String(err);
     this.logger.warn({ err: message, url: decision.upstream.toString() }, 'proxy: p2p download failed');
     this.sendError(res, 'p2p', status, 'dfdaemon', message, kind);

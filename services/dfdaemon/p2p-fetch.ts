@@ -1,0 +1,160 @@
+/**
+ * Fetches a task's missing pieces from the parents the collector knows: up to `concurrency`
+ * at a time, each from the least loaded holder. Lowest pieces first (readers stream in order),
+ * randomized within a window of `concurrency` pieces so children of one parent spread out a
+ * little and can serve each other. Settles 'done' when every piece is stored, 'reschedule' when no parent can help (or
+ * `stopRequested` says the scheduler ordered back-to-source), and rejects on an error the
+ * download cannot survive (our own disk, abort).
+ */
+import type { Parent, PieceCollector } from './piece-collector';
+
+export interface P2PTask {
+  readonly pieceCount: number;
+  readonly finishedPieceCount: number;
+  hasPiece(n: number): boolean;
+}
+
+export interface P2PFetchOptions {
+  readonly task: P2PTask;
+  readonly collector: PieceCollector;
+  readonly concurrency: number;
+  /**
+   * Parents whose piece streams stay open but offer nothing to fetch for this long no longer
+   * count as hope: the fetch settles 'reschedule' so the scheduler is asked again instead of
+   * waiting on them forever (scheduler.scheduleTimeout).
+   */
+  readonly idleMs: number;
+  readonly signal: AbortSignal;
+  /** Fetches piece `n` from `parent` into the content file, checked against the parent's digest; resolves with it. */
+  fetchPiece(n: number, parent: Parent): Promise<string>;
+  /** Piece `n` is written and verified: store it and announce it. */
+  onPiece(n: number, digest: string, costNs: number, parent: Parent): void;
+  /**
+   * Piece `n` from `parent` failed: return to block that parent and go on, or throw to end the
+   * download (an error of our own disk is nobody else's fault).
+   */
+  onPieceError(n: number, parent: Parent, err: unknown): Promise<void>;
+  /** True once the scheduler ordered back-to-source: nothing new starts. */
+  stopRequested(): boolean;
+  /** The idle bound passed with `parents` usable and `missing` pieces. */
+  onIdle?(parents: number, missing: number, ms: number): void;
+  /** No usable parent holds (or may still announce) a missing piece. */
+  onNoParents(missing: readonly number[]): void;
+  /** Makes the random pick repeatable in tests. */
+  readonly random?: () => number;
+}
+
+export class P2PFetch {
+  private readonly inflight = new Set<number>();
+  private wakeFn: (() => void) | undefined;
+
+  constructor(private readonly o: P2PFetchOptions) {}
+
+  /** Pieces neither stored nor being fetched. */
+  missing(): number[] {
+    const t = this.o.task;
+    const out: number[] = [];
+    for (let n = 0; n < t.pieceCount; n++) if (!t.hasPiece(n) && !this.inflight.has(n)) out.push(n);
+    return out;
+  }
+
+  /** Looks again (a parent announced pieces, a new parent came, an order arrived). */
+  wake(): void {
+    this.wakeFn?.();
+  }
+
+  run(): Promise<'done' | 'reschedule'> {
+    const { task, collector, concurrency } = this.o;
+    const random = this.o.random ?? Math.random;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let idleTimer: NodeJS.Timeout | undefined;
+      let idle = false;
+      let idleParents = 0;
+      const finish = (v: 'done' | 'reschedule' | Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(idleTimer);
+        this.wakeFn = undefined;
+        if (v instanceof Error) reject(v);
+        else resolve(v);
+      };
+      const pump = () => {
+        if (settled) return;
+        if (this.o.signal.aborted) return finish(new Error('aborted'));
+        if (task.finishedPieceCount === task.pieceCount && this.inflight.size === 0) return finish('done');
+        if (this.o.stopRequested()) {
+          if (this.inflight.size === 0) finish('reschedule');
+          return;
+        }
+        const usable = collector.usable();
+        const missing = this.missing();
+        // The window is as wide as the fetches in flight: every pick is among the next pieces a
+        // reader needs, so a proxy streaming the content in order never waits behind pieces far ahead.
+        const windowSize = concurrency;
+        while (this.inflight.size < concurrency && missing.length > 0) {
+          const candidates: Array<{ n: number; parents: Parent[] }> = [];
+          for (const n of missing) {
+            const holders = usable.filter((p) => !p.blocked && p.digests.has(n) && p.inflight < concurrency);
+            if (holders.length > 0) candidates.push({ n, parents: holders });
+            if (candidates.length >= windowSize) break;
+          }
+          if (candidates.length === 0) break;
+          const pick = candidates[Math.floor(random() * candidates.length)];
+          missing.splice(missing.indexOf(pick.n), 1);
+          const minLoad = Math.min(...pick.parents.map((p) => p.inflight));
+          const least = pick.parents.filter((p) => p.inflight === minLoad);
+          this.fetch(pick.n, least[Math.floor(random() * least.length)]).then(pump, (err: Error) => finish(err));
+        }
+        if (this.inflight.size > 0) {
+          clearTimeout(idleTimer);
+          idleTimer = undefined;
+          idle = false;
+          return;
+        }
+        // Nothing in flight: is any parent still able to provide a missing piece?
+        const stillMissing = this.missing();
+        if (stillMissing.length === 0) return finish('done');
+        const hopeful = collector.hopeful(stillMissing, !idle);
+        if (idleTimer && idleParents !== collector.size) {
+          // The scheduler sent more parents: they get a full idle period of their own.
+          clearTimeout(idleTimer);
+          idleTimer = undefined;
+          idle = false;
+        }
+        if (hopeful && !idleTimer) {
+          idleParents = collector.size;
+          idleTimer = setTimeout(() => {
+            this.o.onIdle?.(collector.usable().length, this.missing().length, this.o.idleMs);
+            idle = true;
+            pump();
+          }, this.o.idleMs);
+          idleTimer.unref();
+        }
+        if (!hopeful) {
+          this.o.onNoParents(stillMissing);
+          finish('reschedule');
+        }
+      };
+      this.wakeFn = pump;
+      pump();
+    });
+  }
+
+  private async fetch(n: number, parent: Parent): Promise<void> {
+    this.inflight.add(n);
+    parent.inflight++;
+    const started = process.hrtime.bigint();
+    try {
+      const digest = await this.o.fetchPiece(n, parent);
+      if (!this.o.task.hasPiece(n)) this.o.onPiece(n, digest, Number(process.hrtime.bigint() - started), parent);
+    } catch (err) {
+      if (this.o.signal.aborted) throw err;
+      await this.o.onPieceError(n, parent, err);
+      this.o.collector.block(parent, n, true);
+    } finally {
+      this.inflight.delete(n);
+      parent.inflight--;
+    }
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * fetchFromOrigin against small real HTTP origins of each kind: Range honoured, Range ignored
+ * (announced or not), a stream cut mid-way, a stalled stream. Counts the origin's GETs and
+ * checks every stored piece's bytes and crc32.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { silentLogger } from '../../../services/common';
+import { fetchFromOrigin, type OriginTask } from '../../../services/dfdaemon/origin-fetch';
+import { OriginClient } from '../../../services/dfdaemon/piece-transfer';
+import { crc32Of } from '../../../services/dfdaemon/storage';
+
+const KiB = 1024;
+const PIECE = 64 * KiB;
+
+interface Behaviour {
+  /** Answer a Range with 206 (else always 200 with everything). */
+  ranges: boolean;
+  /** Send `Accept-Ranges: bytes` on HEAD. */
+  advertise: boolean;
+  /** Cut the connection of the first GET after this many body bytes. */
+  cutFirstAfter?: number;
+  /** Stop sending (without closing) after this many bytes. */
+  stallAfter?: number;
+}
+
+async function origin(content: Buffer, b: Behaviour) {
+  const gets: Array<string | undefined> = [];
+  const server = http.createServer((req, res) => {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-length': content.length, ...(b.advertise ? { 'accept-ranges': 'bytes' } : {}) }).end();
+      return;
+    }
+    gets.push(req.headers.range);
+    const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    let body = content;
+    if (b.ranges && m) {
+      const start = Number(m[1]);
+      const end = m[2] ? Number(m[2]) : content.length - 1;
+      body = content.subarray(start, end + 1);
+      res.writeHead(206, { 'content-length': body.length, 'content-range': `bytes ${start}-${end}/${content.length}` });
+    } else res.writeHead(200, { 'content-length': content.length });
+    if (b.cutFirstAfter !== undefined && gets.length === 1) {
+      res.write(body.subarray(0, b.cutFirstAfter), () => res.destroy());
+      return;
+    }
+    if (b.stallAfter !== undefined) {
+      res.write(body.subarray(0, b.stallAfter));
+      return;
+    }
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/c`,
+    gets,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** A task over a temp file; `stored` pieces are already present. */
+async function task(content: Buffer, stored: number[] = []) {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'origin-fetch-'));
+  const file = path.join(dir, 'content');
+  const fh = await fsp.open(file, 'w+');
+  for (const n of stored) await fh.write(content, n * PIECE, Math.min(PIECE, content.length - n * PIECE), n * PIECE);
+  const have = new Map<number, string>(stored.map((n) => [n, 'preset']));
+  const order: number[] = [];
+  const t: OriginTask = {
+    meta: { contentLength: content.length, pieceLength: PIECE },
+    pieceCount: Math.ceil(content.length / PIECE),
+    hasPiece: (n) => have.has(n),
+    handle: async () => fh,
+  };
+  return {
+    t,
+    have,
+    order,
+    onPiece: (n: number, digest: string) => {
+      expect(have.has(n)).toBe(false);
+      have.set(n, digest);
+      order.push(n);
+    },
+    async check() {
+      const got = await fsp.readFile(file);
+      expect(got.equals(content)).toBe(true);
+      for (const [n, digest] of have) if (digest !== 'preset') expect(digest).toBe(crc32Of(content.subarray(n * PIECE, (n + 1) * PIECE)));
+    },
+    async close() {
+      await fh.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; timeoutMs?: number; noProbe?: boolean } = {}) {
+  const o = await origin(content, b);
+  const k = await task(content, opts.stored);
+  const client = new OriginClient({});
+  const failed: number[] = [];
+  try {
+    // noProbe: the metadata came from the scheduler, Range support is unknown.
+    const probe = opts.noProbe ? { finalUrl: o.url, acceptsRanges: undefined, body: undefined } : await client.probe(o.url, 5000);
+    const result = await fetchFromOrigin({
+      client,
+      url: probe.finalUrl,
+      task: k.t,
+      acceptsRanges: probe.acceptsRanges,
+      body: probe.body,
+      concurrency: 4,
+      pieceTimeoutMs: opts.timeoutMs ?? 5000,
+      signal: new AbortController().signal,
+      log: silentLogger(),
+      backoffMs: () => 10,
+      onPiece: k.onPiece,
+      onPieceFailed: (n) => failed.push(n),
+    }).catch((err: Error) => err);
+    if (!(result instanceof Error)) await k.check();
+    return { result, gets: o.gets, order: k.order, failed };
+  } finally {
+    await o.close();
+    await k.close();
+  }
+}
+
+describe('fetchFromOrigin', () => {
+  const content = randomBytes(10 * PIECE + 123);
+
+  it('an origin honouring Range: one GET per piece, concurrently', async () => {
+    const r = await run(content, { ranges: true, advertise: true });
+    expect(r.result).toEqual({ mode: 'ranged' });
+    expect(r.gets).toHaveLength(11);
+    expect(r.gets.every((g) => g?.startsWith('bytes='))).toBe(true);
+  });
+
+  it('no Accept-Ranges: one plain GET, pieces cut in order', async () => {
+    const r = await run(content, { ranges: false, advertise: false });
+    expect(r.result).toEqual({ mode: 'sequential' });
+    expect(r.gets).toEqual([undefined]);
+    expect(r.order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('not probed (metadata from the scheduler), origin ignores Range: the first GET alone finds out and becomes the stream (one GET)', async () => {
+    const r = await run(content, { ranges: false, advertise: false }, { noProbe: true });
+    expect(r.result).toEqual({ mode: 'sequential' });
+    expect(r.gets).toHaveLength(1);
+    expect(r.order).toHaveLength(11);
+  });
+
+  it('not probed, origin honours Range: ranged GETs after the first', async () => {
+    const r = await run(content, { ranges: true, advertise: false }, { noProbe: true });
+    expect(r.result).toEqual({ mode: 'ranged' });
+    expect(r.gets).toHaveLength(11);
+  });
+
+  it('Accept-Ranges announced but 200s anyway: the first 200 becomes the stream, at most `concurrency` GETs', async () => {
+    const r = await run(content, { ranges: false, advertise: true });
+    expect(r.result).toEqual({ mode: 'sequential' });
+    expect(r.gets.length).toBeLessThanOrEqual(4);
+    expect([...r.order].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('pieces already stored are skipped, not rewritten or announced again', async () => {
+    const r = await run(content, { ranges: false, advertise: false }, { stored: [0, 3, 10] });
+    expect(r.gets).toHaveLength(1);
+    expect(r.order).toEqual([1, 2, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('a stream cut mid-way resumes from the first missing piece, keeping what arrived', async () => {
+    const r = await run(content, { ranges: true, advertise: false, cutFirstAfter: 3 * PIECE + 100 });
+    expect(r.result).toEqual({ mode: 'sequential' });
+    expect(r.gets).toEqual([undefined, `bytes=${3 * PIECE}-`]);
+    expect(r.order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('a cut stream from an origin without Range: the retry reads from the start, skipping the stored pieces', async () => {
+    const r = await run(content, { ranges: false, advertise: false, cutFirstAfter: 2 * PIECE + 5 });
+    expect(r.gets).toEqual([undefined, `bytes=${2 * PIECE}-`]);
+    expect(r.order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('a stalled stream ends after pieceTimeout per attempt, naming the bytes it waited for', async () => {
+    const r = await run(content, { ranges: false, advertise: false, stallAfter: PIECE + 10 }, { timeoutMs: 300 });
+    expect(r.result).toBeInstanceOf(Error);
+    expect((r.result as Error).message).toMatch(/did not deliver bytes \d+\+\d+ .* within 300 ms/);
+    // ORIGIN_ATTEMPTS (4) failures in a row: the first stored piece 0 before it stalled (progress
+    // restarts the count at one), the three resumptions from piece 1 got nowhere.
+    expect(r.gets).toEqual([undefined, `bytes=${PIECE}-`, `bytes=${PIECE}-`, `bytes=${PIECE}-`]);
+    expect(r.order).toEqual([0]);
+    expect(r.failed).toEqual([1]);
+  });
+});
