@@ -162,7 +162,7 @@ export async function run(): Promise<BenchFigure[]> {
     const daemon = await startDfdaemon(
       parseConfig('dfdaemon', {
         dataDir: path.join(dir, 'd'),
-        workHome: path.join(dir, 'd'),
+        security: { insecure: true },
         metrics: { enable: false, addr: ':0' },
         host: { hostname: 'bench', advertiseIP: '127.0.0.1', listenIP: '127.0.0.1' },
         download: { peerGRPC: { tcpListen: { listen: '127.0.0.1', port: 0 } }, downloadGRPC: { unixListen: { socket: path.join(dir, 'd.sock') } } },

@@ -101,7 +101,7 @@ describe('an origin without Range support', () => {
     origin = await startRangelessOrigin(files, 24 * MiB);
     const seedPort = await freePort();
     scheduler = await startScheduler(
-      parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedPort}`] }, metrics: { enable: false } }),
+      parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedPort}`] }, metrics: { enable: false }, security: { insecure: true } }),
       { logger: quiet() },
     );
     const schedulerAddr = { scheduler: { netAddrs: [{ addr: `127.0.0.1:${scheduler.port}` }] } };
