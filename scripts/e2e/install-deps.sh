@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the e2e suite needs (containerd, the distribution registry, skopeo, iproute2, iptables)
-# and the console's browser tests need (chromium, driven headless by puppeteer-core) from Debian packages. Idempotent and quiet: does nothing when every tool is already present.
+# the console's browser tests need (chromium, driven headless by puppeteer-core) and the observability
+# e2e needs (prometheus, run as the test's own instance) from Debian packages. Idempotent and quiet: does nothing when every tool is already present.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 { command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1; } || need+=(iproute2)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || need+=(chromium)
+command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0
@@ -24,7 +26,7 @@ apt-get update -qq >/dev/null
 # shellcheck disable=SC2046
 apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
 # The Debian packages start system services we do not use (each e2e host runs its own).
-for svc in containerd docker-registry; do
+for svc in containerd docker-registry prometheus prometheus-node-exporter; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" >/dev/null 2>&1 || true
   fi
