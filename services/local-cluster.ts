@@ -16,6 +16,7 @@ import { onShutdown } from './common/lifecycle';
 import { createLogger, type Logger } from './common/logger';
 import { startDfdaemon, type DfdaemonHandle } from './dfdaemon/daemon';
 import { startManager, type ManagerHandle } from './manager/server';
+import { startSampleRegistry } from './sample-registry';
 import { startScheduler, type SchedulerHandle } from './scheduler/server';
 
 export interface LocalClusterOptions {
@@ -56,6 +57,18 @@ export async function redisAnswers(addr: string): Promise<boolean> {
 
 /** What `npm start`'s proxy may pull from besides Docker Hub. */
 export const DEFAULT_LOCAL_PROXY_WHITELIST = [{ host: 'ghcr.io' }];
+
+/**
+ * The whiteList plus the sample registry's loopback port. The proxy takes the first entry naming a
+ * host (as Go's checkWhiteList), so the port joins an existing 127.0.0.1 entry instead of a second one.
+ */
+function withSampleRegistry(entries: NonNullable<LocalClusterOptions['proxyWhiteList']>, port: number): Array<{ host?: string; regx?: string; ports?: string[] }> {
+  const list = entries.map((e) => ({ ...e, ports: e.ports ? [...e.ports] : undefined }));
+  const loopback = list.find((e) => e.host === LOOPBACK);
+  if (!loopback) list.push({ host: LOOPBACK, ports: [String(port)] });
+  else if (loopback.ports && loopback.ports.length > 0) loopback.ports.push(String(port));
+  return list;
+}
 
 export const DEFAULT_PORTS = {
   managerRest: 8080,
@@ -151,6 +164,12 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     );
     stops.push(() => scheduler.stop());
 
+    // One blob on loopback for the proxy's "try it" line (no registry on the Internet needed).
+    const sample = await startSampleRegistry(LOOPBACK, 0);
+    stops.push(() => sample.close());
+    const sampleRegistry = `http://${LOOPBACK}:${sample.port}`;
+    const whiteList = withSampleRegistry(options.proxyWhiteList ?? DEFAULT_LOCAL_PROXY_WHITELIST, sample.port);
+
     const daemonConfig = (name: string, seed: boolean, p: { grpc: number; proxy: number; upload: number; metrics: number }) =>
       parseConfig('dfdaemon', {
         dataDir: path.join(workDir, name, 'data'),
@@ -162,7 +181,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         },
         download: { downloadGRPC: { unixListen: { socket: path.join(workDir, name, 'dfdaemon.sock') } }, peerGRPC: { tcpListen: { listen: LOOPBACK, port: p.grpc } } },
         upload: { tcpListen: { listen: LOOPBACK, port: p.upload } },
-        proxy: { tcpListen: { listen: LOOPBACK, port: p.proxy }, whiteList: [...(options.proxyWhiteList ?? DEFAULT_LOCAL_PROXY_WHITELIST)] },
+        proxy: { tcpListen: { listen: LOOPBACK, port: p.proxy }, whiteList },
         security: pki.security(name, { role: seed ? 'seed-peer' : 'peer', clusterId: 1 }),
       });
 
@@ -184,10 +203,11 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         : `jobs             off: no Redis answered at ${DEFAULT_LOCAL_REDIS} (start one, or set LOCAL_CLUSTER_REDIS=host:port); /api/v1/jobs answers 503`,
       `peer             gRPC ${LOOPBACK}:${peer.grpcPort}  proxy :${peer.proxyPort}  upload :${peer.uploadPort}  metrics :${peer.metricsPort}  socket ${peer.config.download.downloadGRPC.unixListen.socket}`,
       `mTLS             every gRPC port; CA ${path.join(pki.dir, 'ca', 'ca.crt')}, each program's tls.crt/tls.key in ${pki.dir}/<program>/ (made at start with openssl)`,
+      `sample registry  ${sampleRegistry} (one ${sample.size / 1024 / 1024} MiB blob, ${sample.digest}; the peer's proxy may reach it)`,
       '',
       'try it (from the repository root):',
       `  ${tryItDfget(`http://${LOOPBACK}:${manager.restPort}/healthy`, path.join(workDir, 'try-it.out'), peer.config.download.downloadGRPC.unixListen.socket)}`,
-      `  curl -o /dev/null -H 'X-Dragonfly-Registry: https://<registry>' http://${LOOPBACK}:${peer.proxyPort}/v2/<repo>/blobs/sha256:<digest>`,
+      `  curl -sSf -o ${path.join(workDir, 'try-it.blob')} -H 'X-Dragonfly-Registry: ${sampleRegistry}' http://${LOOPBACK}:${peer.proxyPort}${sample.blobPath} && sha256sum ${path.join(workDir, 'try-it.blob')}`,
       '',
       'Ctrl-C stops everything.',
     ];

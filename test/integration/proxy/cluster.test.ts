@@ -92,4 +92,16 @@ describe('proxy on a local cluster', () => {
     const output = /-O (\S+)/.exec(line)![1];
     expect((await fs.readFile(output)).length).toBeGreaterThan(0);
   });
+
+  it("the printed 'try it' curl line pulls the sample registry's blob through the peer's proxy, digest as printed", async () => {
+    const i = cluster.lines.findIndex((l) => l.startsWith('try it'));
+    const line = cluster.lines[i + 2].trim();
+    expect(line).toMatch(/^curl -sSf -o \S+ -H 'X-Dragonfly-Registry: http:\/\/127\.0\.0\.1:\d+' http:\/\/127\.0\.0\.1:\d+\/v2\/\S+\/blobs\/sha256:[a-f0-9]{64} && sha256sum \S+$/);
+    const digest = /blobs\/sha256:([a-f0-9]{64})/.exec(line)![1];
+    const { stdout, stderr } = await exec('sh', ['-c', line], { cwd: path.resolve(__dirname, '../../..'), timeout: 60_000 });
+    expect(stderr).toBe('');
+    expect(stdout.split(/\s+/)[0]).toBe(digest);
+    // Through P2P: the seed peer went to the sample registry, the peer got it from the seed peer.
+    expect((await bytesBySource(cluster.peer.registry)).remote_peer).toBeGreaterThan(0);
+  });
 });
