@@ -1,0 +1,234 @@
+/**
+ * Small blobs through the mirror (issue 21): most objects of an image pull are configs and thin
+ * layers. `npm start`'s cluster (services/local-cluster.ts: manager, scheduler, seed peer, peer,
+ * mTLS) runs in this process against a Range-capable loopback registry; each figure sits beside
+ * the same blobs fetched straight from that registry in the same run:
+ *   - 1,000 cold 64 KiB blobs through the peer's proxy, 16 in flight;
+ *   - 50 cold blobs one at a time;
+ *   - 1,000 cache hits, 16 in flight.
+ * Plus a profile of one cold blob, from the registry's side: when the HEAD and the GET arrived
+ * after the client's request was sent, and how many requests of each method the registry saw.
+ *
+ * Sizes: BENCH_SMALL_BLOBS (default 1000), BENCH_SMALL_BLOB_KIB (default 64).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { silentLogger } from '../../services/common/logger';
+import { startLocalCluster } from '../../services/local-cluster';
+import { runStandalone, type BenchFigure } from './types';
+
+const FREE = { managerRest: 0, managerGrpc: 0, managerMetrics: 0, scheduler: 0, schedulerMetrics: 0, peerGrpc: 0, peerProxy: 0, peerUpload: 0, peerMetrics: 0, seedMetrics: 0 };
+
+interface Registry {
+  readonly port: number;
+  readonly base: string;
+  readonly blobs: Map<string, Buffer>;
+  /** Requests seen per method ("HEAD", "GET", "GET range"). */
+  readonly counts: Map<string, number>;
+  /** When each blob's HEAD / GET arrived (hrtime ms), by digest. */
+  readonly arrivals: Map<string, { head?: number; get?: number }>;
+  close(): Promise<void>;
+}
+
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/** A registry-like origin serving blobs from memory, with HEAD and single Range support. */
+async function startRegistry(): Promise<Registry> {
+  const blobs = new Map<string, Buffer>();
+  const counts = new Map<string, number>();
+  const arrivals = new Map<string, { head?: number; get?: number }>();
+  const server = http.createServer({ keepAlive: true }, (req, res) => {
+    const url = (req.url ?? '/').split('?')[0];
+    const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec(url);
+    const blob = m ? blobs.get(m[1]) : undefined;
+    const kind = req.method === 'GET' && req.headers.range ? 'GET range' : (req.method ?? '?');
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    if (!m || !blob) return void res.writeHead(404).end();
+    const seen = arrivals.get(m[1]) ?? {};
+    if (req.method === 'HEAD') seen.head ??= nowMs();
+    else seen.get ??= nowMs();
+    arrivals.set(m[1], seen);
+    const headers = { 'content-type': 'application/octet-stream', 'docker-content-digest': m[1], 'accept-ranges': 'bytes' };
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    if (range) {
+      const start = Number(range[1]);
+      const end = range[2] ? Math.min(Number(range[2]), blob.length - 1) : blob.length - 1;
+      res.writeHead(206, { ...headers, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${blob.length}` });
+      res.end(req.method === 'HEAD' ? undefined : blob.subarray(start, end + 1));
+      return;
+    }
+    res.writeHead(200, { ...headers, 'content-length': blob.length });
+    res.end(req.method === 'HEAD' ? undefined : blob);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    base: `http://127.0.0.1:${port}`,
+    blobs,
+    counts,
+    arrivals,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+/** GETs a blob, checks its length and digest. */
+function fetchBlob(port: number, pathName: string, digest: string, size: number, headers: Record<string, string> = {}): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: pathName, headers, agent }, (res) => {
+      const hash = createHash('sha256');
+      let n = 0;
+      res.on('data', (c: Buffer) => {
+        n += c.length;
+        hash.update(c);
+      });
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`GET ${pathName}: ${res.statusCode}`));
+        if (n !== size || `sha256:${hash.digest('hex')}` !== digest) return reject(new Error(`GET ${pathName}: ${n} bytes, wrong content`));
+        resolve();
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Seconds to fetch every digest with `inFlight` requests at a time. */
+async function fetchAll(port: number, digests: readonly string[], size: number, inFlight: number, mirrorOf?: string): Promise<number> {
+  const t0 = nowMs();
+  let next = 0;
+  const worker = async () => {
+    while (next < digests.length) {
+      const d = digests[next++];
+      await fetchBlob(port, `/v2/bench/small/blobs/${d}${mirrorOf ? '?ns=bench.local' : ''}`, d, size, mirrorOf ? { 'X-Dragonfly-Registry': mirrorOf } : {});
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, digests.length) }, worker));
+  return (nowMs() - t0) / 1000;
+}
+
+function addBlobs(registry: Registry, n: number, size: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const content = randomBytes(size);
+    const digest = `sha256:${createHash('sha256').update(content).digest('hex')}`;
+    registry.blobs.set(digest, content);
+    out.push(digest);
+  }
+  return out;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+export async function run(): Promise<BenchFigure[]> {
+  const count = Number(process.env.BENCH_SMALL_BLOBS ?? 1000);
+  const size = Number(process.env.BENCH_SMALL_BLOB_KIB ?? 64) * 1024;
+  const serial = 50;
+  const dir = mkdtempSync(path.join(tmpdir(), 'small-blobs-bench-'));
+  const registry = await startRegistry();
+  const cluster = await startLocalCluster({ workDir: dir, logger: silentLogger(), ports: FREE, redis: false, proxyWhiteList: [{ host: '127.0.0.1', ports: [String(registry.port)] }] });
+  const proxy = cluster.peer.proxyPort;
+  try {
+    // Warm-up: connections, JIT, the scheduler's host records.
+    const warm = addBlobs(registry, 32, size);
+    await fetchAll(registry.port, warm, size, 16);
+    await fetchAll(proxy, warm, size, 16, registry.base);
+
+    // One cold blob profiled from the registry's side (median of 10, one at a time).
+    const profiled = addBlobs(registry, 10, size);
+    const toHead: number[] = [];
+    const toGet: number[] = [];
+    const total: number[] = [];
+    for (const d of profiled) {
+      const t0 = nowMs();
+      await fetchBlob(proxy, `/v2/bench/small/blobs/${d}?ns=bench.local`, d, size, { 'X-Dragonfly-Registry': registry.base });
+      const t1 = nowMs();
+      const seen = registry.arrivals.get(d) ?? {};
+      if (seen.head !== undefined) toHead.push(seen.head - t0);
+      if (seen.get !== undefined) toGet.push(seen.get - t0);
+      total.push(t1 - t0);
+    }
+    const profile = `one cold blob (median of ${profiled.length}): total ${median(total).toFixed(1)} ms; registry saw the HEAD at ${toHead.length ? `${median(toHead).toFixed(1)} ms` : 'never'}, the GET at ${toGet.length ? `${median(toGet).toFixed(1)} ms` : 'never'}`;
+
+    // Cold, 16 in flight: through the proxy, then the same number of fresh blobs direct.
+    registry.counts.clear();
+    const coldDigests = addBlobs(registry, count, size);
+    const cold = await fetchAll(proxy, coldDigests, size, 16, registry.base);
+    const coldCounts = Object.fromEntries(registry.counts);
+    const directCold = await fetchAll(registry.port, addBlobs(registry, count, size), size, 16);
+
+    // Cold, one at a time.
+    const serialCold = await fetchAll(proxy, addBlobs(registry, serial, size), size, 1, registry.base);
+    const serialDirect = await fetchAll(registry.port, addBlobs(registry, serial, size), size, 1);
+
+    // Cache hits (the blobs of the cold burst), interleaved with direct runs of the same blobs.
+    const hits: number[] = [];
+    const directs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      hits.push(await fetchAll(proxy, coldDigests, size, 16, registry.base));
+      directs.push(await fetchAll(registry.port, coldDigests, size, 16));
+    }
+    const hit = median(hits);
+    const directHit = median(directs);
+
+    const blobs = `${size / 1024} KiB blobs over loopback, npm start's cluster in one process (mTLS)`;
+    const ratio = (a: number, b: number) => (a / b).toFixed(2);
+    return [
+      {
+        area: 'small-blobs',
+        name: `${count} cold blobs through the proxy, 16 in flight`,
+        value: cold,
+        unit: 's',
+        baselineName: 'direct from the registry',
+        baselineValue: directCold,
+        baselineUnit: 's',
+        goal: '≤ 2× direct',
+        met: cold / directCold <= 2,
+        note: `${blobs}; ratio ${ratio(cold, directCold)}×; registry requests ${JSON.stringify(coldCounts)}`,
+      },
+      {
+        area: 'small-blobs',
+        name: `${serial} cold blobs through the proxy, one at a time`,
+        value: serialCold,
+        unit: 's',
+        baselineName: 'direct from the registry',
+        baselineValue: serialDirect,
+        baselineUnit: 's',
+        goal: '≤ 2× direct',
+        met: serialCold / serialDirect <= 2,
+        note: `${blobs}; ratio ${ratio(serialCold, serialDirect)}×; ${profile}`,
+      },
+      {
+        area: 'small-blobs',
+        name: `${count} cache hits through the proxy, 16 in flight`,
+        value: hit,
+        unit: 's',
+        baselineName: 'direct from the registry',
+        baselineValue: directHit,
+        baselineUnit: 's',
+        goal: '≤ 1.0× direct',
+        met: hit / directHit <= 1.0,
+        note: `${blobs}; median of 3, interleaved with the direct runs; ratio ${ratio(hit, directHit)}×`,
+      },
+    ];
+  } finally {
+    await cluster.stop();
+    await registry.close();
+    agent.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (require.main === module) runStandalone(run);
