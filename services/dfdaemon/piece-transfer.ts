@@ -17,6 +17,12 @@ import { crc32Digest } from './storage';
 const WRITE_BATCH = 1024 * 1024;
 const MAX_PENDING_WRITES = 4;
 
+const batchPool: Buffer[] = [];
+const takeBatch = () => batchPool.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
+const giveBatch = (b: Buffer) => {
+  if (batchPool.length < 64) batchPool.push(b);
+};
+
 export const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 export const httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256 });
 
@@ -55,7 +61,10 @@ export function receiveInto(
     let crc = 0;
     let received = 0;
     let toSkip = options.skip ?? 0;
-    let batch: Buffer[] = [];
+    // Chunks are copied into a pooled 1 MiB batch at once instead of being kept until their
+    // write: the HTTP client's 64 KiB chunks then die young (the copy costs less than the
+    // garbage collector promoting them), and each write is one buffer.
+    let batch: Buffer | undefined;
     let batchBytes = 0;
     let writePos = offset;
     let pending = 0;
@@ -83,21 +92,32 @@ export function receiveInto(
       resolve(crc32Digest(crc));
     };
     const flush = () => {
-      if (batchBytes === 0) return;
-      const bufs = batch;
+      if (batchBytes === 0 || !batch) return;
+      const buf = batch;
+      const len = batchBytes;
       const pos = writePos;
-      writePos += batchBytes;
-      batch = [];
+      writePos += len;
+      batch = undefined;
       batchBytes = 0;
       pending++;
-      fh.writev(bufs, pos).then(
+      fh.write(buf, 0, len, pos).then(
         () => {
           pending--;
+          giveBatch(buf);
           maybeResume();
           maybeDone();
         },
         (err: Error) => fail(err),
       );
+    };
+    const append = (chunk: Buffer) => {
+      for (let at = 0; at < chunk.length; ) {
+        batch ??= takeBatch();
+        const n = chunk.copy(batch, batchBytes, at);
+        batchBytes += n;
+        at += n;
+        if (batchBytes === WRITE_BATCH) flush();
+      }
     };
 
     res.on('data', (chunk: Buffer) => {
@@ -117,9 +137,8 @@ export function receiveInto(
       received += chunk.length;
       crc = crc32(chunk, crc);
       options.onBytes?.(chunk.length);
-      batch.push(chunk);
-      batchBytes += chunk.length;
-      if (batchBytes >= WRITE_BATCH || received === length) flush();
+      append(chunk);
+      if (received === length) flush();
       if (pending >= MAX_PENDING_WRITES && !paused) {
         paused = true;
         res.pause();
@@ -409,11 +428,6 @@ export function acceptsByteRanges(headers: http.IncomingHttpHeaders): boolean {
   return typeof v === 'string' && v.split(',').some((t) => t.trim().toLowerCase() === 'bytes');
 }
 
-const batchPool: Buffer[] = [];
-const takeBatch = () => batchPool.pop() ?? Buffer.allocUnsafeSlow(WRITE_BATCH);
-const giveBatch = (b: Buffer) => {
-  if (batchPool.length < 64) batchPool.push(b);
-};
 const HEADER_END = Buffer.from('\r\n\r\n');
 const MAX_HEADER = 16 * 1024;
 const LIMITED_READ = 64 * 1024;

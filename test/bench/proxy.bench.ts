@@ -169,6 +169,7 @@ async function startPeer(dir: string, name: string, schedulerPort: number, origi
     dataDir: path.join(dir, name),
     workHome: path.join(dir, name),
     metrics: '',
+    security: { insecure: true },
     host: { advertiseIP: '127.0.0.1', hostname: name },
     scheduler: { manager: { enable: false }, netAddrs: [{ addr: `127.0.0.1:${schedulerPort}` }], announceInterval: '5s' },
     download: { downloadGRPC: { unixListen: { socket: path.join(dir, `${name}.sock`) } }, peerGRPC: { tcpListen: { listen: '127.0.0.1', port: 0 } } },
@@ -195,7 +196,7 @@ export async function run(): Promise<BenchFigure[]> {
 
     const schedulerPort = await freePort();
     const schedulerFile = path.join(dir, 'scheduler.yaml');
-    await fs.writeFile(schedulerFile, toYaml({ server: { listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', port: schedulerPort }, seedPeer: { enable: false }, metrics: { enable: false } }));
+    await fs.writeFile(schedulerFile, toYaml({ security: { insecure: true }, server: { listenIP: '127.0.0.1', advertiseIP: '127.0.0.1', port: schedulerPort }, seedPeer: { enable: false }, metrics: { enable: false } }));
     await spawnProgram(path.join(PROGRAMS, 'scheduler/main.js'), ['--config', schedulerFile], schedulerPort, 'scheduler', children);
     const peerA = { proxyPort: await startPeer(dir, 'peer-a', schedulerPort, originPort, children) };
     const peerB = { proxyPort: await startPeer(dir, 'peer-b', schedulerPort, originPort, children) };
