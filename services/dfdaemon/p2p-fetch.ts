@@ -8,6 +8,16 @@
  */
 import type { Parent, PieceCollector } from './piece-collector';
 
+/**
+ * A parent out of upload slots (HTTP 429) is busy, not broken: it is skipped for
+ * BUSY_RETRY_MS, doubling with each refusal in a row, and blocked only after
+ * MAX_BUSY_REFUSALS in a row. Blocking it at once also blocked it at the scheduler for good,
+ * and a child whose only holder of some pieces was the busy seed kept asking for parents
+ * until the scheduler sent it to the origin for them (a second origin read).
+ */
+export const BUSY_RETRY_MS = 200;
+export const MAX_BUSY_REFUSALS = 6;
+
 export interface P2PTask {
   readonly pieceCount: number;
   readonly finishedPieceCount: number;
@@ -40,6 +50,10 @@ export interface P2PFetchOptions {
   onIdle?(parents: number, missing: number, ms: number): void;
   /** No usable parent holds (or may still announce) a missing piece. */
   onNoParents(missing: readonly number[]): void;
+  /** Whether `err` says the parent is only out of upload slots (see BUSY_RETRY_MS). */
+  parentBusy?(err: unknown): boolean;
+  /** First skip of a busy parent (default BUSY_RETRY_MS). */
+  readonly busyRetryMs?: number;
   /** Makes the random pick repeatable in tests. */
   readonly random?: () => number;
 }
@@ -47,6 +61,8 @@ export interface P2PFetchOptions {
 export class P2PFetch {
   private readonly inflight = new Set<number>();
   private wakeFn: (() => void) | undefined;
+  /** Busy parents: refusals in a row and until when they are skipped (bounded by the collector's parents). */
+  private readonly busy = new Map<Parent, { refusals: number; until: number }>();
 
   constructor(private readonly o: P2PFetchOptions) {}
 
@@ -69,12 +85,14 @@ export class P2PFetch {
     return new Promise((resolve, reject) => {
       let settled = false;
       let idleTimer: NodeJS.Timeout | undefined;
+      let busyTimer: NodeJS.Timeout | undefined;
       let idle = false;
       let idleParents = 0;
       const finish = (v: 'done' | 'reschedule' | Error) => {
         if (settled) return;
         settled = true;
         clearTimeout(idleTimer);
+        clearTimeout(busyTimer);
         this.wakeFn = undefined;
         if (v instanceof Error) reject(v);
         else resolve(v);
@@ -87,7 +105,21 @@ export class P2PFetch {
           if (this.inflight.size === 0) finish('reschedule');
           return;
         }
-        const usable = collector.usable();
+        const now = performance.now();
+        let busyEnds = Infinity;
+        const usable = collector.usable().filter((p) => {
+          const until = this.busy.get(p)?.until ?? 0;
+          if (until > now) busyEnds = Math.min(busyEnds, until);
+          return until <= now;
+        });
+        // Look again when the first busy parent may be asked again.
+        if (busyEnds !== Infinity && !busyTimer) {
+          busyTimer = setTimeout(() => {
+            busyTimer = undefined;
+            pump();
+          }, Math.ceil(busyEnds - now) + 1);
+          busyTimer.unref();
+        }
         const missing = this.missing();
         // The window is as wide as the fetches in flight: every pick is among the next pieces a
         // reader needs, so a proxy streaming the content in order never waits behind pieces far ahead.
@@ -147,14 +179,31 @@ export class P2PFetch {
     const started = process.hrtime.bigint();
     try {
       const digest = await this.o.fetchPiece(n, parent);
+      this.busy.delete(parent);
       if (!this.o.task.hasPiece(n)) this.o.onPiece(n, digest, Number(process.hrtime.bigint() - started), parent);
     } catch (err) {
       if (this.o.signal.aborted) throw err;
+      if (this.o.parentBusy?.(err) && this.deferBusy(parent)) return;
       await this.o.onPieceError(n, parent, err);
       this.o.collector.block(parent, n, true);
     } finally {
       this.inflight.delete(n);
       parent.inflight--;
     }
+  }
+
+  /** Skips a busy parent for a while (the pump looks again then); false once it refused too often in a row. */
+  private deferBusy(parent: Parent): boolean {
+    const known = this.busy.get(parent);
+    // Requests that were in flight when the parent was first found busy are one refusal, not many.
+    if (known && known.until > performance.now()) return true;
+    const refusals = (known?.refusals ?? 0) + 1;
+    if (refusals > MAX_BUSY_REFUSALS) {
+      this.busy.delete(parent);
+      return false;
+    }
+    const delay = (this.o.busyRetryMs ?? BUSY_RETRY_MS) * 2 ** (refusals - 1);
+    this.busy.set(parent, { refusals, until: performance.now() + delay });
+    return true;
   }
 }

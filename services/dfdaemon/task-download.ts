@@ -471,6 +471,7 @@ export class TaskDownload extends EventEmitter {
         this.trace.parentFailed(parent.peerId, parent.ip, n, reason); // telemetry
         this.log.warn({ piece: n, parent: parent.peerId, reason, err: (err as Error).message }, 'piece from parent failed; blocking that parent');
       },
+      parentBusy: (err) => err instanceof PieceHttpError && err.status === 429,
       stopRequested: () => this.backToSourceOrdered,
       onIdle: (parents, missing, ms) => this.log.warn({ parents, missing, ms }, 'parents offered no piece within scheduleTimeout'),
       onNoParents: (missing) => {

@@ -15,7 +15,8 @@ import {
   SchedulerLostError,
   SchedulerTimeoutError,
 } from '../../../services/dfdaemon/download-errors';
-import { P2PFetch } from '../../../services/dfdaemon/p2p-fetch';
+import { MAX_BUSY_REFUSALS, P2PFetch } from '../../../services/dfdaemon/p2p-fetch';
+import { PieceHttpError } from '../../../services/dfdaemon/piece-transfer';
 import { MAX_PARENTS, PieceCollector, type Parent } from '../../../services/dfdaemon/piece-collector';
 import { MAX_QUEUED_ANSWERS, SchedulerSession } from '../../../services/dfdaemon/scheduler-session';
 import { OriginResponseError } from '../../../services/dfdaemon/task-api';
@@ -206,7 +207,7 @@ describe('PieceCollector (fake parents)', () => {
 });
 
 describe('P2PFetch (fake parents and piece fetches)', () => {
-  function setup(pieceCount: number, fetchPiece: (n: number, p: Parent) => Promise<string>, concurrency = 2, idleMs = 10_000) {
+  function setup(pieceCount: number, fetchPiece: (n: number, p: Parent) => Promise<string>, concurrency = 2, idleMs = 10_000, busyRetryMs?: number) {
     const stored = new Set<number>();
     const { collector, syncs, blocked } = collectorWith(pieceCount);
     const noParents: number[][] = [];
@@ -225,6 +226,8 @@ describe('P2PFetch (fake parents and piece fetches)', () => {
       },
       stopRequested: () => false,
       onNoParents: (m) => noParents.push([...m]),
+      parentBusy: (err) => err instanceof PieceHttpError && err.status === 429,
+      busyRetryMs,
       random: () => 0,
     });
     return { fetch, collector, syncs, blocked, stored, noParents, errors };
@@ -264,6 +267,42 @@ describe('P2PFetch (fake parents and piece fetches)', () => {
     expect(k.blocked.every((b) => b.report)).toBe(true);
     expect(k.stored.has(0) || k.stored.has(1)).toBe(true);
     expect(k.noParents).toEqual([[2]]);
+  });
+
+  it('a parent out of upload slots (429) is retried after a pause, not blocked nor reported', async () => {
+    const refused = new Set<number>();
+    const k = setup(8, async (n) => {
+      if (!refused.has(n)) {
+        refused.add(n);
+        throw new PieceHttpError(429, 'upload limit of 100 concurrent requests reached');
+      }
+      return `crc32:${n}`;
+    }, 8, 10_000, 5);
+    k.collector.add([candidate('seed')]);
+    // Eight fetches in flight are refused at once: one refusal toward MAX_BUSY_REFUSALS, not eight.
+    for (let n = 0; n < 8; n++) k.syncs.get('seed')!.emit('data', { number: n, digest: `crc32:${n}` });
+    k.syncs.get('seed')!.emit('end');
+    expect(await k.fetch.run()).toBe('done');
+    expect([...k.stored].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(refused.size).toBe(8);
+    expect(k.blocked).toEqual([]);
+    expect(k.errors).toEqual([]);
+    expect(k.noParents).toEqual([]);
+  });
+
+  it(`a parent refusing ${MAX_BUSY_REFUSALS + 1} times in a row is blocked like a failed one`, async () => {
+    let calls = 0;
+    const k = setup(1, async () => {
+      calls++;
+      throw new PieceHttpError(429, 'busy');
+    }, 2, 10_000, 1);
+    k.collector.add([candidate('seed')]);
+    k.syncs.get('seed')!.emit('data', { number: 0, digest: 'crc32:0' });
+    k.syncs.get('seed')!.emit('end');
+    expect(await k.fetch.run()).toBe('reschedule');
+    expect(calls).toBe(MAX_BUSY_REFUSALS + 1);
+    expect(k.blocked).toEqual([{ peer: 'seed', piece: 0, report: true }]);
+    expect(k.noParents).toEqual([[0]]);
   });
 
   it('an error of our own disk ends the fetch instead of blaming the parent', async () => {
