@@ -8,7 +8,7 @@
  */
 import { INVALID_SPAN_CONTEXT, SpanKind, context as apiContext, trace, type Context, type Span } from '@opentelemetry/api';
 import type * as grpc from '@grpc/grpc-js';
-import { ATTR, PieceBatchSpan, Tracing, contextOfHeaders, contextOfMetadata, endSpan, traceHeaders, traceMetadata } from '../common/telemetry';
+import { ATTR, PieceBatchSpan, Tracing, contextOfHeaders, inSpan, contextOfMetadata, endSpan, traceHeaders, traceMetadata } from '../common/telemetry';
 import type { HostIdentity } from './control-plane';
 import type { DownloadOptions } from './task-api';
 import type { ClientUpstreamMetrics } from './upstream-metrics';
@@ -238,19 +238,8 @@ export async function inRequestSpan<T>(
 ): Promise<T> {
   const tracing = tracingOf(engine);
   if (!tracing.enabled) return work(trace.wrapSpanContext(INVALID_SPAN_CONTEXT));
-  const span = tracing.tracer.startSpan(
-    name,
-    { kind: SpanKind.SERVER, attributes: { [ATTR.HTTP_URL]: attributes.url, [ATTR.URL_FULL]: attributes.url, ...(attributes.method ? { [ATTR.HTTP_METHOD]: attributes.method } : {}) } },
-    parent,
-  );
-  try {
-    const v = await apiContext.with(trace.setSpan(parent, span), () => work(span));
-    endSpan(span);
-    return v;
-  } catch (err) {
-    endSpan(span, err);
-    throw err;
-  }
+  const spanAttributes = { [ATTR.HTTP_URL]: attributes.url, [ATTR.URL_FULL]: attributes.url, ...(attributes.method ? { [ATTR.HTTP_METHOD]: attributes.method } : {}) };
+  return inSpan(tracing.tracer, name, { kind: SpanKind.SERVER, attributes: spanAttributes }, work, parent);
 }
 
 /** The trace context of an incoming gRPC call. */

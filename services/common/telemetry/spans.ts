@@ -3,7 +3,7 @@
  * one span each: a transfer from one parent (or from the origin) is one span with counters and
  * the first pieces as events, so a 1 GiB task reads as a handful of spans.
  */
-import { SpanStatusCode, context as apiContext, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import { SpanStatusCode, context as apiContext, trace, type Attributes, type Context, type Span, type SpanOptions, type Tracer } from '@opentelemetry/api';
 
 export const ATTR = {
   /** What the seeds search Jaeger by (the pre-1.21 semantic-conventions name). */
@@ -85,9 +85,9 @@ export function endSpan(span: Span, error?: unknown): void {
   span.end();
 }
 
-/** Runs `work` in a child span of the active context, ended with its outcome. */
-export async function inSpan<T>(tracer: Tracer, name: string, attributes: Attributes, work: (span: Span) => Promise<T>, parent: Context = apiContext.active()): Promise<T> {
-  const span = tracer.startSpan(name, { attributes }, parent);
+/** Runs `work` in a child span of `parent` (default: the active context), ended with its outcome. */
+export async function inSpan<T>(tracer: Tracer, name: string, options: SpanOptions, work: (span: Span) => Promise<T>, parent: Context = apiContext.active()): Promise<T> {
+  const span = tracer.startSpan(name, options, parent);
   try {
     const v = await apiContext.with(trace.setSpan(parent, span), () => work(span));
     endSpan(span);
