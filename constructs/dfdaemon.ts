@@ -9,7 +9,7 @@ import { CONFIG_DIR, assertPort, componentLabels, envFromField, renderConfig, se
 import { DFDAEMON_GRPC_PORT, DFDAEMON_PROXY_PORT, DFDAEMON_UPLOAD_PORT, METRICS_PORT, type HostScope, type ManagerEndpoint } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
 import { componentTls } from './tls';
-import { DATA_DIR, RUN_DIR, dfdaemonWiring } from './seed-peer';
+import { DATA_DIR, RUN_DIR, dfdaemonContainerPorts, dfdaemonWiring } from './seed-peer';
 import { Workload, resources, rootSecurityContext, type WorkloadOptions } from './workload';
 
 /** Host ports of the dfdaemon; on hostNetwork they must all differ. */
@@ -280,14 +280,7 @@ export class Dfdaemon extends Construct {
         imagePullPolicy: pullPolicy,
         command: ['dfdaemon', '--config', `${CONFIG_DIR}/dfdaemon.yaml`],
         env: [envFromField('dfdaemon', ['host', 'advertiseIP'], 'status.hostIP')],
-        ports: [
-          { name: 'grpc', port: ports.grpc },
-          { name: 'proxy', port: ports.proxy },
-          { name: 'upload', port: ports.upload },
-          { name: 'http-metrics', port: ports.metrics },
-          ...(pprofPort ? [{ name: 'pprof', port: pprofPort }] : []),
-        ],
-        probePorts: { grpc: tls.enabled ? undefined : ports.grpc, http: ports.metrics },
+        ...dfdaemonContainerPorts(ports, pprofPort, tls.enabled),
         volumeMounts: [
           { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
           { name: 'data', mountPath: DATA_DIR },

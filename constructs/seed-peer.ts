@@ -16,7 +16,7 @@ import {
 } from './endpoints';
 import { imageOf, pullPolicyOf, type ImageRef } from './images';
 import { componentTls } from './tls';
-import { IMAGE_UID, Workload, nonRootSecurityContext, type WorkloadOptions } from './workload';
+import { IMAGE_UID, Workload, nonRootSecurityContext, type MainContainer, type WorkloadOptions } from './workload';
 
 /** Options of the seed peer that a DragonflyCluster exposes to users. */
 export interface SeedPeerOptions extends WorkloadOptions {
@@ -75,6 +75,27 @@ export interface SeedPeerProps extends SeedPeerOptions {
 export const DATA_DIR = '/var/lib/dragonfly';
 /** Directory of the dfdaemon's download socket. */
 export const RUN_DIR = '/var/run/dragonfly';
+
+/**
+ * The dfdaemon program's container ports and probes, the same for the seed peer and the DaemonSet.
+ * Under mTLS readiness is GET /healthy: the kubelet's gRPC probe has no certificate.
+ */
+export function dfdaemonContainerPorts(
+  ports: { readonly grpc: number; readonly proxy: number; readonly upload: number; readonly metrics: number },
+  pprofPort: number | undefined,
+  tlsEnabled: boolean,
+): Pick<MainContainer, 'ports' | 'probePorts'> {
+  return {
+    ports: [
+      { name: 'grpc', port: ports.grpc },
+      { name: 'proxy', port: ports.proxy },
+      { name: 'upload', port: ports.upload },
+      { name: 'http-metrics', port: ports.metrics },
+      ...(pprofPort ? [{ name: 'pprof', port: pprofPort }] : []),
+    ],
+    probePorts: { grpc: tlsEnabled ? undefined : ports.grpc, http: ports.metrics },
+  };
+}
 
 /** Keys both the seed peer and the dfdaemon DaemonSet take from the topology. */
 export function dfdaemonWiring(props: {
@@ -166,14 +187,7 @@ export class SeedPeer extends Construct {
         imagePullPolicy: pullPolicyOf(props.image),
         command: ['dfdaemon', '--config', `${CONFIG_DIR}/dfdaemon.yaml`],
         env: [envFromField('dfdaemon', ['host', 'advertiseIP'], 'status.podIP')],
-        ports: [
-          { name: 'grpc', port: ports.grpc },
-          { name: 'proxy', port: ports.proxy },
-          { name: 'upload', port: ports.upload },
-          { name: 'http-metrics', port: ports.metrics },
-          ...(pprofPort ? [{ name: 'pprof', port: pprofPort }] : []),
-        ],
-        probePorts: { grpc: tls.enabled ? undefined : ports.grpc, http: ports.metrics },
+        ...dfdaemonContainerPorts(ports, pprofPort, tls.enabled),
         volumeMounts: [
           { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
           { name: 'storage', mountPath: DATA_DIR },
