@@ -672,6 +672,18 @@ export class ContentReadStream extends Readable {
     for (let p = Math.floor(at / pieceLength), last = Math.floor((at + n - 1) / pieceLength); p <= last; p++) await this.entry.waitForPiece(p);
   }
 
+  /**
+   * Resolves when the first bytes can be sent (their pieces stored and, if they are also the
+   * last bytes, the content digest settled); rejects when the download fails before that, so
+   * the caller can still answer with an error status instead of cutting a started response.
+   */
+  async firstBytesReady(): Promise<void> {
+    if (this.pos >= this.end) return;
+    const n = Math.min(SEND_CHUNK, this.end - this.pos);
+    await this.stored(this.pos, n);
+    if (this.pos + n >= this.end && this.beforeEnd) await this.beforeEnd;
+  }
+
   /** True while nothing was read as a Readable: `sendTo` may still take over. */
   get canSend(): boolean {
     return !this.taken && !this.destroyed;

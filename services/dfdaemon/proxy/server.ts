@@ -369,6 +369,24 @@ export class ProxyHandler {
       result.body.destroy();
       return;
     }
+    // Headers wait for the first bytes: a download that fails before them is still answered
+    // with an error status and a JSON body (failPeer), not a 200 cut short.
+    if (!result.fromCache) {
+      // A failed download also destroys the body with its error: it is handled here, not thrown.
+      const swallow = () => undefined;
+      result.body.on('error', swallow);
+      try {
+        await untilFirstBytes(result.body);
+      } catch (err) {
+        result.body.destroy();
+        throw err;
+      }
+      result.body.off('error', swallow);
+      if (signal.aborted || res.destroyed) {
+        result.body.destroy();
+        return;
+      }
+    }
     this.answerPeer(res, result, single, engineRange);
   }
 
@@ -563,6 +581,31 @@ export function sliceStream(skip: number, take: number): Transform {
 }
 
 /** A JSON answer on a raw socket (CONNECT and parse errors have no ServerResponse), then close. */
+/**
+ * Resolves once `body` has its first bytes to give (or ends empty), rejects if it fails first.
+ * A store stream answers without being read, so its pooled send path stays available.
+ */
+function untilFirstBytes(body: Readable): Promise<void> {
+  if (body instanceof ContentReadStream) return body.firstBytesReady();
+  if (body.readableLength > 0 || body.readableEnded) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const settle = (err?: Error) => {
+      body.off('readable', onReady);
+      body.off('end', onReady);
+      body.off('error', settle);
+      body.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = () => settle();
+    const onClose = () => settle(body.errored ?? new Error('content stream closed before its first byte'));
+    body.once('readable', onReady);
+    body.once('end', onReady);
+    body.once('error', settle);
+    body.once('close', onClose);
+  });
+}
+
 function answerRaw(socket: net.Socket, status: number, body: Record<string, unknown>): void {
   if (!socket.writable) {
     socket.destroy();

@@ -87,4 +87,22 @@ describe('proxy inside a real dfdaemon', () => {
     expect(res.headers['content-range']).toBe('bytes 4000-4999/5000');
     expect(res.body.equals(small.subarray(4000))).toBe(true);
   });
+
+  it('a blob whose origin serves other bytes under its digest gets a 502 with a JSON reason, not a 200 cut short', async () => {
+    const real = randomBytes(70_000);
+    const b = blobOf(real);
+    // The origin answers the digest's URL with other content of the same length.
+    origin.blobs.set(b.digest, randomBytes(real.length));
+    for (const attempt of [1, 2]) {
+      const res = await request(daemon.proxyPort, `/v2/library/app/blobs/${b.digest}`, { headers: { 'X-Dragonfly-Registry': origin.base } });
+      expect([attempt, res.status]).toEqual([attempt, 502]);
+      expect(res.headers['content-type']).toBe('application/json');
+      expect(res.headers['x-dragonfly-error-type']).toBe('dfdaemon');
+      expect((JSON.parse(res.body.toString()) as { message: string }).message).toMatch(/digest/i);
+    }
+    // The proxy keeps serving good blobs.
+    const ok = await request(daemon.proxyPort, `/v2/library/app/blobs/${digest}`, { headers: { 'X-Dragonfly-Registry': origin.base } });
+    expect(ok.status).toBe(200);
+    expect(ok.body.equals(content)).toBe(true);
+  });
 });
