@@ -124,7 +124,7 @@ export class AnnouncePeerResponseCodec {
       buf[pos++] = NORMAL_PARENT;
       pos = writeVarint(buf, pos, sizes[k]);
       if (parent.id) pos = writeString(buf, pos, PEER_ID, parent.id);
-      const priority = parent.priority === undefined ? 0 : (this.priorities[parent.priority as string] as number);
+      const priority = parent.priority === undefined ? 0 : (this.priorities[parent.priority as string]);
       if (priority !== 0) pos = writeVarint(buf, writeVarint(buf, pos, PEER_PRIORITY), priority);
       if (parent.state) pos = writeString(buf, pos, PEER_STATE, parent.state);
       const host = this.hostOf(parent.host as HostProto);
@@ -132,13 +132,15 @@ export class AnnouncePeerResponseCodec {
       pos = writeVarint(buf, pos, host.length);
       buf.set(host, pos);
       pos += host.length;
-      if (parent.needBackToSource) (buf[pos++] = PEER_NEED_BACK_TO_SOURCE), (buf[pos++] = 1);
+      if (parent.needBackToSource) {
+        buf[pos++] = PEER_NEED_BACK_TO_SOURCE;
+        buf[pos++] = 1;
+      }
       if (parent.finishedPieceCount) pos = writeVarint(buf, writeVarint(buf, pos, PEER_FINISHED_PIECE_COUNT), parent.finishedPieceCount);
     }
     if (task) {
       buf[pos++] = NORMAL_TASK;
-      pos = writeVarint(buf, pos, taskSize);
-      pos = this.writeDirectTask(buf, pos, task);
+      this.writeDirectTask(buf, writeVarint(buf, pos, taskSize), task);
     }
     return buf;
   }
@@ -214,8 +216,8 @@ export class AnnouncePeerResponseCodec {
 
   /** The task's fields in withWriter's order; only called after taskSize accepted it. */
   private writeDirectTask(buf: Buffer, pos: number, task: TaskProto): number {
-    const type = task.type === undefined ? 0 : (this.taskTypes[task.type as string] as number);
-    const sizeScope = task.sizeScope === undefined ? 0 : (this.sizeScopes[task.sizeScope as string] as number);
+    const type = task.type === undefined ? 0 : (this.taskTypes[task.type as string]);
+    const sizeScope = task.sizeScope === undefined ? 0 : (this.sizeScopes[task.sizeScope as string]);
     if (task.id) pos = writeString(buf, pos, TASK_ID, task.id);
     if (type !== 0) pos = writeVarint(buf, writeVarint(buf, pos, TASK_TYPE), type);
     if (task.url) pos = writeString(buf, pos, TASK_URL, task.url);
@@ -227,7 +229,10 @@ export class AnnouncePeerResponseCodec {
     if (sizeScope !== 0) pos = writeVarint(buf, writeVarint(buf, pos, TASK_SIZE_SCOPE), sizeScope);
     if (task.state) pos = writeString(buf, pos, TASK_STATE, task.state);
     if (task.peerCount) pos = writeVarint(buf, writeVarint(buf, pos, TASK_PEER_COUNT), task.peerCount);
-    if (task.hasAvailablePeer) (buf[pos++] = TASK_HAS_AVAILABLE_PEER), (buf[pos++] = 1);
+    if (task.hasAvailablePeer) {
+      buf[pos++] = TASK_HAS_AVAILABLE_PEER;
+      buf[pos++] = 1;
+    }
     const header = task.responseHeader;
     if (header) {
       for (const key of Object.keys(header)) {

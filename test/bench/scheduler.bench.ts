@@ -9,8 +9,9 @@
  * from its first parent (so it joins the parent pool and the scheduler pushes it to others),
  * reschedule blaming that parent → answer (decision 2), download_peer_finished, half-close.
  * Baselines in the same run, from the same client threads at the same concurrency:
- * - the stream no-op: a bare grpc-js bidi server with the same AnnouncePeer definition that
- *   answers register and reschedule with a canned answer of the scheduler's shape, driven by
+ * - the stream no-op: a bare grpc-js bidi server with the scheduler's AnnouncePeer definition
+ *   (its codecs) and server options that answers register and reschedule with a canned answer
+ *   of the scheduler's shape, driven by
  *   the same peer workload (the transport's ceiling for it), and the same server answering
  *   register-shaped messages on long-lived streams (the per-message ceiling);
  * - a unary no-op (StatTask on an unknown task → NOT_FOUND).
@@ -18,7 +19,11 @@
  * grpc-js for grpc-js clients, which cost about twice the server's CPU per stream and so
  * measure mostly themselves on 2 cores). Besides wall-clock rates, the server threads' own CPU
  * time per decision (/proc/thread-self/stat) is compared, which holds on a machine shared with
- * other work. SCHEDULER_BENCH_PROFILE=<dir> writes CPU profiles of both servers' measured runs.
+ * other work. The closed loop measures saturation, where p99 is the queue's; p99 is measured
+ * again in an open loop at a fixed offered rate, the same for the scheduler and the no-op
+ * (SCHEDULER_BENCH_RATE, else 10,000 decisions/s or half the no-op's saturated rate in the
+ * same run, whichever is less). The load average at the start and end goes with every figure.
+ * SCHEDULER_BENCH_PROFILE=<dir> writes CPU profiles of both servers' measured runs.
  */
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';

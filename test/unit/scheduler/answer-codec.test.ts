@@ -136,7 +136,7 @@ describe('AnnouncePeerResponseCodec direct path (one buffer, sizes first)', () =
         let expected: Buffer;
         try {
           expected = codec.withWriter(message.normalTaskResponse!);
-        } catch (err) {
+        } catch {
           // What the Writer path refuses, encode refuses too (the direct path never takes it).
           expect(() => codec.encode(message)).toThrow();
           return;
