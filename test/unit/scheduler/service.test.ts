@@ -247,7 +247,7 @@ describe('SchedulerService origin control', () => {
     // Disconnected peers of h1 on two other tasks: h1 holds more peers than TASK_ID has.
     for (const [n, url] of ['http://origin/other-1', 'http://origin/other-2'].entries()) {
       const c: PeerStream = { caller: '10.0.1.1', session: { send: () => undefined, fail: () => undefined } };
-      t.service.handle(c, { hostId: h1, taskId: taskIdOf({ url }), peerId: `other-${n}`, request: 'registerPeerRequest', registerPeerRequest: { download: { url, filteredQueryParams: [], requestHeader: {} } as never } } as AnnouncePeerRequest__Output);
+      t.service.handle(c, { hostId: h1, taskId: taskIdOf({ url }), peerId: `other-${n}`, request: 'registerPeerRequest', registerPeerRequest: { download: { url, filteredQueryParams: [], requestHeader: {} } as never } });
       t.service.streamClosed(c);
     }
     const a = t.register(h1, 'peer-a');
