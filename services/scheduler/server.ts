@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../common/logger';
 import { TransportSecurity } from '../common/tls';
 import { schedulerService } from '../proto';
 import { withAnswerCodec } from './answer-codec';
+import { withRequestCodec } from './request-codec';
 import { schedulerHandlers } from './grpc-handlers';
 import { ManagerLink, type ClusterConfig } from './manager-link';
 import { GrpcPeerTaskClient, JobRunner, SchedulerJobWorker, type PeerTaskClient } from './jobs';
@@ -31,9 +32,9 @@ import { ATTR, Tracing } from '../common/telemetry';
  */
 export const SCHEDULER_GRPC_OPTIONS = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.enable_channelz': 0 } as const;
 
-/** scheduler.v2.Scheduler with the scheduler's own AnnouncePeer codecs. */
+/** scheduler.v2.Scheduler with the scheduler's own AnnouncePeer codecs (answers out, requests in). */
 export function schedulerDefinition(): grpc.ServiceDefinition {
-  return withAnswerCodec(schedulerService());
+  return withRequestCodec(withAnswerCodec(schedulerService()));
 }
 
 /** Upload slots of a peer that announced none and for which the manager gave no load_limit. */
