@@ -747,6 +747,8 @@ export async function run(): Promise<BenchFigure[]> {
     const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} connections (${LEAN_CLIENT ? 'gRPC framing on node:http2' : 'grpc-js clients'}), ${CONCURRENCY} peers in flight (closed loop, saturation); scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers; ${load}`;
     const openLoop = (r: PeerRun, all: readonly number[]): string =>
       `${all.length} decisions, peers started at ${(all.length / Math.max(r.startSeconds, 1e-3)).toFixed(0)}/s (latest start ${r.startLag.toFixed(1)} ms late), p50 ${percentile(all, 50).toFixed(2)} ms, p90 ${percentile(all, 90).toFixed(2)} ms, max ${all[all.length - 1]?.toFixed(1)} ms, ${r.otherAnswers} non-parent answers`;
+    const echo = { baselineName: 'stream no-op (grpc-js bidi echo server, same client and workload)' };
+    const unary = { baselineName: 'gRPC unary no-op (StatTask unknown)' };
     const fixedFigures = fixedRates.map((rate, r): BenchFigure => {
       const ours = allLatencies(fixed[r]);
       const theirs = allLatencies(echoFixed[r]);
@@ -765,8 +767,6 @@ export async function run(): Promise<BenchFigure[]> {
         note: `open loop at ${rate} decisions/s offered (${how}) for ${FIXED_SECONDS} s, same client; scheduler: ${openLoop(fixed[r], ours)}; no-op: ${openLoop(echoFixed[r], theirs)}; ${load}`,
       };
     });
-    const echo = { baselineName: 'stream no-op (grpc-js bidi echo server, same client and workload)' };
-    const unary = { baselineName: 'gRPC unary no-op (StatTask unknown)' };
     return [
       { area: 'scheduler', name: 'schedule decisions (register + reschedule answers)', value: rate, unit: 'decisions/s', ...echo, baselineValue: echoRate, baselineUnit: 'decisions/s', goal: '≥ 10,000 decisions/s', met: rate >= 10_000, note },
       { area: 'scheduler', name: 'decision latency p50 (all decisions)', value: percentile(all, 50), unit: 'ms', ...echo, baselineValue: percentile(echoAll, 50), baselineUnit: 'ms', note },
