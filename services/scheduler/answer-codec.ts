@@ -12,6 +12,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { Writer, type Type } from 'protobufjs';
 import { protobufRoot, type AnnouncePeerResponse, type Host as HostProto, type Peer as PeerProto, type Task as TaskProto } from '../proto';
 
+type NormalTaskResponse = NonNullable<AnnouncePeerResponse['normalTaskResponse']>;
+
 // Field numbers and wire types (scheduler.proto, common.proto).
 const LEN = 2;
 const VARINT = 0;
@@ -72,12 +74,179 @@ export class AnnouncePeerResponseCodec {
   encode(message: AnnouncePeerResponse): Buffer {
     const normal = message.normalTaskResponse;
     if (!normal || Object.keys(message).length !== 1) return this.generic(this.response, message);
+    return this.direct(normal) ?? this.withWriter(normal);
+  }
+
+  /**
+   * The answer with parents through protobufjs's Writer: candidates and task field by field,
+   * anything unusual in them through the generic encoder. Public for the tests, which hold the
+   * direct path to its bytes.
+   */
+  withWriter(normal: NormalTaskResponse): Buffer {
     const w = Writer.create();
     w.uint32(RESPONSE_NORMAL).fork();
     for (const parent of normal.candidateParents ?? []) this.writeCandidate(w, parent);
     if (normal.task) this.writeTask(w, normal.task);
     w.ldelim();
     return asBuffer(w.finish());
+  }
+
+  /**
+   * The common answer in one pass into one buffer: sizes first, then bytes, no Writer
+   * operations or intermediate buffers. The same bytes as withWriter (and so as protobufjs):
+   * undefined, and so withWriter, for anything but plain values (numbers that are
+   * non-negative integers in their field's range, strings shorter than protobufjs's 40-character
+   * UTF-8 switch only when ASCII, where its own UTF-8 writer and Buffer's could differ).
+   */
+  private direct(normal: NormalTaskResponse): Buffer | undefined {
+    const parents = normal.candidateParents ?? [];
+    const sizes = this.parentSizes;
+    sizes.length = 0;
+    let body = 0;
+    for (const parent of parents) {
+      const size = this.candidateSize(parent);
+      if (size < 0) return undefined;
+      sizes.push(size);
+      body += 1 + varintSize(size) + size;
+    }
+    const task = normal.task;
+    let taskSize = 0;
+    if (task) {
+      taskSize = this.taskSize(task);
+      if (taskSize < 0) return undefined;
+      body += 1 + varintSize(taskSize) + taskSize;
+    }
+    const buf = Buffer.allocUnsafe(1 + varintSize(body) + body);
+    buf[0] = RESPONSE_NORMAL;
+    let pos = writeVarint(buf, 1, body);
+    for (let k = 0; k < parents.length; k++) {
+      const parent = parents[k];
+      buf[pos++] = NORMAL_PARENT;
+      pos = writeVarint(buf, pos, sizes[k]);
+      if (parent.id) pos = writeString(buf, pos, PEER_ID, parent.id);
+      const priority = parent.priority === undefined ? 0 : (this.priorities[parent.priority as string]);
+      if (priority !== 0) pos = writeVarint(buf, writeVarint(buf, pos, PEER_PRIORITY), priority);
+      if (parent.state) pos = writeString(buf, pos, PEER_STATE, parent.state);
+      const host = this.hostOf(parent.host as HostProto);
+      buf[pos++] = PEER_HOST;
+      pos = writeVarint(buf, pos, host.length);
+      buf.set(host, pos);
+      pos += host.length;
+      if (parent.needBackToSource) {
+        buf[pos++] = PEER_NEED_BACK_TO_SOURCE;
+        buf[pos++] = 1;
+      }
+      if (parent.finishedPieceCount) pos = writeVarint(buf, writeVarint(buf, pos, PEER_FINISHED_PIECE_COUNT), parent.finishedPieceCount);
+    }
+    if (task) {
+      buf[pos++] = NORMAL_TASK;
+      this.writeDirectTask(buf, writeVarint(buf, pos, taskSize), task);
+    }
+    return buf;
+  }
+
+  /** Reused per encode (encode is synchronous). */
+  private readonly parentSizes: number[] = [];
+
+  /** Encoded size of a candidate parent's body, or -1 when it needs the Writer path. */
+  private candidateSize(parent: PeerProto): number {
+    if (!parent.host || !Object.keys(parent).every((k) => CANDIDATE_KEYS.has(k))) return -1;
+    const priority = parent.priority === undefined ? 0 : this.priorities[parent.priority as string];
+    if (priority === undefined) return -1;
+    let size = 0;
+    if (parent.id) {
+      const n = plainStringSize(parent.id);
+      if (n < 0) return -1;
+      size += 1 + varintSize(n) + n;
+    }
+    if (priority !== 0) size += 1 + varintSize(priority);
+    if (parent.state) {
+      const n = plainStringSize(parent.state);
+      if (n < 0) return -1;
+      size += 1 + varintSize(n) + n;
+    }
+    const host = this.hostOf(parent.host);
+    size += 1 + varintSize(host.length) + host.length;
+    if (parent.needBackToSource) size += 2;
+    const count = parent.finishedPieceCount;
+    if (count) {
+      if (!isUint(count, UINT32_MAX)) return -1;
+      size += 1 + varintSize(count);
+    }
+    return size;
+  }
+
+  /** Encoded size of an answer's task, or -1 when it needs the Writer path. */
+  private taskSize(task: TaskProto): number {
+    if (!Object.keys(task).every((k) => TASK_KEYS.has(k))) return -1;
+    const type = task.type === undefined ? 0 : this.taskTypes[task.type as string];
+    const sizeScope = task.sizeScope === undefined ? 0 : this.sizeScopes[task.sizeScope as string];
+    if (type === undefined || sizeScope === undefined) return -1;
+    let size = 0;
+    const str = (value: unknown, always: boolean): boolean => {
+      if (always ? value == null : !value) return true;
+      const n = plainStringSize(value);
+      if (n < 0) return false;
+      size += 1 + varintSize(n) + n;
+      return true;
+    };
+    const num = (value: unknown, max: number): boolean => {
+      if (!value) return true;
+      if (!isUint(value, max)) return false;
+      size += 1 + varintSize(value);
+      return true;
+    };
+    if (!str(task.id, false) || !str(task.url, false) || !str(task.digest, true) || !str(task.tag, true) || !str(task.application, true) || !str(task.state, false)) return -1;
+    if (!num(task.contentLength, Number.MAX_SAFE_INTEGER) || !num(task.pieceLength, Number.MAX_SAFE_INTEGER) || !num(task.pieceCount, UINT32_MAX) || !num(task.peerCount, UINT32_MAX)) return -1;
+    if (type !== 0) size += 1 + varintSize(type);
+    if (sizeScope !== 0) size += 1 + varintSize(sizeScope);
+    if (task.hasAvailablePeer) size += 2;
+    const header = task.responseHeader;
+    if (header) {
+      for (const key of Object.keys(header)) {
+        const k = plainStringSize(key);
+        const v = plainStringSize(header[key]);
+        if (k < 0 || v < 0) return -1;
+        const entry = 1 + varintSize(k) + k + 1 + varintSize(v) + v;
+        size += 1 + varintSize(entry) + entry;
+      }
+    }
+    return size;
+  }
+
+  /** The task's fields in withWriter's order; only called after taskSize accepted it. */
+  private writeDirectTask(buf: Buffer, pos: number, task: TaskProto): number {
+    const type = task.type === undefined ? 0 : (this.taskTypes[task.type as string]);
+    const sizeScope = task.sizeScope === undefined ? 0 : (this.sizeScopes[task.sizeScope as string]);
+    if (task.id) pos = writeString(buf, pos, TASK_ID, task.id);
+    if (type !== 0) pos = writeVarint(buf, writeVarint(buf, pos, TASK_TYPE), type);
+    if (task.url) pos = writeString(buf, pos, TASK_URL, task.url);
+    if (task.digest != null) pos = writeString(buf, pos, TASK_DIGEST, task.digest);
+    if (task.tag != null) pos = writeString(buf, pos, TASK_TAG, task.tag);
+    if (task.application != null) pos = writeString(buf, pos, TASK_APPLICATION, task.application);
+    if (task.contentLength) pos = writeVarint(buf, writeVarint(buf, pos, TASK_CONTENT_LENGTH), task.contentLength as number);
+    if (task.pieceCount) pos = writeVarint(buf, writeVarint(buf, pos, TASK_PIECE_COUNT), task.pieceCount);
+    if (sizeScope !== 0) pos = writeVarint(buf, writeVarint(buf, pos, TASK_SIZE_SCOPE), sizeScope);
+    if (task.state) pos = writeString(buf, pos, TASK_STATE, task.state);
+    if (task.peerCount) pos = writeVarint(buf, writeVarint(buf, pos, TASK_PEER_COUNT), task.peerCount);
+    if (task.hasAvailablePeer) {
+      buf[pos++] = TASK_HAS_AVAILABLE_PEER;
+      buf[pos++] = 1;
+    }
+    const header = task.responseHeader;
+    if (header) {
+      for (const key of Object.keys(header)) {
+        const value = header[key];
+        const k = plainStringSize(key);
+        const v = plainStringSize(value);
+        buf[pos++] = TASK_RESPONSE_HEADER;
+        pos = writeVarint(buf, pos, 1 + varintSize(k) + k + 1 + varintSize(v) + v);
+        pos = writeString(buf, pos, MAP_KEY, key);
+        pos = writeString(buf, pos, MAP_VALUE, value);
+      }
+    }
+    if (task.pieceLength) pos = writeVarint(buf, writeVarint(buf, pos, TASK_PIECE_LENGTH), task.pieceLength as number);
+    return pos;
   }
 
   private writeCandidate(w: Writer, parent: PeerProto): void {
@@ -142,6 +311,56 @@ export class AnnouncePeerResponseCodec {
   private generic(type: Type, value: object): Buffer {
     return asBuffer(type.encode(type.fromObject(value)).finish());
   }
+}
+
+const UINT32_MAX = 0xffff_ffff;
+
+/** A non-negative integer no greater than `max` (written as a plain varint by protobufjs). */
+function isUint(value: unknown, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= max;
+}
+
+function varintSize(value: number): number {
+  let n = 1;
+  while (value > 127) {
+    value = Math.floor(value / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(buf: Buffer, pos: number, value: number): number {
+  while (value > 127) {
+    buf[pos++] = (value % 128) | 128;
+    value = Math.floor(value / 128);
+  }
+  buf[pos++] = value;
+  return pos;
+}
+
+/**
+ * UTF-8 size of a string the direct path writes byte for byte as protobufjs does, or -1:
+ * protobufjs writes strings under 40 characters with its own UTF-8 writer, which differs from
+ * Buffer's on lone surrogates, so short ones are taken only when ASCII.
+ */
+function plainStringSize(value: unknown): number {
+  if (typeof value !== 'string') return -1;
+  if (value.length >= 40) return Buffer.byteLength(value);
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 127) return -1;
+  return value.length;
+}
+
+/** A length-delimited string field (tag < 128); only after plainStringSize accepted the value. */
+function writeString(buf: Buffer, pos: number, tagByte: number, value: string): number {
+  buf[pos++] = tagByte;
+  if (value.length < 40) {
+    pos = writeVarint(buf, pos, value.length);
+    for (let i = 0; i < value.length; i++) buf[pos++] = value.charCodeAt(i);
+    return pos;
+  }
+  const n = Buffer.byteLength(value);
+  pos = writeVarint(buf, pos, n);
+  return pos + buf.write(value, pos, n, 'utf8');
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {

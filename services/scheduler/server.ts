@@ -4,6 +4,7 @@
  */
 import * as os from 'node:os';
 import type * as http from 'node:http';
+import type * as grpc from '@grpc/grpc-js';
 import { compatibilityWarnings, type SchedulerConfig } from '../common/config';
 import { startGrpcServer, type GrpcServerHandle } from '../common/grpc';
 import { closeServer, createMetricsRegistry, createOpsServer, listen } from '../common/http';
@@ -11,6 +12,7 @@ import { createLogger, type Logger } from '../common/logger';
 import { TransportSecurity } from '../common/tls';
 import { schedulerService } from '../proto';
 import { withAnswerCodec } from './answer-codec';
+import { withRequestCodec } from './request-codec';
 import { schedulerHandlers } from './grpc-handlers';
 import { ManagerLink, type ClusterConfig } from './manager-link';
 import { GrpcPeerTaskClient, JobRunner, SchedulerJobWorker, type PeerTaskClient } from './jobs';
@@ -22,6 +24,18 @@ import { MAX_MESSAGE_BYTES } from './validation';
 import { SchedulerTrace } from './tracing';
 import { SchedulerUpstreamMetrics } from './upstream-metrics';
 import { ATTR, Tracing } from '../common/telemetry';
+
+/**
+ * The scheduler's gRPC server options over GRPC_OPTIONS: its message size cap, and no channelz
+ * (grpc-js otherwise counts every call, message and stream of every connection for a channelz
+ * service nobody here serves).
+ */
+export const SCHEDULER_GRPC_OPTIONS = { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.enable_channelz': 0 } as const;
+
+/** scheduler.v2.Scheduler with the scheduler's own AnnouncePeer codecs (answers out, requests in). */
+export function schedulerDefinition(): grpc.ServiceDefinition {
+  return withRequestCodec(withAnswerCodec(schedulerService()));
+}
 
 /** Upload slots of a peer that announced none and for which the manager gave no load_limit. */
 export const DEFAULT_UPLOAD_LIMIT = 50;
@@ -106,9 +120,9 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
 
   const grpcServer: GrpcServerHandle = await startGrpcServer(
     `${config.server.listenIP.includes(':') ? `[${config.server.listenIP}]` : config.server.listenIP}:${config.server.port}`,
-    [{ name: 'scheduler.v2.Scheduler', definition: withAnswerCodec(schedulerService()), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve(), onCall: (m, ok) => upstreamMetrics.call(m, ok) }) }],
+    [{ name: 'scheduler.v2.Scheduler', definition: schedulerDefinition(), handlers: schedulerHandlers(service, logger, { refreshSeeds: () => manager?.refreshOnDemand() ?? Promise.resolve(), onCall: (m, ok) => upstreamMetrics.call(m, ok) }) }],
     security.serverCredentials(),
-    { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES },
+    SCHEDULER_GRPC_OPTIONS,
   );
 
   let ops: http.Server | undefined;

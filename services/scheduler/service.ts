@@ -315,8 +315,16 @@ export class SchedulerService {
     // a new peer id no longer holds what its earlier, disconnected peers had (cache wiped,
     // restarted): forget them instead of offering them as parents or waiting on them. Peers of
     // the host still on a live stream are left alone.
-    for (const stale of [...host.peers]) {
-      if (stale.task !== task || stale.id === req.peerId || stale.session) continue;
+    // The host's peers of this task, found from whichever of the two indexes is smaller (a
+    // dfdaemon holding many tasks, or a task on many hosts); both keep registration order.
+    const stalePeers: Peer[] = [];
+    if (host.peers.size <= task.peers.size) {
+      for (const p of host.peers) if (p.task === task) stalePeers.push(p);
+    } else {
+      for (const p of task.peers.values()) if (p.host === host) stalePeers.push(p);
+    }
+    for (const stale of stalePeers) {
+      if (stale.id === req.peerId || stale.session) continue;
       this.logger.info({ task: task.id, peer: stale.id, host: host.id }, 'host registered the task again: dropping its earlier peer');
       this.scheduler.closeSession(stale);
       this.scheduler.rescue(this.store.removePeer(stale));

@@ -25,6 +25,11 @@ export class SchedulerTrace {
     private readonly metrics?: SchedulerUpstreamMetrics,
   ) {}
 
+  /** Whether spans are recorded (decided() does nothing otherwise: callers skip building its details). */
+  get enabled(): boolean {
+    return this.tracing.enabled;
+  }
+
   static disabled(): SchedulerTrace {
     return new SchedulerTrace(Tracing.disabled(), 0);
   }

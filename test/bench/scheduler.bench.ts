@@ -9,8 +9,9 @@
  * from its first parent (so it joins the parent pool and the scheduler pushes it to others),
  * reschedule blaming that parent → answer (decision 2), download_peer_finished, half-close.
  * Baselines in the same run, from the same client threads at the same concurrency:
- * - the stream no-op: a bare grpc-js bidi server with the same AnnouncePeer definition that
- *   answers register and reschedule with a canned answer of the scheduler's shape, driven by
+ * - the stream no-op: a bare grpc-js bidi server with the scheduler's AnnouncePeer definition
+ *   (its codecs) and server options that answers register and reschedule with a canned answer
+ *   of the scheduler's shape, driven by
  *   the same peer workload (the transport's ceiling for it), and the same server answering
  *   register-shaped messages on long-lived streams (the per-message ceiling);
  * - a unary no-op (StatTask on an unknown task → NOT_FOUND).
@@ -18,7 +19,11 @@
  * grpc-js for grpc-js clients, which cost about twice the server's CPU per stream and so
  * measure mostly themselves on 2 cores). Besides wall-clock rates, the server threads' own CPU
  * time per decision (/proc/thread-self/stat) is compared, which holds on a machine shared with
- * other work. SCHEDULER_BENCH_PROFILE=<dir> writes CPU profiles of both servers' measured runs.
+ * other work. The closed loop measures saturation, where p99 is the queue's; p99 is measured
+ * again in an open loop at fixed offered rates, the same for the scheduler and the no-op
+ * (SCHEDULER_BENCH_RATE, else a half and a quarter of the no-op's saturated rate in the same
+ * run, each at most 10,000 decisions/s). The load average at the start and end goes with every figure.
+ * SCHEDULER_BENCH_PROFILE=<dir> writes CPU profiles of both servers' measured runs.
  */
 import * as grpc from '@grpc/grpc-js';
 import { EventEmitter } from 'node:events';
@@ -40,6 +45,16 @@ const CONCURRENCY = Number(process.env.SCHEDULER_BENCH_CONCURRENCY ?? 32);
 const PIECES = 100;
 const PIECE_LENGTH = 4 * 1024 * 1024;
 const BASELINE_CALLS = 20_000;
+/**
+ * The fixed offered rates (decisions/s) at which p99 is measured for the scheduler and the no-op
+ * alike: SCHEDULER_BENCH_RATE (comma-separated), else a half and a quarter of what the no-op
+ * sustains in the same run, each at most 10,000/s (at saturation p99 measures the queue, not
+ * the server).
+ */
+const FIXED_RATES = process.env.SCHEDULER_BENCH_RATE ? process.env.SCHEDULER_BENCH_RATE.split(',').map(Number) : undefined;
+const FIXED_RATE_CAP = 10_000;
+/** Length of the fixed-rate runs. */
+const FIXED_SECONDS = 6;
 /** Register-shaped round trips on long-lived streams against the echo server. */
 const ECHO_MESSAGES = 40_000;
 /** Peers played before each measured peer run (JIT and connections warm on both sides). */
@@ -77,6 +92,8 @@ interface ClientJob {
   readonly concurrency: number;
   /** Peer id prefix (warm-up peers are distinct from measured ones). */
   readonly prefix?: string;
+  /** peers mode: peers started per second by this thread (open loop); undefined: `concurrency` peers in flight. */
+  readonly rate?: number;
 }
 
 interface ClientResult {
@@ -86,6 +103,9 @@ interface ClientResult {
   readonly rescheduleLatencies: number[];
   readonly pushed: number;
   readonly otherAnswers: number;
+  /** Open loop: the latest a peer started after its slot (ms), and the seconds from first to last start. */
+  readonly startLag: number;
+  readonly startSeconds: number;
 }
 
 type WorkerData = ServerData | EchoData | ClientThreadData;
@@ -118,9 +138,9 @@ async function serve(): Promise<void> {
  * workload; the scheduler cannot beat it.
  */
 async function serveEcho(): Promise<void> {
-  const { schedulerService } = await import('../../services/proto');
-  const { MAX_MESSAGE_BYTES } = await import('../../services/scheduler/validation');
-  const server = new grpc.Server({ ...GRPC_OPTIONS, 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
+  // The scheduler's own service definition (its codecs) and server options.
+  const { SCHEDULER_GRPC_OPTIONS, schedulerDefinition } = await import('../../services/scheduler/server');
+  const server = new grpc.Server({ ...GRPC_OPTIONS, ...SCHEDULER_GRPC_OPTIONS });
   const answer = (prefix: string): AnnouncePeerResponse => ({
     normalTaskResponse: {
       candidateParents: Array.from({ length: 4 }, (_, k) => ({
@@ -136,7 +156,7 @@ async function serveEcho(): Promise<void> {
   });
   const first = answer('register');
   const second = answer('reschedule');
-  server.addService(schedulerService(), {
+  server.addService(schedulerDefinition(), {
     AnnouncePeer(call: grpc.ServerDuplexStream<AnnouncePeerRequest__Output, AnnouncePeerResponse>) {
       call.on('data', (req: AnnouncePeerRequest__Output) => {
         if (req.request === 'registerPeerRequest') call.write(first);
@@ -243,6 +263,9 @@ function threadStats(worker: Worker): Promise<ThreadStats> {
     worker.postMessage('stats');
   });
 }
+
+/** Peers of a fixed-rate run: FIXED_SECONDS of starts at `rate` decisions/s (two per peer). */
+const fixedPeers = (rate: number): number => Math.max(100, Math.round((rate / 2) * FIXED_SECONDS));
 
 const taskIds: string[] = [];
 /** The id dfdaemon computes for the bench's origin URL of task t (the scheduler recomputes it). */
@@ -382,6 +405,9 @@ async function drive(data: ClientJob): Promise<ClientResult> {
   const rescheduleLatencies: number[] = [];
   let pushed = 0;
   let otherAnswers = 0;
+  /** Open loop only: the latest a peer started after its slot, and when the last one started (ms). */
+  let startLag = 0;
+  let lastStart = 0;
   const t0 = performance.now();
   if (data.mode === 'baseline') {
     await pool(items.length, data.concurrency, async (k) => {
@@ -421,7 +447,8 @@ async function drive(data: ClientJob): Promise<ClientResult> {
       }),
     );
   } else {
-    await pool(items.length, data.concurrency, async (k) => {
+    /** One peer: register → answer, started, one piece, reschedule → answer, finished, half-close. */
+    const play = async (k: number): Promise<void> => {
       const i = items[k];
       // Peers of a task arrive in bursts of 16 (a deployment rolling out), bursts of different tasks interleave.
       const t = Math.floor(i / 16) % TASKS;
@@ -469,12 +496,37 @@ async function drive(data: ClientJob): Promise<ClientResult> {
         sentAt = performance.now();
         stream.write({ ...base, registerPeerRequest: { download: { url: `http://origin/blob-${t}` } } });
       });
-    });
+    };
+    if (data.rate === undefined) {
+      await pool(items.length, data.concurrency, play);
+    } else {
+      // Open loop: peer k starts at t0 + k / rate whether or not earlier ones got their answers,
+      // so a slow server meets a queue instead of a client that politely waits (no coordinated
+      // omission). Lateness of the start is tracked: a client that falls behind says so.
+      const interval = 1000 / data.rate;
+      const running: Promise<void>[] = [];
+      let k = 0;
+      await new Promise<void>((resolve) => {
+        const tick = (): void => {
+          const now = performance.now();
+          const due = Math.min(items.length, Math.floor((now - t0) / interval) + 1);
+          for (; k < due; k++) {
+            startLag = Math.max(startLag, now - (t0 + k * interval));
+            running.push(play(k));
+          }
+          if (k >= items.length) resolve();
+          else setTimeout(tick, Math.max(0, t0 + k * interval - performance.now()));
+        };
+        tick();
+      });
+      lastStart = performance.now() - t0;
+      await Promise.all(running);
+    }
   }
   const seconds = (performance.now() - t0) / 1000;
   for (const c of clients) c.close();
   streams.close();
-  return { seconds, latencies, registerLatencies, rescheduleLatencies, pushed, otherAnswers };
+  return { seconds, latencies, registerLatencies, rescheduleLatencies, pushed, otherAnswers, startLag, startSeconds: lastStart / 1000 };
 }
 
 /**
@@ -557,11 +609,32 @@ async function stopServerThread(worker: Worker): Promise<void> {
   await worker.terminate();
 }
 
-/** The peer workload on `count` peers split across the client threads. */
-async function peerRun(threads: ClientThreads, port: number, count = PEERS, prefix = 'peer'): Promise<{ seconds: number; registerLat: number[]; rescheduleLat: number[]; pushed: number; otherAnswers: number }> {
+interface PeerRun {
+  readonly seconds: number;
+  readonly registerLat: number[];
+  readonly rescheduleLat: number[];
+  readonly pushed: number;
+  readonly otherAnswers: number;
+  /** Open loop: the latest a peer started after its slot (ms), the seconds from first to last start. */
+  readonly startLag: number;
+  readonly startSeconds: number;
+}
+
+/** Latency of every decision of a run, sorted. */
+const allLatencies = (r: PeerRun): number[] => [...r.registerLat, ...r.rescheduleLat].sort((a, b) => a - b);
+
+/**
+ * The peer workload on `count` peers split across the client threads: closed loop
+ * (CONCURRENCY peers in flight, saturation), or open loop at `decisionsPerSecond`.
+ */
+async function peerRun(threads: ClientThreads, port: number, count = PEERS, prefix = 'peer', decisionsPerSecond?: number): Promise<PeerRun> {
   const r0 = performance.now();
-  const parts = await threads.run({ mode: 'peers', port, to: count, prefix });
+  // Two decisions per peer; the threads share the rate.
+  const rate = decisionsPerSecond === undefined ? undefined : decisionsPerSecond / 2 / CLIENT_THREADS;
+  const parts = await threads.run({ mode: 'peers', port, to: count, prefix, rate });
   return {
+    startLag: Math.max(...parts.map((r) => r.startLag)),
+    startSeconds: Math.max(...parts.map((r) => r.startSeconds)),
     seconds: (performance.now() - r0) / 1000,
     registerLat: parts.flatMap((r) => r.registerLatencies),
     rescheduleLat: parts.flatMap((r) => r.rescheduleLatencies),
@@ -572,11 +645,13 @@ async function peerRun(threads: ClientThreads, port: number, count = PEERS, pref
 
 export async function run(): Promise<BenchFigure[]> {
   // Wall-clock rates on a shared 2-core machine depend on what else runs: say so beside them.
-  const loadAtStart = os.loadavg()[0];
+  const loadAtStart = os.loadavg();
   // The stream no-op first, on its own thread, then stopped so that it costs nothing later.
   const threads = new ClientThreads(CLIENT_THREADS);
   const echo = await startServerThread({ role: 'scheduler-bench-echo' });
-  let echoPeers: Awaited<ReturnType<typeof peerRun>>;
+  let echoPeers: PeerRun;
+  let echoFixed: PeerRun[];
+  let fixedRates: number[];
   let echoMessages: ClientResult[];
   let echoCpuSeconds: number;
   try {
@@ -587,6 +662,10 @@ export async function run(): Promise<BenchFigure[]> {
     echo.worker.postMessage('profile-stop');
     const after = await threadStats(echo.worker);
     echoCpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
+    const echoSaturated = (echoPeers.registerLat.length + echoPeers.rescheduleLat.length) / echoPeers.seconds;
+    fixedRates = FIXED_RATES ?? [2, 4].map((d) => Math.max(100, Math.min(FIXED_RATE_CAP, Math.floor(echoSaturated / d / 100) * 100)));
+    echoFixed = [];
+    for (const [r, rate] of fixedRates.entries()) echoFixed.push(await peerRun(threads, echo.port, fixedPeers(rate), `fixed${r}`, rate));
     echoMessages = await threads.run({ mode: 'messages', port: echo.port, to: ECHO_MESSAGES });
   } catch (err) {
     await threads.close();
@@ -641,6 +720,10 @@ export async function run(): Promise<BenchFigure[]> {
     const { seconds: runSeconds, registerLat, rescheduleLat, pushed, otherAnswers } = await peerRun(threads, port);
     worker.postMessage('profile-stop');
     const stats1 = await threadStats(worker);
+    // The same open-loop run as the no-op's, at the same offered rate.
+    const fixed: PeerRun[] = [];
+    for (const [r, rate] of fixedRates.entries()) fixed.push(await peerRun(threads, port, fixedPeers(rate), `fixed${r}`, rate));
+    const loadAtEnd = os.loadavg();
     const busySeconds = (stats1.elu.active - stats0.elu.active) / 1000;
     const busyShare = busySeconds / (busySeconds + (stats1.elu.idle - stats0.elu.idle) / 1000);
     const cpuSeconds = (stats1.cpuMs - stats0.cpuMs) / 1000;
@@ -660,13 +743,35 @@ export async function run(): Promise<BenchFigure[]> {
     const echoRate = echoAll.length / echoPeers.seconds;
     const echoMsgLat = echoMessages.flatMap((r) => r.latencies).sort((a, b) => a - b);
     const echoMsgRate = echoMsgLat.length / Math.max(...echoMessages.map((r) => r.seconds));
-    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} connections (${LEAN_CLIENT ? 'gRPC framing on node:http2' : 'grpc-js clients'}), ${CONCURRENCY} peers in flight; scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers; 1-min load average ${loadAtStart.toFixed(1)} on ${os.cpus().length} cores at the start`;
+    const load = `load average ${loadAtStart.map((l) => l.toFixed(1)).join(' ')} at the start, ${loadAtEnd.map((l) => l.toFixed(1)).join(' ')} at the end, ${os.cpus().length} cores`;
+    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} connections (${LEAN_CLIENT ? 'gRPC framing on node:http2' : 'grpc-js clients'}), ${CONCURRENCY} peers in flight (closed loop, saturation); scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers; ${load}`;
+    const openLoop = (r: PeerRun, all: readonly number[]): string =>
+      `${all.length} decisions, peers started at ${(all.length / Math.max(r.startSeconds, 1e-3)).toFixed(0)}/s (latest start ${r.startLag.toFixed(1)} ms late), p50 ${percentile(all, 50).toFixed(2)} ms, p90 ${percentile(all, 90).toFixed(2)} ms, max ${all[all.length - 1]?.toFixed(1)} ms, ${r.otherAnswers} non-parent answers`;
     const echo = { baselineName: 'stream no-op (grpc-js bidi echo server, same client and workload)' };
     const unary = { baselineName: 'gRPC unary no-op (StatTask unknown)' };
+    const fixedFigures = fixedRates.map((rate, r): BenchFigure => {
+      const ours = allLatencies(fixed[r]);
+      const theirs = allLatencies(echoFixed[r]);
+      const p99 = percentile(ours, 99);
+      const how = FIXED_RATES === undefined ? `${r === 0 ? 'half' : 'a quarter'} of the no-op's saturated ${echoRate.toFixed(0)}/s, at most ${FIXED_RATE_CAP.toLocaleString('en-US')}/s` : 'SCHEDULER_BENCH_RATE';
+      return {
+        area: 'scheduler',
+        name: `decision latency p99 at a fixed offered rate of ${rate.toLocaleString('en-US')} decisions/s`,
+        value: p99,
+        unit: 'ms',
+        ...echo,
+        baselineValue: percentile(theirs, 99),
+        baselineUnit: 'ms',
+        goal: 'p99 ≤ 5 ms',
+        met: p99 <= 5,
+        note: `open loop at ${rate} decisions/s offered (${how}) for ${FIXED_SECONDS} s, same client; scheduler: ${openLoop(fixed[r], ours)}; no-op: ${openLoop(echoFixed[r], theirs)}; ${load}`,
+      };
+    });
     return [
       { area: 'scheduler', name: 'schedule decisions (register + reschedule answers)', value: rate, unit: 'decisions/s', ...echo, baselineValue: echoRate, baselineUnit: 'decisions/s', goal: '≥ 10,000 decisions/s', met: rate >= 10_000, note },
       { area: 'scheduler', name: 'decision latency p50 (all decisions)', value: percentile(all, 50), unit: 'ms', ...echo, baselineValue: percentile(echoAll, 50), baselineUnit: 'ms', note },
-      { area: 'scheduler', name: 'decision latency p99 (all decisions)', value: p99, unit: 'ms', ...echo, baselineValue: percentile(echoAll, 99), baselineUnit: 'ms', goal: 'p99 ≤ 5 ms', met: p99 <= 5, note },
+      { area: 'scheduler', name: 'decision latency p99 (all decisions, at saturation)', value: p99, unit: 'ms', ...echo, baselineValue: percentile(echoAll, 99), baselineUnit: 'ms', note },
+      ...fixedFigures,
       {
         area: 'scheduler',
         name: 'stream no-op: message round trips on open streams',
@@ -685,8 +790,9 @@ export async function run(): Promise<BenchFigure[]> {
         baselineName: 'stream no-op server thread, same workload',
         baselineValue: echoAll.length / echoCpuSeconds,
         baselineUnit: 'decisions/s',
-        note: `the server thread's own CPU time (/proc/thread-self/stat), which does not count time spent waiting for a core: what one core given to the scheduler would serve; scheduler ${cpuSeconds.toFixed(2)} s CPU for ${decisions} decisions, no-op ${echoCpuSeconds.toFixed(2)} s for ${echoAll.length}; event loop busy ${(busyShare * 100).toFixed(0)}% of the ${runSeconds.toFixed(1)} s run`,
+        note: `the server thread's own CPU time (/proc/thread-self/stat), which does not count time spent waiting for a core: what one core given to the scheduler would serve; scheduler ${cpuSeconds.toFixed(2)} s CPU for ${decisions} decisions, no-op ${echoCpuSeconds.toFixed(2)} s for ${echoAll.length}; event loop busy ${(busyShare * 100).toFixed(0)}% of the ${runSeconds.toFixed(1)} s run; ${load}`,
       },
+      { area: 'scheduler', name: '1-min load average at the end of the run (2 cores shared with other work)', value: loadAtEnd[0], unit: '', note: load },
       {
         area: 'scheduler',
         name: 'scheduling logic alone, per CPU-second (same workload on SchedulerService, no gRPC)',

@@ -107,7 +107,8 @@ export class PeerScheduler {
 
   private send(peer: Peer, kind: AnswerKind, response: AnnouncePeerResponse): void {
     this.lastAnswer.set(peer, kind);
-    this.o.trace?.decided(peer, kind, { parents: response.normalTaskResponse?.candidateParents?.map((p) => p.id ?? ''), description: response.needBackToSourceResponse?.description ?? response.waitResponse?.description }); // telemetry
+    // telemetry; the details only when spans are recorded (an array and a join per answer otherwise)
+    if (this.o.trace?.enabled) this.o.trace.decided(peer, kind, { parents: response.normalTaskResponse?.candidateParents?.map((p) => p.id ?? ''), description: response.needBackToSourceResponse?.description ?? response.waitResponse?.description });
     peer.session?.send(response);
   }
 

@@ -241,6 +241,22 @@ describe('SchedulerService origin control', () => {
     expect(t.last(b).normalTaskResponse?.candidateParents?.map((p) => p.id)).not.toContain('peer-a');
   });
 
+  test('a host with more peers than the task re-registers it: only its earlier peer of that task goes', () => {
+    const t = setup();
+    const h1 = t.announce(1);
+    // Disconnected peers of h1 on two other tasks: h1 holds more peers than TASK_ID has.
+    for (const [n, url] of ['http://origin/other-1', 'http://origin/other-2'].entries()) {
+      const c: PeerStream = { caller: '10.0.1.1', session: { send: () => undefined, fail: () => undefined } };
+      t.service.handle(c, { hostId: h1, taskId: taskIdOf({ url }), peerId: `other-${n}`, request: 'registerPeerRequest', registerPeerRequest: { download: { url, filteredQueryParams: [], requestHeader: {} } as never } });
+      t.service.streamClosed(c);
+    }
+    const a = t.register(h1, 'peer-a');
+    t.service.streamClosed(a);
+    expect([...t.service.store.peers.keys()].sort()).toEqual(['other-0', 'other-1', 'peer-a']);
+    t.register(h1, 'peer-a2');
+    expect([...t.service.store.peers.keys()].sort()).toEqual(['other-0', 'other-1', 'peer-a2']);
+  });
+
   test('finished, stat and empty tasks', () => {
     const t = setup();
     const a = t.register(t.announce(1), 'peer-a');
