@@ -231,7 +231,7 @@ interface PieceReader {
 }
 
 /** Idle connections kept per parent, and parents kept: enough for download.concurrentPieceCount. */
-const IDLE_PER_PARENT = 16;
+export const IDLE_PER_PARENT = 16;
 const IDLE_PARENTS_MAX = 256;
 /** Idle connections are closed well before the upload server's keep-alive timeout (65 s). */
 const IDLE_CLOSE_MS = 30_000;
@@ -331,6 +331,11 @@ function takeIdle(req: PeerPieceRequest): PieceConnection | undefined {
   clearTimeout(conn.idleTimer);
   conn.socket.ref();
   return conn;
+}
+
+/** Idle piece connections kept for the parent at ip:port (tests, metrics). */
+export function idlePieceConnectionCount(ip: string, port: number, tls = false): number {
+  return idleConnections.get(`${tls ? 'https' : 'http'}|${ip}|${port}`)?.length ?? 0;
 }
 
 /** Closes every idle piece connection (tests, shutdown). */
@@ -643,8 +648,9 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
       }
       if (received === req.length) {
         bodyDone = true;
-        // The response is read: the connection serves the next piece while this one is written.
-        if (keepAlive) release(conn);
+        // The response is read: the connection serves the next piece while this one is written
+        // (not after a wrong piece: that parent is about to be blocked).
+        if (keepAlive && (!req.expectedDigest || crc32Digest(crc) === req.expectedDigest)) release(conn);
         else {
           conn.reader = undefined;
           conn.socket.destroy();
@@ -678,6 +684,13 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
       const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
       if (len !== req.length) {
         finish(new Error(`parent sent ${len} bytes for a ${req.length}-byte piece`));
+        return false;
+      }
+      // The answer must be for this range: anything else (a stray answer on a reused connection)
+      // would put another piece's bytes here.
+      const range = /\r\ncontent-range:\s*bytes (\d+)-(\d+)\//i.exec(head);
+      if (!range || Number(range[1]) !== req.offset || Number(range[2]) !== req.offset + req.length - 1) {
+        finish(new Error(`parent answered for ${range ? `bytes ${range[1]}-${range[2]}` : 'no range'} instead of bytes ${req.offset}-${req.offset + req.length - 1}`));
         return false;
       }
       if (/^HTTP\/1\.0 /.test(head) || /\r\nconnection:[^\r]*close/i.test(head)) keepAlive = false;
