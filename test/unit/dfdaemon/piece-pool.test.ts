@@ -169,7 +169,7 @@ describe('kept-alive piece connections (fake parent)', () => {
   ])('after %s the connection is discarded, and the next piece is right', async (_name, answer, error) => {
     await fetchPieceRaw(req(0), target);
     parent.script = [answer];
-    await expect(fetchPieceRaw(req(3, 300), target)).rejects.toThrow(error as never);
+    await expect(fetchPieceRaw(req(3, 300), target)).rejects.toThrow(error);
     await settle();
     expect(parent.sockets.size).toBe(0);
     expect(idlePieceConnectionCount('127.0.0.1', parent.port)).toBe(0);
