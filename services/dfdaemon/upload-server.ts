@@ -59,7 +59,8 @@ export function parseSingleRange(header: string, size: number): { start: number;
 const SEND_BUFFER = 2 * 1024 * 1024;
 /** Buffers kept for reuse across requests: serving allocates (and garbage-collects) nothing per chunk. */
 const bufferPool: Buffer[] = [];
-const MAX_POOLED = 16;
+/** 16 MiB kept at most, as with 16 buffers of 1 MiB before. */
+const MAX_POOLED = 8;
 const takeBuffer = () => bufferPool.pop() ?? Buffer.allocUnsafeSlow(SEND_BUFFER);
 const giveBuffer = (b: Buffer) => {
   if (bufferPool.length < MAX_POOLED) bufferPool.push(b);
