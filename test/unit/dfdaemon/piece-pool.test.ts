@@ -119,7 +119,10 @@ describe('kept-alive piece connections (fake parent)', () => {
     await target.read(buf, 0, PIECE, n * PIECE);
     return buf;
   };
-  const settle = () => new Promise((r) => setTimeout(r, 80));
+  /** Waits (bounded) until `cond` holds: closes travel through both event loops' sockets. */
+  const until = async (cond: () => boolean, ms = 5000) => {
+    for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 10));
+  };
 
   it('pieces one after another share one connection', async () => {
     for (let n = 0; n < 6; n++) await expect(fetchPieceRaw(req(n), target)).resolves.toBe(crc32Of(pieceOf(n)));
@@ -135,7 +138,7 @@ describe('kept-alive piece connections (fake parent)', () => {
     await Promise.all(Array.from({ length: n }, (_, i) => fetchPieceRaw(req(i), target)));
     expect(parent.connections).toBe(n);
     expect(idlePieceConnectionCount('127.0.0.1', parent.port)).toBe(IDLE_PER_PARENT);
-    await settle();
+    await until(() => parent.sockets.size === IDLE_PER_PARENT);
     expect(parent.sockets.size).toBe(IDLE_PER_PARENT);
     // The next pieces reuse the idle ones: no new connection.
     await Promise.all(Array.from({ length: 4 }, (_, i) => fetchPieceRaw(req(i), target)));
@@ -145,7 +148,7 @@ describe('kept-alive piece connections (fake parent)', () => {
   it('an idle connection the parent closed is replaced by a new one (the piece does not fail)', async () => {
     await fetchPieceRaw(req(0), target);
     for (const s of parent.sockets) s.destroy();
-    await settle();
+    await until(() => idlePieceConnectionCount('127.0.0.1', parent.port) === 0);
     expect(idlePieceConnectionCount('127.0.0.1', parent.port)).toBe(0);
     await expect(fetchPieceRaw(req(1), target)).resolves.toBe(crc32Of(pieceOf(1)));
     expect(parent.connections).toBe(2);
@@ -170,7 +173,7 @@ describe('kept-alive piece connections (fake parent)', () => {
     await fetchPieceRaw(req(0), target);
     parent.script = [answer];
     await expect(fetchPieceRaw(req(3, 300), target)).rejects.toThrow(error);
-    await settle();
+    await until(() => parent.sockets.size === 0);
     expect(parent.sockets.size).toBe(0);
     expect(idlePieceConnectionCount('127.0.0.1', parent.port)).toBe(0);
     await expect(fetchPieceRaw(req(4), target)).resolves.toBe(crc32Of(pieceOf(4)));
@@ -183,8 +186,10 @@ describe('kept-alive piece connections (fake parent)', () => {
     const forged = Buffer.concat([Buffer.from(`HTTP/1.1 206 Partial Content\r\nContent-Length: ${PIECE}\r\nContent-Range: bytes ${5 * PIECE}-${6 * PIECE - 1}/${content.length}\r\n\r\n`, 'latin1'), Buffer.alloc(PIECE, 0xee)]);
     parent.script = [{ trailing: forged }];
     await expect(fetchPieceRaw(req(0), target)).resolves.toBe(crc32Of(pieceOf(0)));
-    await settle();
+    // Not kept (closed when the extra bytes are seen, in the answer's last read or once idle).
+    await until(() => parent.sockets.size === 0);
     expect(idlePieceConnectionCount('127.0.0.1', parent.port)).toBe(0);
+    expect(parent.sockets.size).toBe(0);
     await expect(fetchPieceRaw(req(5), target)).resolves.toBe(crc32Of(pieceOf(5)));
     expect(parent.connections).toBe(2);
     expect((await stored(5)).equals(pieceOf(5))).toBe(true);
@@ -194,7 +199,7 @@ describe('kept-alive piece connections (fake parent)', () => {
     parent.script = [{ later: Buffer.from('HTTP/1.1 206 Partial Content\r\n', 'latin1') }];
     await fetchPieceRaw(req(0), target);
     expect(idlePieceConnectionCount('127.0.0.1', parent.port)).toBe(1);
-    await settle();
+    await until(() => idlePieceConnectionCount('127.0.0.1', parent.port) === 0);
     expect(idlePieceConnectionCount('127.0.0.1', parent.port)).toBe(0);
     await expect(fetchPieceRaw(req(6), target)).resolves.toBe(crc32Of(pieceOf(6)));
     expect(parent.connections).toBe(2);
