@@ -1,6 +1,7 @@
 /**
  * Fetches a task's missing pieces from the parents the collector knows: up to `concurrency`
- * at a time, each from the least loaded holder. Lowest pieces first (readers stream in order),
+ * at a time, each from the least loaded holder, normal parents before a seed peer (see
+ * parentBounds, pickPiece, pickParent). Lowest pieces first (readers stream in order),
  * randomized within a window of `concurrency` pieces so children of one parent spread out a
  * little and can serve each other. Settles 'done' when every piece is stored, 'reschedule' when no parent can help (or
  * `stopRequested` says the scheduler ordered back-to-source), and rejects on an error the
@@ -17,6 +18,42 @@ import type { Parent, PieceCollector } from './piece-collector';
  */
 export const BUSY_RETRY_MS = 200;
 export const MAX_BUSY_REFUSALS = 6;
+
+/**
+ * How many pieces one child fetches from each parent at once. A normal parent: up to the whole
+ * concurrency. A seed peer, while normal parents that can share are there: its share of the
+ * concurrency (one slot per parent, at least one), so the child takes the rest from the normal
+ * parents and the seed's upload is spread over more distinct pieces instead of sending every piece
+ * to every child (with kept-alive connections the children would otherwise all keep pace with the
+ * seed and fetch each piece from it the moment it is announced).
+ */
+export function parentBounds(usable: readonly Parent[], concurrency: number): (p: Parent) => number {
+  let sharers = 0;
+  for (const p of usable) if (!p.isSeed && !p.blocked && (!p.syncEnded || p.digests.size > 0)) sharers++;
+  const seedBound = sharers > 0 ? Math.max(1, Math.ceil(concurrency / (sharers + 1))) : concurrency;
+  return (p) => (p.isSeed ? seedBound : concurrency);
+}
+
+/**
+ * The next piece among `candidates` (the in-order window, each with the parents able to give it
+ * now): a piece a normal parent holds comes first (it spares the seed, and it is the bytes
+ * children exchange), then any, at random within the window so children of the same parents
+ * spread over different pieces and can serve each other.
+ */
+export function pickPiece<T extends { parents: readonly Parent[] }>(candidates: readonly T[], random: () => number): T {
+  const shared = candidates.filter((c) => c.parents.some((p) => !p.isSeed));
+  const pool = shared.length > 0 ? shared : candidates;
+  return pool[Math.floor(random() * pool.length)];
+}
+
+/** The parent to fetch a piece from: a normal one before a seed peer, then the least loaded, ties at random. */
+export function pickParent(holders: readonly Parent[], random: () => number): Parent {
+  const normal = holders.filter((p) => !p.isSeed);
+  const from = normal.length > 0 ? normal : holders;
+  const minLoad = Math.min(...from.map((p) => p.inflight));
+  const least = from.filter((p) => p.inflight === minLoad);
+  return least[Math.floor(random() * least.length)];
+}
 
 export interface P2PTask {
   readonly pieceCount: number;
@@ -124,19 +161,18 @@ export class P2PFetch {
         // The window is as wide as the fetches in flight: every pick is among the next pieces a
         // reader needs, so a proxy streaming the content in order never waits behind pieces far ahead.
         const windowSize = concurrency;
+        const bounds = parentBounds(usable, concurrency);
         while (this.inflight.size < concurrency && missing.length > 0) {
           const candidates: Array<{ n: number; parents: Parent[] }> = [];
           for (const n of missing) {
-            const holders = usable.filter((p) => !p.blocked && p.digests.has(n) && p.inflight < concurrency);
+            const holders = usable.filter((p) => !p.blocked && p.digests.has(n) && p.inflight < bounds(p));
             if (holders.length > 0) candidates.push({ n, parents: holders });
             if (candidates.length >= windowSize) break;
           }
           if (candidates.length === 0) break;
-          const pick = candidates[Math.floor(random() * candidates.length)];
+          const pick = pickPiece(candidates, random);
           missing.splice(missing.indexOf(pick.n), 1);
-          const minLoad = Math.min(...pick.parents.map((p) => p.inflight));
-          const least = pick.parents.filter((p) => p.inflight === minLoad);
-          this.fetch(pick.n, least[Math.floor(random() * least.length)]).then(pump, (err: Error) => finish(err));
+          this.fetch(pick.n, pickParent(pick.parents, random)).then(pump, (err: Error) => finish(err));
         }
         if (this.inflight.size > 0) {
           clearTimeout(idleTimer);

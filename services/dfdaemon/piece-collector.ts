@@ -29,6 +29,8 @@ export interface Parent {
   readonly ip: string;
   readonly grpcPort: number;
   readonly downloadPort: number;
+  /** A seed peer (SUPER_HOST): children spare it when normal parents can share (see P2PFetch). */
+  readonly isSeed: boolean;
   /** Piece number → crc32 digest, as announced. */
   readonly digests: Map<number, string>;
   /** Pieces being fetched from it now. */
@@ -70,6 +72,7 @@ export class PieceCollector {
         ip: c.host.ip,
         grpcPort: c.host.port,
         downloadPort: c.host.downloadPort,
+        isSeed: c.host.type === 'SUPER_HOST',
         digests: new Map(),
         inflight: 0,
         blocked: false,

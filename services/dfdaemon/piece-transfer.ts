@@ -201,8 +201,8 @@ export interface PeerPieceRequest {
 }
 
 /**
- * TLS sessions per parent, so the one-request-per-connection piece GETs resume instead of
- * doing a full handshake each time. Bounded: the oldest parent is dropped first.
+ * TLS sessions per parent, so a new piece connection resumes instead of doing a full
+ * handshake. Bounded: the oldest parent is dropped first.
  */
 const TLS_SESSIONS_MAX = 1024;
 const tlsSessions = new Map<string, Buffer>();
@@ -218,6 +218,130 @@ function connectPieceSocket(req: PeerPieceRequest, onread: net.OnReadOpts): net.
     tlsSessions.set(key, session);
   });
   return socket;
+}
+
+/** What a piece request does with the bytes of the connection it holds. */
+interface PieceReader {
+  /** Where the next read lands. */
+  nextBuffer(): Buffer;
+  /** `n` bytes landed in the last buffer given; false pauses the socket. */
+  onData(n: number): boolean;
+  /** The connection failed or closed while this reader held it. */
+  onGone(err: Error): void;
+}
+
+/** Idle connections kept per parent, and parents kept: enough for download.concurrentPieceCount. */
+export const IDLE_PER_PARENT = 16;
+const IDLE_PARENTS_MAX = 256;
+/** Idle connections are closed well before the upload server's keep-alive timeout (65 s). */
+const IDLE_CLOSE_MS = 30_000;
+/** Reads of an idle connection land here: any byte there is a protocol violation and closes it. */
+const IDLE_BUFFER = Buffer.allocUnsafeSlow(64);
+
+/**
+ * One kept-alive HTTP/1.1 connection to a parent's upload server. Its reads go straight into
+ * the buffers of whichever piece request holds it, so a connection serves piece after piece
+ * without a new TCP (or TLS) handshake and without copies.
+ */
+class PieceConnection {
+  reader: PieceReader | undefined;
+  idleTimer: NodeJS.Timeout | undefined;
+  readonly socket: net.Socket;
+
+  constructor(
+    readonly key: string,
+    req: PeerPieceRequest,
+    reader: PieceReader,
+  ) {
+    // Set before connecting: the socket asks for its first read buffer right away.
+    this.reader = reader;
+    /** The buffer the read in progress lands in (the generator is asked after each read). */
+    let given: Buffer = IDLE_BUFFER;
+    this.socket = connectPieceSocket(req, {
+      buffer: () => (given = this.reader?.nextBuffer() ?? IDLE_BUFFER),
+      callback: (n) => {
+        if (!this.reader) {
+          this.socket.destroy(); // bytes nobody asked for
+          return false;
+        }
+        // The first read after an idle spell landed in the idle buffer: a few header bytes, moved.
+        if (given === IDLE_BUFFER) IDLE_BUFFER.copy(this.reader.nextBuffer(), 0, 0, n);
+        return this.reader.onData(n);
+      },
+    });
+    this.socket.setNoDelay(true);
+    this.socket.on('error', (err) => this.gone(err));
+    this.socket.on('close', () => this.gone(new Error('connection closed')));
+  }
+
+  private gone(err: Error): void {
+    unpool(this);
+    const reader = this.reader;
+    this.reader = undefined;
+    reader?.onGone(err);
+  }
+}
+
+const idleConnections = new Map<string, PieceConnection[]>();
+
+function unpool(conn: PieceConnection): void {
+  clearTimeout(conn.idleTimer);
+  const list = idleConnections.get(conn.key);
+  const i = list ? list.indexOf(conn) : -1;
+  if (i < 0) return;
+  list!.splice(i, 1);
+  if (list!.length === 0) idleConnections.delete(conn.key);
+}
+
+/** A finished request's connection goes back to its parent's pool (or is closed when the pool is full). */
+function release(conn: PieceConnection): void {
+  conn.reader = undefined;
+  if (conn.socket.destroyed) return;
+  let list = idleConnections.get(conn.key);
+  if (!list) {
+    if (idleConnections.size >= IDLE_PARENTS_MAX) {
+      const [oldestKey, oldest] = idleConnections.entries().next().value as [string, PieceConnection[]];
+      idleConnections.delete(oldestKey);
+      for (const c of oldest) c.socket.destroy();
+    }
+    list = [];
+    idleConnections.set(conn.key, list);
+  }
+  if (list.length >= IDLE_PER_PARENT) return void conn.socket.destroy();
+  // Reading on while idle notices a close (or stray bytes) at once; an idle connection
+  // does not keep the process alive.
+  conn.socket.resume();
+  conn.socket.unref();
+  conn.idleTimer = setTimeout(() => conn.socket.destroy(), IDLE_CLOSE_MS);
+  conn.idleTimer.unref();
+  list.push(conn);
+}
+
+function poolKey(req: PeerPieceRequest): string {
+  return `${req.tls ? 'https' : 'http'}|${req.ip}|${req.port}`;
+}
+
+/** An idle connection to the request's parent, most recently used first; undefined when none. */
+function takeIdle(req: PeerPieceRequest): PieceConnection | undefined {
+  const key = poolKey(req);
+  const list = idleConnections.get(key);
+  const conn = list?.pop();
+  if (!conn) return undefined;
+  if (list!.length === 0) idleConnections.delete(key);
+  clearTimeout(conn.idleTimer);
+  conn.socket.ref();
+  return conn;
+}
+
+/** Idle piece connections kept for the parent at ip:port (tests, metrics). */
+export function idlePieceConnectionCount(ip: string, port: number, tls = false): number {
+  return idleConnections.get(`${tls ? 'https' : 'http'}|${ip}|${port}`)?.length ?? 0;
+}
+
+/** Closes every idle piece connection (tests, shutdown). */
+export function closeIdlePieceConnections(): void {
+  for (const list of idleConnections.values()) for (const c of list) c.socket.destroy();
+  idleConnections.clear();
 }
 
 /** GETs a piece from a parent's upload server into the content file; checks its digest. */
@@ -433,15 +557,19 @@ const MAX_HEADER = 16 * 1024;
 const LIMITED_READ = 64 * 1024;
 
 /**
- * The same request as fetchPieceFromPeer over a plain TCP socket whose reads land directly
- * in pooled 1 MiB write batches (`onread` with a buffer generator): no per-chunk allocation,
- * no copy and no HTTP client machinery. Bytes are checksummed where they land and a full
- * batch is written while the socket keeps reading into the next one. Only for our own
- * upload servers (HTTP/1.1, 206 + Content-Length, one response).
+ * The same request as fetchPieceFromPeer over a kept-alive raw socket (TCP or TLS) whose reads
+ * land directly in pooled 1 MiB write batches (`onread` with a buffer generator): no per-chunk
+ * allocation, no copy and no HTTP client machinery. Bytes are checksummed where they land and a
+ * full batch is written while the socket keeps reading into the next one. The connection goes
+ * back to the parent's pool as soon as the body is read; a reused connection the parent closed
+ * before answering is replaced by a new one once. Only for our own upload servers (HTTP/1.1,
+ * 206 + Content-Length).
  */
 export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<string> {
   return new Promise((resolve, reject) => {
     const limited = req.limiters !== undefined && !req.limiters.empty;
+    let conn: PieceConnection;
+    let reusedConn = false;
     let inHeader = true;
     let crc = 0;
     let received = 0;
@@ -455,9 +583,9 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
     let paused = false;
     let throttled = false;
     const maybeResume = () => {
-      if (paused && !throttled && !settled && pending < MAX_PENDING_WRITES) {
+      if (paused && !throttled && !settled && !bodyDone && pending < MAX_PENDING_WRITES) {
         paused = false;
-        socket.resume();
+        conn.socket.resume();
       }
     };
     const finish = (err?: Error) => {
@@ -465,8 +593,12 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
       settled = true;
       clearTimeout(timer);
       req.signal?.removeEventListener('abort', onAbort);
-      socket.destroy();
-      // The socket is closed: its read buffer (the current batch) can be reused.
+      if (conn.reader === reader) {
+        // Still reading: the response is unfinished, the connection unusable.
+        conn.reader = undefined;
+        conn.socket.destroy();
+      }
+      // No socket reads into the current batch any more: it can be reused.
       giveBatch(batch);
       if (err) return reject(err);
       const digest = crc32Digest(crc);
@@ -495,9 +627,13 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
         (err: Error) => finish(err),
       );
     };
+    let keepAlive = true;
     /** `n` body bytes have landed at batch[batchLen..]. */
     const body = (n: number): boolean => {
-      if (received + n > req.length) n = req.length - received;
+      if (received + n > req.length) {
+        n = req.length - received;
+        keepAlive = false; // bytes past the response: the connection is out of step
+      }
       received += n;
       crc = crc32(batch.subarray(batchLen, batchLen + n), crc);
       batchLen += n;
@@ -511,10 +647,17 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
         }, wait);
       }
       if (received === req.length) {
-        flush();
         bodyDone = true;
+        // The response is read: the connection serves the next piece while this one is written
+        // (not after a wrong piece: that parent is about to be blocked).
+        if (keepAlive && (!req.expectedDigest || crc32Digest(crc) === req.expectedDigest)) release(conn);
+        else {
+          conn.reader = undefined;
+          conn.socket.destroy();
+        }
+        flush();
         maybeDone();
-        return false;
+        return keepAlive;
       }
       if (batchLen === WRITE_BATCH) flush();
       if (pending >= MAX_PENDING_WRITES || throttled) {
@@ -529,7 +672,7 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
       const end = batch.subarray(0, batchLen).indexOf(HEADER_END, searchFrom);
       if (end < 0) {
         if (batchLen > MAX_HEADER) finish(new Error('response header too large'));
-        return true;
+        return !settled;
       }
       const head = batch.toString('latin1', 0, end);
       inHeader = false;
@@ -543,34 +686,53 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
         finish(new Error(`parent sent ${len} bytes for a ${req.length}-byte piece`));
         return false;
       }
+      // The answer must be for this range: anything else (a stray answer on a reused connection)
+      // would put another piece's bytes here.
+      const range = /\r\ncontent-range:\s*bytes (\d+)-(\d+)\//i.exec(head);
+      if (!range || Number(range[1]) !== req.offset || Number(range[2]) !== req.offset + req.length - 1) {
+        finish(new Error(`parent answered for ${range ? `bytes ${range[1]}-${range[2]}` : 'no range'} instead of bytes ${req.offset}-${req.offset + req.length - 1}`));
+        return false;
+      }
+      if (/^HTTP\/1\.0 /.test(head) || /\r\nconnection:[^\r]*close/i.test(head)) keepAlive = false;
       const bodyStart = end + HEADER_END.length;
       const bodyBytes = batchLen - bodyStart;
       batch.copyWithin(0, bodyStart, batchLen);
       batchLen = 0;
       return bodyBytes > 0 ? body(bodyBytes) : true;
     };
-    const onData = (nread: number): boolean => {
-      if (settled || bodyDone) return false;
-      return inHeader ? header(nread) : body(nread);
+    const reader: PieceReader = {
+      // Each read lands right after the bytes already in the current batch; rate-limited
+      // transfers read in small steps so the bucket paces them evenly.
+      nextBuffer: () => batch.subarray(batchLen, limited ? batchLen + LIMITED_READ : WRITE_BATCH),
+      onData: (n) => {
+        if (settled || bodyDone) return false;
+        return inHeader ? header(n) : body(n);
+      },
+      onGone: (err) => {
+        if (bodyDone || settled) return;
+        // A reused connection the parent closed before any byte of its answer: once more on a new one.
+        if (reusedConn && inHeader && batchLen === 0) return send(false);
+        finish(err.message === 'connection closed' ? new Error(`connection closed after ${received} of ${req.length} piece bytes`) : err);
+      },
     };
-    // Each read lands right after the bytes already in the current batch; rate-limited
-    // transfers read in small steps so the bucket paces them evenly.
-    const nextBuffer = (): Buffer => batch.subarray(batchLen, limited ? batchLen + LIMITED_READ : WRITE_BATCH);
-    const socket = connectPieceSocket(req, { buffer: nextBuffer, callback: onData });
-    socket.setNoDelay(true);
     const host = req.ip.includes(':') ? `[${req.ip}]` : req.ip;
     const path = `/download/${req.taskId.slice(0, 3)}/${req.taskId}?peerId=${encodeURIComponent(req.parentPeerId)}`;
     const extra = Object.entries(req.headers ?? {})
       .filter(([k, v]) => /^[a-z0-9-]+$/i.test(k) && /^[\x20-\x7e]*$/.test(v))
       .map(([k, v]) => `${k}: ${v}\r\n`)
       .join('');
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${req.port}\r\nRange: bytes=${req.offset}-${req.offset + req.length - 1}\r\n${extra}Connection: close\r\n\r\n`);
-    socket.on('error', (err) => finish(err));
-    socket.on('close', () => {
-      if (!bodyDone) finish(new Error(`connection closed after ${received} of ${req.length} piece bytes`));
-    });
+    const request = `GET ${path} HTTP/1.1\r\nHost: ${host}:${req.port}\r\nRange: bytes=${req.offset}-${req.offset + req.length - 1}\r\n${extra}\r\n`;
+    const send = (reuse: boolean) => {
+      const idle = reuse ? takeIdle(req) : undefined;
+      reusedConn = idle !== undefined;
+      conn = idle ?? new PieceConnection(poolKey(req), req, reader);
+      conn.reader = reader;
+      conn.socket.resume();
+      conn.socket.write(request);
+    };
     const timer = setTimeout(() => finish(new Error(`piece request timed out after ${req.timeoutMs} ms`)), req.timeoutMs);
     const onAbort = () => finish(new Error('aborted'));
     req.signal?.addEventListener('abort', onAbort);
+    send(true);
   });
 }

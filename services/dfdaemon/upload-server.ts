@@ -50,19 +50,26 @@ export function parseSingleRange(header: string, size: number): { start: number;
   return { start, length: end - start + 1 };
 }
 
-const SEND_BUFFER = 1024 * 1024;
+/**
+ * Read (and socket write) size: 2 MiB halves the event-loop turns and the user CPU per GiB of
+ * 1 MiB reads (the kernel's copy into the socket is the same); with two buffers per request
+ * (one being written, the next being read) a request holds 4 MiB, one more than three 1 MiB
+ * buffers did.
+ */
+const SEND_BUFFER = 2 * 1024 * 1024;
 /** Buffers kept for reuse across requests: serving allocates (and garbage-collects) nothing per chunk. */
 const bufferPool: Buffer[] = [];
-const MAX_POOLED = 16;
+/** 16 MiB kept at most, as with 16 buffers of 1 MiB before. */
+const MAX_POOLED = 8;
 const takeBuffer = () => bufferPool.pop() ?? Buffer.allocUnsafeSlow(SEND_BUFFER);
 const giveBuffer = (b: Buffer) => {
   if (bufferPool.length < MAX_POOLED) bufferPool.push(b);
 };
 
 /**
- * Streams [start, start+length) of the task file into `res` with 1 MiB positional reads
- * into pooled buffers; the next read overlaps the previous socket write, and a buffer goes
- * back to the pool once the socket has taken its bytes.
+ * Streams [start, start+length) of the task file into `res` with 2 MiB positional reads
+ * into pooled buffers: the next read runs while the previous buffer is being written, and a
+ * buffer goes back to the pool once the socket has taken its bytes.
  */
 async function sendRange(entry: TaskEntry, res: http.ServerResponse, start: number, length: number, limiters: Limiters, onBytes: (n: number) => void): Promise<void> {
   const fh = await entry.handle();
@@ -74,20 +81,8 @@ async function sendRange(entry: TaskEntry, res: http.ServerResponse, start: numb
   };
   res.on('close', onClose);
   let inFlight = 0;
-  const MAX_IN_FLIGHT = 2;
   try {
     for (let pos = start, end = start + length; pos < end; ) {
-      while (!closed && (inFlight >= MAX_IN_FLIGHT || res.writableNeedDrain)) {
-        await new Promise<void>((r) => {
-          const done = () => {
-            res.off('drain', done);
-            wake = undefined;
-            r();
-          };
-          wake = done;
-          res.once('drain', done);
-        });
-      }
       if (closed) throw new Error('client went away');
       const n = Math.min(SEND_BUFFER, end - pos);
       const buf = takeBuffer();
@@ -111,6 +106,18 @@ async function sendRange(entry: TaskEntry, res: http.ServerResponse, start: numb
             wake = done;
           });
         }
+      }
+      // One buffer in the socket at a time: this one waits until the previous one is taken.
+      while (!closed && (inFlight > 0 || res.writableNeedDrain)) {
+        await new Promise<void>((r) => {
+          const done = () => {
+            res.off('drain', done);
+            wake = undefined;
+            r();
+          };
+          wake = done;
+          res.once('drain', done);
+        });
       }
       if (closed) {
         giveBuffer(buf);

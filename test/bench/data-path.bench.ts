@@ -212,7 +212,7 @@ export async function run(): Promise<BenchFigure[]> {
       stage('stage checksum sha256 (content digest)', sha, 'node:crypto, 1 MiB at a time'),
       stage('stage write (1 MiB positional writes, page cache)', write, 'FileHandle.write'),
       stage('stage serve (upload server → client process, whole task)', serve, `the client process spent ${clientCpu.toFixed(2)} CPU-s/GiB receiving`),
-      stage('P2P piece pipeline (fetchPieceRaw: receive + crc32 + write)', pieces, `4 MiB pieces, 4 in flight, one connection per piece, server in a child process; ${holder(pieces.cpuPerGiB, [['receive', receive.cpuPerGiB], ['crc32', crc.cpuPerGiB], ['write', write.cpuPerGiB]])}`, { name: 'sum of its stages', value: sumPieces }),
+      stage('P2P piece pipeline (fetchPieceRaw: receive + crc32 + write)', pieces, `4 MiB pieces, 4 in flight over kept-alive connections, server in a child process; ${holder(pieces.cpuPerGiB, [['receive', receive.cpuPerGiB], ['crc32', crc.cpuPerGiB], ['write', write.cpuPerGiB]])}`, { name: 'sum of its stages', value: sumPieces }),
       stage('back-to-source pipeline (dfdaemon: receive + crc32 + write + sha256 pass)', backToSource, `in-process dfdaemon without scheduler, origin in a child process, content digest checked; ${holder(backToSource.cpuPerGiB, [['receive', receive.cpuPerGiB], ['crc32', crc.cpuPerGiB], ['write', write.cpuPerGiB], ['sha256', sha.cpuPerGiB]])}`, { name: 'sum of its stages', value: sumOrigin }),
     ];
   } finally {

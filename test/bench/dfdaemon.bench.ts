@@ -179,10 +179,15 @@ export async function run(): Promise<BenchFigure[]> {
     for (let i = 0; i < 3; i++) plainMs.push(await timedGet(plain.url));
     const catRate = rate(SIZE, median(catMs));
 
-    // Scheduler in-process, seed peer as a child process (RSS), peer in-process.
-    const scheduler = await startScheduler(parseConfig('scheduler', { security: { insecure: true }, server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, metrics: { enable: false } }), {
-      logger: silentLogger(),
-    });
+    // Scheduler in-process, seed peer as a child process (RSS), peer in-process. The scheduler
+    // trusts the seed by its address (seedPeer.addrs, as the manager's seed-peer list would):
+    // it triggers the seed for a task nobody it knows holds, and a seed holding the task in its
+    // store (after its restart below) registers it and becomes the peer's parent.
+    const seedGrpcPort = await freePort();
+    const scheduler = await startScheduler(
+      parseConfig('scheduler', { security: { insecure: true }, server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedGrpcPort}`] }, metrics: { enable: false } }),
+      { logger: silentLogger() },
+    );
     cleanups.push(() => scheduler.stop());
     const schedulerAddr = `127.0.0.1:${scheduler.port}`;
     const seedDir = path.join(root, 'seed');
@@ -197,7 +202,7 @@ export async function run(): Promise<BenchFigure[]> {
         'security: {insecure: true}',
         'host: {hostname: bench-seed, advertiseIP: 127.0.0.1, listenIP: 127.0.0.1}',
         `scheduler: {netAddrs: [{addr: "${schedulerAddr}"}], manager: {enable: false, seedPeer: {enable: true}}}`,
-        `download: {peerGRPC: {tcpListen: {listen: 127.0.0.1, port: ${await freePort()}}}, downloadGRPC: {unixListen: {socket: ${path.join(seedDir, 'd.sock')}}}}`,
+        `download: {peerGRPC: {tcpListen: {listen: 127.0.0.1, port: ${seedGrpcPort}}}, downloadGRPC: {unixListen: {socket: ${path.join(seedDir, 'd.sock')}}}}`,
         `upload: {tcpListen: {listen: 127.0.0.1, port: ${await freePort()}}}`,
         'proxy: {tcpListen: {listen: 127.0.0.1, port: 0}}',
         '',
@@ -249,7 +254,10 @@ export async function run(): Promise<BenchFigure[]> {
     const serveRss = rssSampler(seed.child.pid!);
     const tPeer = performance.now();
     // dfget's path: the whole task into the store, then hardlinked to the output.
-    const res = await peer.tasks.downloadToFile({ url: plain.url, requestHeaders: {}, outputPath: path.join(root, 'peer-out.bin') });
+    let firstPieceMs = 0;
+    const res = await peer.tasks.downloadToFile({ url: plain.url, requestHeaders: {}, outputPath: path.join(root, 'peer-out.bin') }, (p) => {
+      if (p.piece && firstPieceMs === 0) firstPieceMs = performance.now() - tPeer;
+    });
     const peerMs = performance.now() - tPeer;
     const servePeak = serveRss.stop();
     const remoteRate = rate(SIZE, peerMs);
@@ -275,6 +283,9 @@ export async function run(): Promise<BenchFigure[]> {
     const httpRate = rate(SIZE, median(httpMs));
 
     const note = `1 GiB, 4 MiB pieces, loopback, ${os.cpus().length} cores`;
+    // The figure is a remote-peer figure only when every byte came from the seed.
+    const wrongSource = remoteBytes !== SIZE || originBytes !== 0 ? `MEASURED THE WRONG SOURCE (expected ${SIZE} remote_peer bytes and none from the origin): ` : '';
+    if (wrongSource) console.error(`dfdaemon bench: the remote-peer download ${wrongSource}remote_peer ${remoteBytes}, back_to_source ${originBytes}`);
     figures.push(
       {
         area: 'dfdaemon',
@@ -284,8 +295,8 @@ export async function run(): Promise<BenchFigure[]> {
         baselineName: 'plain Node static server → http.get discarding',
         baselineValue: plainRate,
         goal: '≥ 70% of the plain server',
-        met: remoteRate >= 0.7 * plainRate && remoteBytes === SIZE,
-        note: `${note}; ${(remoteRate / plainRate * 100).toFixed(0)}% of baseline; remote_peer bytes ${remoteBytes}, back_to_source bytes ${originBytes}`,
+        met: remoteRate >= 0.7 * plainRate && !wrongSource,
+        note: `${wrongSource}${note}; ${(remoteRate / plainRate * 100).toFixed(0)}% of baseline; first piece stored after ${firstPieceMs.toFixed(0)} ms (scheduler, seed trigger, the restarted seed's re-verification); remote_peer bytes ${remoteBytes}, back_to_source bytes ${originBytes}`,
       },
       {
         area: 'dfdaemon',

@@ -15,7 +15,7 @@ import {
   SchedulerLostError,
   SchedulerTimeoutError,
 } from '../../../services/dfdaemon/download-errors';
-import { MAX_BUSY_REFUSALS, P2PFetch } from '../../../services/dfdaemon/p2p-fetch';
+import { MAX_BUSY_REFUSALS, P2PFetch, parentBounds, pickParent, pickPiece } from '../../../services/dfdaemon/p2p-fetch';
 import { PieceHttpError } from '../../../services/dfdaemon/piece-transfer';
 import { MAX_PARENTS, PieceCollector, type Parent } from '../../../services/dfdaemon/piece-collector';
 import { MAX_QUEUED_ANSWERS, SchedulerSession } from '../../../services/dfdaemon/scheduler-session';
@@ -126,6 +126,10 @@ class FakeSync extends EventEmitter {
 
 function candidate(id: string, ip = '10.0.0.1', port = 65000): Peer__Output {
   return { id, host: { id: `host-${id}`, ip, port, downloadPort: 65002 } } as unknown as Peer__Output;
+}
+
+function seedCandidate(id: string): Peer__Output {
+  return { id, host: { id: `host-${id}`, type: 'SUPER_HOST', ip: '10.0.0.9', port: 65000, downloadPort: 65002 } } as unknown as Peer__Output;
 }
 
 function collectorWith(pieceCount: number | undefined) {
@@ -321,6 +325,79 @@ describe('P2PFetch (fake parents and piece fetches)', () => {
     expect(await k.fetch.run()).toBe('reschedule');
     expect(Date.now() - started).toBeGreaterThanOrEqual(45);
     expect(k.noParents).toEqual([[0, 1]]);
+  });
+
+  it('spares the seed: pieces a normal parent holds come from it; the seed gets its share of the concurrency', async () => {
+    const inflight = new Map<string, number>();
+    const peak = new Map<string, number>();
+    const from = new Map<number, string>();
+    let turn = 0;
+    const k = setup(24, async (n, p) => {
+      from.set(n, p.peerId);
+      inflight.set(p.peerId, (inflight.get(p.peerId) ?? 0) + 1);
+      peak.set(p.peerId, Math.max(peak.get(p.peerId) ?? 0, inflight.get(p.peerId)!));
+      await new Promise((r) => setTimeout(r, 2 + (turn++ % 3)));
+      inflight.set(p.peerId, inflight.get(p.peerId)! - 1);
+      return `crc32:${n}`;
+    }, 8);
+    k.collector.add([seedCandidate('seed'), candidate('peer-a'), candidate('peer-b')]);
+    expect(k.collector.usable().map((p) => [p.peerId, p.isSeed])).toEqual([['seed', true], ['peer-a', false], ['peer-b', false]]);
+    // The seed holds everything; the normal parents hold the odd pieces (a) and every fourth (b).
+    for (let n = 0; n < 24; n++) k.syncs.get('seed')!.emit('data', { number: n, digest: `crc32:${n}` });
+    for (let n = 1; n < 24; n += 2) k.syncs.get('peer-a')!.emit('data', { number: n, digest: `crc32:${n}` });
+    for (let n = 0; n < 24; n += 4) k.syncs.get('peer-b')!.emit('data', { number: n, digest: `crc32:${n}` });
+    for (const id of ['seed', 'peer-a', 'peer-b']) k.syncs.get(id)!.emit('end');
+    expect(await k.fetch.run()).toBe('done');
+    expect(k.stored.size).toBe(24);
+    // Every piece a normal parent held came from a normal parent; the seed gave only the others.
+    for (const [n, parent] of from) {
+      if (n % 2 === 1 || n % 4 === 0) expect(parent).not.toBe('seed');
+      else expect(parent).toBe('seed');
+    }
+    // Two normal parents share: the seed's bound is ceil(8 / 3) = 3 pieces in flight.
+    expect(peak.get('seed')).toBeLessThanOrEqual(3);
+    expect(peak.get('seed')).toBeGreaterThan(0);
+  });
+
+  it('with only a seed peer, the whole concurrency goes to it', async () => {
+    let running = 0;
+    let peak = 0;
+    const k = setup(16, async (n) => {
+      running++;
+      peak = Math.max(peak, running);
+      await new Promise((r) => setTimeout(r, 3));
+      running--;
+      return `crc32:${n}`;
+    }, 8);
+    k.collector.add([seedCandidate('seed')]);
+    for (let n = 0; n < 16; n++) k.syncs.get('seed')!.emit('data', { number: n, digest: `crc32:${n}` });
+    k.syncs.get('seed')!.emit('end');
+    expect(await k.fetch.run()).toBe('done');
+    expect(peak).toBe(8);
+  });
+
+  it('parentBounds, pickPiece, pickParent', () => {
+    const parent = (peerId: string, isSeed: boolean, extra: Partial<Parent> = {}): Parent => ({ peerId, hostId: peerId, ip: '10.0.0.1', grpcPort: 1, downloadPort: 2, isSeed, digests: new Map(), inflight: 0, blocked: false, syncEnded: false, ...extra });
+    const seed = parent('seed', true);
+    const a = parent('a', false);
+    const b = parent('b', false, { inflight: 2 });
+    // No normal parent: no bound below the concurrency; one per sharer plus the seed's own.
+    expect(parentBounds([seed], 8)(seed)).toBe(8);
+    expect(parentBounds([seed, a], 8)(seed)).toBe(4);
+    expect(parentBounds([seed, a, b], 8)(seed)).toBe(3);
+    expect(parentBounds([seed, a, b], 8)(a)).toBe(8);
+    expect(parentBounds([seed, a, b], 2)(seed)).toBe(1);
+    // A normal parent that ended its sync with nothing, or is blocked, cannot share: it does not count.
+    expect(parentBounds([seed, parent('done', false, { syncEnded: true }), parent('x', false, { blocked: true })], 8)(seed)).toBe(8);
+    // A normal holder before the seed, then the least loaded; the seed only when alone.
+    expect(pickParent([seed, b], () => 0)).toBe(b);
+    expect(pickParent([seed, b, a], () => 0.99)).toBe(a);
+    expect(pickParent([seed], () => 0)).toBe(seed);
+    // Pieces a normal parent holds first (random among them), else any in the window.
+    const window = [{ n: 3, parents: [seed] }, { n: 4, parents: [seed, a] }, { n: 5, parents: [seed] }, { n: 6, parents: [b] }];
+    expect(pickPiece(window, () => 0).n).toBe(4);
+    expect(pickPiece(window, () => 0.99).n).toBe(6);
+    expect(pickPiece([window[0], window[2]], () => 0.99).n).toBe(5);
   });
 
   it('waits for announcements while a sync is open (woken by the collector)', async () => {

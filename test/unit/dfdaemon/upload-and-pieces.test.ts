@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '../../../services/common';
-import { fetchPieceFromPeer, fetchPieceRaw, OriginClient, PieceDigestError, PieceHttpError } from '../../../services/dfdaemon/piece-transfer';
+import { closeIdlePieceConnections, fetchPieceFromPeer, fetchPieceRaw, OriginClient, PieceDigestError, PieceHttpError } from '../../../services/dfdaemon/piece-transfer';
 import { Limiters, TokenBucket } from '../../../services/dfdaemon/rate-limiter';
 import { crc32Of, TaskStore } from '../../../services/dfdaemon/storage';
 import { OriginResponseError } from '../../../services/dfdaemon/task-api';
@@ -48,6 +48,7 @@ describe('upload server and piece transfer', () => {
     port = (server.server.address() as AddressInfo).port;
   });
   afterAll(async () => {
+    closeIdlePieceConnections();
     server.server.closeAllConnections();
     await new Promise((r) => server.server.close(r));
     await store.close();
@@ -132,6 +133,40 @@ describe('upload server and piece transfer', () => {
     await restore.write(data, 100, 1, 100);
     await restore.close();
     await target.close();
+  });
+
+  it('the raw piece fetch keeps one connection per parent alive and replaces one the parent closed', async () => {
+    closeIdlePieceConnections();
+    let connections = 0;
+    const count = () => connections++;
+    server.server.on('connection', count);
+    const target = await fsp.open(path.join(dir, 'target-keepalive'), 'w+');
+    try {
+      await target.truncate(10 * MiB);
+      const req = { ip: '127.0.0.1', port, taskId: ID, parentPeerId: 'p', offset: 0, length: 4 * MiB, timeoutMs: 5000, expectedDigest: crc32Of(data.subarray(0, 4 * MiB)) };
+      for (let i = 0; i < 4; i++) await fetchPieceRaw(i % 2 ? { ...req, offset: 8 * MiB, length: 2 * MiB, expectedDigest: crc32Of(data.subarray(8 * MiB)) } : req, target);
+      expect(connections).toBe(1);
+
+      // The parent drops its idle connections (restart, keep-alive timeout): the next piece
+      // goes over a new connection instead of failing.
+      server.server.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 50));
+      await expect(fetchPieceRaw(req, target)).resolves.toBe(req.expectedDigest);
+      expect(connections).toBe(2);
+
+      // A failed piece (404: piece 1 is not stored) does not leave its connection in the pool.
+      await expect(fetchPieceRaw({ ...req, offset: 4 * MiB }, target)).rejects.toBeInstanceOf(PieceHttpError);
+      await fetchPieceRaw(req, target);
+      await fetchPieceRaw(req, target);
+      expect(connections).toBe(3);
+      const written = Buffer.alloc(4 * MiB);
+      await target.read(written, 0, 4 * MiB, 0);
+      expect(Buffer.compare(written, data.subarray(0, 4 * MiB))).toBe(0);
+    } finally {
+      server.server.off('connection', count);
+      await target.close();
+      closeIdlePieceConnections();
+    }
   });
 
   it('the raw piece fetch honours a download rate limit', async () => {
