@@ -94,9 +94,12 @@ export class TaskEntry extends EventEmitter {
   constructor(
     readonly meta: TaskMetadata,
     readonly contentPath: string,
+    /** The content file, already open read-write (a new task); otherwise opened on first use. */
+    handle?: fsp.FileHandle,
   ) {
     super();
     this.setMaxListeners(0);
+    if (handle) this.fdPromise = Promise.resolve(handle);
   }
 
   get taskId(): string {
@@ -263,6 +266,8 @@ export class TaskStore {
   private readonly entries = new Map<string, TaskEntry>();
   private readonly flushTimers = new Map<string, NodeJS.Timeout>();
   private readonly flushing = new Map<string, Promise<void>>();
+  /** Content directories known to exist (one per 3-hex-digit prefix of a task id: at most 4,096). */
+  private readonly contentDirs = new Set<string>();
   private readonly contentRoot: string;
   private readonly metaRoot: string;
 
@@ -369,20 +374,37 @@ export class TaskStore {
     if (problem) throw new InvalidArgumentError(`task ${task.taskId}: ${problem}`);
     await this.makeRoomForTask();
     const contentPath = this.contentPathOf(task.taskId);
-    await fsp.mkdir(path.dirname(contentPath), { recursive: true });
-    const fh = await fsp.open(contentPath, 'w');
+    const dir = path.dirname(contentPath);
+    const ensureDir = async () => {
+      await fsp.mkdir(dir, { recursive: true });
+      if (this.contentDirs.size < 4096) this.contentDirs.add(dir);
+    };
+    if (!this.contentDirs.has(dir)) await ensureDir();
+    // Opened read-write once: the handle becomes the entry's (no close and reopen per task).
+    const fh = await fsp.open(contentPath, 'w+').catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      // The directory went away under us (data directory wiped): make it again.
+      await ensureDir();
+      return fsp.open(contentPath, 'w+');
+    });
     try {
       await fh.truncate(task.contentLength);
-    } finally {
+    } catch (err) {
       await fh.close();
+      throw err;
     }
     const now = Date.now();
     const meta: TaskMetadata = { ...task, pieces: {}, finished: false, createdAt: now, updatedAt: now, lastUsedAt: now };
     const again = this.entries.get(task.taskId);
-    if (again) return again;
-    const entry = new TaskEntry(meta, contentPath);
+    if (again) {
+      await fh.close();
+      return again;
+    }
+    const entry = new TaskEntry(meta, contentPath, fh);
     this.entries.set(task.taskId, entry);
-    await this.writeMeta(meta);
+    // The metadata is written in the background, in order with later flushes (finish and
+    // remove wait for it): the download's first request does not wait for it.
+    this.queueMetaWrite(entry);
     return entry;
   }
 
@@ -498,13 +520,22 @@ export class TaskStore {
     const timer = setTimeout(() => {
       this.flushTimers.delete(entry.taskId);
       if (entry.deleted) return;
-      const p = this.writeMeta(entry.meta)
-        .catch((err: unknown) => this.options.logger.warn({ err, taskId: entry.taskId }, 'metadata flush failed'))
-        .finally(() => this.flushing.delete(entry.taskId));
-      this.flushing.set(entry.taskId, p);
+      this.queueMetaWrite(entry);
     }, this.options.metadataFlushMs ?? 200);
     timer.unref();
     this.flushTimers.set(entry.taskId, timer);
+  }
+
+  /** Writes the entry's metadata after any write of it still in flight (never two at once, never out of order). */
+  private queueMetaWrite(entry: TaskEntry): void {
+    const before = this.flushing.get(entry.taskId) ?? Promise.resolve();
+    const p: Promise<void> = before
+      .then(() => (entry.deleted ? undefined : this.writeMeta(entry.meta)))
+      .catch((err: unknown) => this.options.logger.warn({ err, taskId: entry.taskId }, 'metadata flush failed'))
+      .finally(() => {
+        if (this.flushing.get(entry.taskId) === p) this.flushing.delete(entry.taskId);
+      });
+    this.flushing.set(entry.taskId, p);
   }
 
   private cancelFlush(taskId: string): void {
