@@ -16,6 +16,7 @@ import {
   InternalError,
   InvalidArgumentError,
   peerIdOf,
+  MIN_PIECE_LENGTH,
   pieceCountOf,
   pieceLengthFor,
   pieceRange,
@@ -547,6 +548,7 @@ export class TaskDownload extends EventEmitter {
     // Without a probe (the scheduler gave the metadata) Range support is learnt from the first piece's answer.
     let acceptsRanges: boolean | undefined;
     let body: http.IncomingMessage | undefined;
+    let firstPiece: OriginProbe['firstPiece'];
     this.trace.backToSourceStarted(url); // telemetry
     try {
       if (!this.entry) {
@@ -556,10 +558,12 @@ export class TaskDownload extends EventEmitter {
         url = probe.finalUrl;
         acceptsRanges = probe.acceptsRanges;
         body = probe.body;
+        firstPiece = probe.firstPiece;
         try {
           await this.createEntry(probe.contentLength, pieceLengthFor(probe.contentLength), probe.responseHeaders);
         } catch (err) {
           body?.destroy();
+          firstPiece?.res.destroy();
           throw err;
         }
       }
@@ -578,6 +582,7 @@ export class TaskDownload extends EventEmitter {
           task: entry,
           acceptsRanges,
           body,
+          firstPiece,
           concurrency: this.cfg.download.concurrentPieceCount,
           pieceTimeoutMs: timeout,
           limiters: this.deps.limitersFor('origin'),
@@ -621,9 +626,8 @@ export class TaskDownload extends EventEmitter {
         return;
       }
     }
-    // Verified: readers may end their responses now instead of after the fsync below.
-    this.attempt.resolve();
     await this.deps.store.finish(entry, this.expectedSha256);
+    this.attempt.resolve();
     this.deps.updateGauge();
     const { contentLength } = entry.meta;
     if (backToSource) {
@@ -656,7 +660,9 @@ export class TaskDownload extends EventEmitter {
     const client = new OriginClient(this.options.requestHeaders);
     const url = this.options.url;
     const timeout = this.cfg.download.pieceDownloadTimeout;
-    this.earlyProbe = this.trace.originRequest('HEAD', url, () => client.probe(url, timeout, this.abort.signal)); // telemetry: span around the call
+    // One GET whose answer gives the length and carries piece 0 (no HEAD): the free space is
+    // checked against that length before a byte of the body is read (backToSource).
+    this.earlyProbe = this.trace.originRequest('GET', url, () => client.openWithGet(url, MIN_PIECE_LENGTH, timeout, this.abort.signal)); // telemetry: span around the call
     this.earlyProbe.catch(() => undefined);
   }
 
@@ -665,7 +671,10 @@ export class TaskDownload extends EventEmitter {
     const probe = this.earlyProbe;
     this.earlyProbe = undefined;
     probe?.then(
-      (p) => p.body?.destroy(),
+      (p) => {
+        p.body?.destroy();
+        p.firstPiece?.res.destroy();
+      },
       () => undefined,
     );
   }

@@ -204,6 +204,11 @@ export class TaskManager implements TaskApi {
     return taskIdOf({ url: options.url, tag: options.tag, application: options.application, filteredQueryParams: options.filteredQueryParams });
   }
 
+  /** Downloads in progress and the free-space reservations they hold (tests: nothing left behind). */
+  get running(): { downloads: number; reservations: number } {
+    return { downloads: this.downloads.size, reservations: this.reservations.size };
+  }
+
   /** Starts the download of a task, or joins the one in progress. */
   ensureDownload(options: DownloadOptions): TaskDownload {
     const taskId = this.taskIdFor(options);
