@@ -340,6 +340,23 @@ export class TaskStore {
       this.entries.set(taskId, new TaskEntry(meta, contentPath));
       log.info({ taskId, finished: meta.finished, pieces: Object.keys(meta.pieces).length }, 'reloaded task from storage');
     }
+    await this.sweepOrphans();
+  }
+
+  /** Removes content files no metadata describes (a task created, then the process stopped before its first flush). */
+  private async sweepOrphans(): Promise<void> {
+    let removed = 0;
+    for (const shard of await fsp.readdir(this.contentRoot).catch(() => [] as string[])) {
+      const dir = path.join(this.contentRoot, shard);
+      const names = await fsp.readdir(dir).catch(() => [] as string[]);
+      for (const name of names) {
+        if (this.entries.has(name)) continue;
+        await fsp.rm(path.join(dir, name), { force: true, recursive: true });
+        removed++;
+      }
+      if (names.length > 0 && names.every((n) => !this.entries.has(n))) await fsp.rmdir(dir).catch(() => undefined);
+    }
+    if (removed > 0) this.options.logger.warn({ removed }, 'removed content files without metadata (left by an interrupted start of a download)');
   }
 
   private async verifyPieces(contentPath: string, meta: TaskMetadata): Promise<Record<string, string>> {
@@ -402,9 +419,10 @@ export class TaskStore {
     }
     const entry = new TaskEntry(meta, contentPath, fh);
     this.entries.set(task.taskId, entry);
-    // The metadata is written in the background, in order with later flushes (finish and
-    // remove wait for it): the download's first request does not wait for it.
-    this.queueMetaWrite(entry);
+    // The metadata is written by the delayed flush (or at close), or when the task finishes
+    // first, which for a small task is then the one metadata write it needs. A content file
+    // left without metadata by a crash is removed on the next start (sweepOrphans).
+    this.scheduleFlush(entry);
     return entry;
   }
 

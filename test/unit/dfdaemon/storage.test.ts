@@ -121,6 +121,20 @@ describe('TaskStore', () => {
     await wiped.close();
   });
 
+  it('a content file no metadata describes (a crash before the first flush) is removed on the next start', async () => {
+    const store = await TaskStore.open(opts(dir));
+    const kept = await store.create({ taskId: taskId('k'), url: 'http://o/k', contentLength: 10, pieceLength: 4 * MiB, responseHeaders: {} });
+    await store.close();
+    const orphan = path.join(path.dirname(kept.contentPath), 'k'.repeat(63) + 'f');
+    await fsp.writeFile(orphan, 'partial bytes');
+    const reopened = await TaskStore.open(opts(dir));
+    expect(reopened.get(taskId('k'))).toBeDefined();
+    expect(reopened.get('k'.repeat(63) + 'f')).toBeUndefined();
+    await expect(fsp.stat(orphan)).rejects.toThrow(/ENOENT/);
+    await expect(fsp.stat(kept.contentPath)).resolves.toBeDefined();
+    await reopened.close();
+  });
+
   it('GC removes tasks unused for taskExpireTime, but not ones in use', async () => {
     const store = await TaskStore.open(opts(dir, { taskExpireMs: 1000 }));
     const old = await store.create({ taskId: taskId('1'), url: 'http://o/1', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} });
