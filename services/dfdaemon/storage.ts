@@ -249,6 +249,8 @@ export interface StorageOptions {
   readonly logger: Logger;
   /** How often metadata of a downloading task is written (piece records batch up in between). */
   readonly metadataFlushMs?: number;
+  /** How long the use time of a cache hit may wait to be written (default TOUCH_FLUSH_MS). */
+  readonly touchFlushMs?: number;
   /** Most tasks kept at once (default MAX_TASKS). */
   readonly maxTasks?: number;
   /** Called when a stored task failed re-verification (metrics). */
@@ -262,9 +264,12 @@ export interface GcResult {
   readonly evicted: string[];
 }
 
+/** A cache hit's use time is persisted within this (GC after a restart is all that reads it). */
+export const TOUCH_FLUSH_MS = 30_000;
+
 export class TaskStore {
   private readonly entries = new Map<string, TaskEntry>();
-  private readonly flushTimers = new Map<string, NodeJS.Timeout>();
+  private readonly flushTimers = new Map<string, { timer: NodeJS.Timeout; dueAt: number }>();
   private readonly flushing = new Map<string, Promise<void>>();
   /** Content directories known to exist (one per 3-hex-digit prefix of a task id: at most 4,096). */
   private readonly contentDirs = new Set<string>();
@@ -530,18 +535,24 @@ export class TaskStore {
   /** Persists the use time (cache hits keep a task alive for GC). */
   touch(entry: TaskEntry): void {
     entry.touch();
-    this.scheduleFlush(entry);
+    // Only GC after a restart reads the persisted use time: one metadata write per task per
+    // touchFlushMs, not one per cache hit.
+    this.scheduleFlush(entry, this.options.touchFlushMs ?? TOUCH_FLUSH_MS);
   }
 
-  private scheduleFlush(entry: TaskEntry): void {
-    if (this.flushTimers.has(entry.taskId)) return;
+  /** Writes the entry's metadata within `delayMs` (an earlier pending write stands). */
+  private scheduleFlush(entry: TaskEntry, delayMs = this.options.metadataFlushMs ?? 200): void {
+    const dueAt = Date.now() + delayMs;
+    const pending = this.flushTimers.get(entry.taskId);
+    if (pending && pending.dueAt <= dueAt) return;
+    if (pending) clearTimeout(pending.timer);
     const timer = setTimeout(() => {
       this.flushTimers.delete(entry.taskId);
       if (entry.deleted) return;
       this.queueMetaWrite(entry);
-    }, this.options.metadataFlushMs ?? 200);
+    }, delayMs);
     timer.unref();
-    this.flushTimers.set(entry.taskId, timer);
+    this.flushTimers.set(entry.taskId, { timer, dueAt });
   }
 
   /** Writes the entry's metadata after any write of it still in flight (never two at once, never out of order). */
@@ -558,7 +569,7 @@ export class TaskStore {
 
   private cancelFlush(taskId: string): void {
     const t = this.flushTimers.get(taskId);
-    if (t) clearTimeout(t);
+    if (t) clearTimeout(t.timer);
     this.flushTimers.delete(taskId);
   }
 
