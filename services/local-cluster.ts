@@ -5,6 +5,7 @@
  * under one work directory (LOCAL_CLUSTER_DIR, default <tmp>/dragonfly-local-cluster).
  * Ctrl-C / SIGTERM stops them all, newest first.
  */
+import './common/threadpool'; // first: sizes the thread pool before any file call
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** dfdaemon --config dfdaemon.yaml (a seed peer when scheduler.manager.seedPeer.enable is true). */
+import '../common/threadpool'; // first: sizes the thread pool before any file call
 import { Command } from 'commander';
 import { loadConfig } from '../common/config';
 import { closeServer } from '../common/http';

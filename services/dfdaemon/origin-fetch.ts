@@ -48,6 +48,8 @@ export interface OriginFetchOptions {
   readonly acceptsRanges: boolean | undefined;
   /** The probe's unread 200 body (the whole content), used as the stream instead of a new GET. */
   readonly body?: http.IncomingMessage;
+  /** The unread 206 answer holding the first `length` bytes (see OriginClient.openWithGet): piece 0 when the lengths match. */
+  readonly firstPiece?: { readonly res: http.IncomingMessage; readonly length: number };
   readonly concurrency: number;
   /** Each piece (or, streaming, each next piece) must arrive within this. */
   readonly pieceTimeoutMs: number;
@@ -99,6 +101,9 @@ export async function fetchFromOrigin(o: OriginFetchOptions): Promise<OriginFetc
   const { task } = o;
   const missing: number[] = [];
   for (let n = 0; n < task.pieceCount; n++) if (!task.hasPiece(n)) missing.push(n);
+  const first = o.firstPiece;
+  const firstUsable = first !== undefined && !o.body && missing[0] === 0 && first.length === pieceSpan(task, 0).length;
+  if (first && !firstUsable) first.res.destroy();
   if (missing.length === 0) {
     o.body?.destroy();
     return { mode: o.acceptsRanges === false ? 'sequential' : 'ranged' };
@@ -107,6 +112,9 @@ export async function fetchFromOrigin(o: OriginFetchOptions): Promise<OriginFetc
     await fetchSequential(o, o.body);
     return { mode: 'sequential' };
   }
+  // Piece 0 already on its way (the answer that gave the length): read it; if it breaks, it is
+  // fetched again like any other piece.
+  if (firstUsable && (await firstPieceFrom(o, first.res, first.length))) missing.shift();
   /** The first 200 to a ranged GET: Range is ignored, and that response is the stream. */
   let whole: http.IncomingMessage | undefined;
   const claim = (res: http.IncomingMessage | undefined) => {
@@ -142,6 +150,29 @@ export async function fetchFromOrigin(o: OriginFetchOptions): Promise<OriginFetc
 function pieceSpan(task: OriginTask, n: number): { offset: number; length: number } {
   const offset = n * task.meta.pieceLength;
   return { offset, length: Math.min(task.meta.pieceLength, task.meta.contentLength - offset) };
+}
+
+/** Piece 0 from the unread 206 body `res`; false (body dropped) when it broke for a reason a new GET may not meet. */
+async function firstPieceFrom(o: OriginFetchOptions, res: http.IncomingMessage, length: number): Promise<boolean> {
+  const started = process.hrtime.bigint();
+  const deadline = new Deadline(o.signal);
+  deadline.arm(o.pieceTimeoutMs, () => `origin did not deliver bytes 0+${length} of ${o.url} within ${o.pieceTimeoutMs} ms`);
+  const onAbort = () => res.destroy(deadline.reason() ?? new UnavailableError('aborted'));
+  deadline.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const digest = await receiveInto(res, await o.task.handle(), 0, length, { limiters: o.limiters });
+    deadline.clear();
+    o.onPiece(0, digest, Number(process.hrtime.bigint() - started));
+    return true;
+  } catch (caught) {
+    res.destroy();
+    if (o.signal.aborted || isLocalIoError(caught)) throw caught;
+    o.log.warn({ err: (deadline.reason() ?? (caught as Error)).message }, 'first piece from the origin broke; fetching it again');
+    return false;
+  } finally {
+    deadline.clear();
+    deadline.signal.removeEventListener('abort', onAbort);
+  }
 }
 
 /** One piece by a ranged GET, retried; a 200 answer is returned unread (the origin ignores Range: the caller streams it). */

@@ -399,6 +399,11 @@ export interface OriginProbe {
    * GET of a non-Range origin, handed on unread so the content is not requested again.
    */
   readonly body?: http.IncomingMessage;
+  /**
+   * The first bytes of the content, unread: the 206 answer to the ranged GET that stood in for
+   * the HEAD (openWithGet). Piece 0 when `length` is its length; otherwise dropped.
+   */
+  readonly firstPiece?: { readonly res: http.IncomingMessage; readonly length: number };
 }
 
 const MAX_REDIRECTS = 10;
@@ -504,6 +509,47 @@ export class OriginClient {
       return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: false, body: res };
     }
     throw await OriginClient.refusal(res, url);
+  }
+
+  /**
+   * The length from the first GET instead of a HEAD: `Range: bytes=0-<firstLength - 1>`. A 206
+   * gives the length in its Content-Range and its body, unread, is the first bytes (piece 0 of
+   * content up to 2 GB); a 200 (Range ignored) is the whole content, unread; a 416 is empty
+   * content. One origin request where HEAD + GET made two. Nothing is written here: the
+   * caller checks the free space against the length before it reads a byte of the body.
+   */
+  openWithGet(url: string, firstLength: number, timeoutMs: number, signal?: AbortSignal): Promise<OriginProbe> {
+    return withDeadline(timeoutMs, signal, `origin did not answer the first GET for ${url} within ${timeoutMs} ms`, async (s) => {
+      const { res, url: finalUrl } = await this.request('GET', url, { Range: `bytes=0-${Math.max(1, firstLength) - 1}` }, timeoutMs, s);
+      const status = res.statusCode ?? 0;
+      if (status === 206) {
+        const m = /^bytes (\d+)-(\d+)\/(\d+)\s*$/.exec(String(res.headers['content-range'] ?? ''));
+        if (!m) {
+          res.destroy();
+          throw new Error(`origin sent 206 without a usable Content-Range for ${url}`);
+        }
+        const [start, end, total] = [Number(m[1]), Number(m[2]), Number(m[3])];
+        const headers = recordableHeaders(res.headers);
+        if (start !== 0 || end >= total) {
+          res.destroy();
+          return { contentLength: total, responseHeaders: headers, finalUrl, acceptsRanges: true };
+        }
+        return { contentLength: total, responseHeaders: headers, finalUrl, acceptsRanges: true, firstPiece: { res, length: end + 1 } };
+      }
+      if (status === 416) {
+        res.resume();
+        return { contentLength: 0, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: true };
+      }
+      if (status >= 200 && status < 300) {
+        const len = Number(res.headers['content-length']);
+        if (res.headers['content-length'] === undefined || !Number.isFinite(len)) {
+          res.destroy();
+          throw new Error(`origin did not report a content length for ${url}`);
+        }
+        return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: false, body: res };
+      }
+      throw await OriginClient.refusal(res, url);
+    });
   }
 
   /**

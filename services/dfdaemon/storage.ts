@@ -94,9 +94,12 @@ export class TaskEntry extends EventEmitter {
   constructor(
     readonly meta: TaskMetadata,
     readonly contentPath: string,
+    /** The content file, already open read-write (a new task); otherwise opened on first use. */
+    handle?: fsp.FileHandle,
   ) {
     super();
     this.setMaxListeners(0);
+    if (handle) this.fdPromise = Promise.resolve(handle);
   }
 
   get taskId(): string {
@@ -246,6 +249,8 @@ export interface StorageOptions {
   readonly logger: Logger;
   /** How often metadata of a downloading task is written (piece records batch up in between). */
   readonly metadataFlushMs?: number;
+  /** How long the use time of a cache hit may wait to be written (default TOUCH_FLUSH_MS). */
+  readonly touchFlushMs?: number;
   /** Most tasks kept at once (default MAX_TASKS). */
   readonly maxTasks?: number;
   /** Called when a stored task failed re-verification (metrics). */
@@ -259,10 +264,15 @@ export interface GcResult {
   readonly evicted: string[];
 }
 
+/** A cache hit's use time is persisted within this (GC after a restart is all that reads it). */
+export const TOUCH_FLUSH_MS = 30_000;
+
 export class TaskStore {
   private readonly entries = new Map<string, TaskEntry>();
-  private readonly flushTimers = new Map<string, NodeJS.Timeout>();
+  private readonly flushTimers = new Map<string, { timer: NodeJS.Timeout; dueAt: number }>();
   private readonly flushing = new Map<string, Promise<void>>();
+  /** Content directories known to exist (one per 3-hex-digit prefix of a task id: at most 4,096). */
+  private readonly contentDirs = new Set<string>();
   private readonly contentRoot: string;
   private readonly metaRoot: string;
 
@@ -335,6 +345,23 @@ export class TaskStore {
       this.entries.set(taskId, new TaskEntry(meta, contentPath));
       log.info({ taskId, finished: meta.finished, pieces: Object.keys(meta.pieces).length }, 'reloaded task from storage');
     }
+    await this.sweepOrphans();
+  }
+
+  /** Removes content files no metadata describes (a task created, then the process stopped before its first flush). */
+  private async sweepOrphans(): Promise<void> {
+    let removed = 0;
+    for (const shard of await fsp.readdir(this.contentRoot).catch(() => [] as string[])) {
+      const dir = path.join(this.contentRoot, shard);
+      const names = await fsp.readdir(dir).catch(() => [] as string[]);
+      for (const name of names) {
+        if (this.entries.has(name)) continue;
+        await fsp.rm(path.join(dir, name), { force: true, recursive: true });
+        removed++;
+      }
+      if (names.length > 0 && names.every((n) => !this.entries.has(n))) await fsp.rmdir(dir).catch(() => undefined);
+    }
+    if (removed > 0) this.options.logger.warn({ removed }, 'removed content files without metadata (left by an interrupted start of a download)');
   }
 
   private async verifyPieces(contentPath: string, meta: TaskMetadata): Promise<Record<string, string>> {
@@ -369,20 +396,38 @@ export class TaskStore {
     if (problem) throw new InvalidArgumentError(`task ${task.taskId}: ${problem}`);
     await this.makeRoomForTask();
     const contentPath = this.contentPathOf(task.taskId);
-    await fsp.mkdir(path.dirname(contentPath), { recursive: true });
-    const fh = await fsp.open(contentPath, 'w');
+    const dir = path.dirname(contentPath);
+    const ensureDir = async () => {
+      await fsp.mkdir(dir, { recursive: true });
+      if (this.contentDirs.size < 4096) this.contentDirs.add(dir);
+    };
+    if (!this.contentDirs.has(dir)) await ensureDir();
+    // Opened read-write once: the handle becomes the entry's (no close and reopen per task).
+    const fh = await fsp.open(contentPath, 'w+').catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      // The directory went away under us (data directory wiped): make it again.
+      await ensureDir();
+      return fsp.open(contentPath, 'w+');
+    });
     try {
       await fh.truncate(task.contentLength);
-    } finally {
+    } catch (err) {
       await fh.close();
+      throw err;
     }
     const now = Date.now();
     const meta: TaskMetadata = { ...task, pieces: {}, finished: false, createdAt: now, updatedAt: now, lastUsedAt: now };
     const again = this.entries.get(task.taskId);
-    if (again) return again;
-    const entry = new TaskEntry(meta, contentPath);
+    if (again) {
+      await fh.close();
+      return again;
+    }
+    const entry = new TaskEntry(meta, contentPath, fh);
     this.entries.set(task.taskId, entry);
-    await this.writeMeta(meta);
+    // The metadata is written by the delayed flush (or at close), or when the task finishes
+    // first, which for a small task is then the one metadata write it needs. A content file
+    // left without metadata by a crash is removed on the next start (sweepOrphans).
+    this.scheduleFlush(entry);
     return entry;
   }
 
@@ -490,26 +535,41 @@ export class TaskStore {
   /** Persists the use time (cache hits keep a task alive for GC). */
   touch(entry: TaskEntry): void {
     entry.touch();
-    this.scheduleFlush(entry);
+    // Only GC after a restart reads the persisted use time: one metadata write per task per
+    // touchFlushMs, not one per cache hit.
+    this.scheduleFlush(entry, this.options.touchFlushMs ?? TOUCH_FLUSH_MS);
   }
 
-  private scheduleFlush(entry: TaskEntry): void {
-    if (this.flushTimers.has(entry.taskId)) return;
+  /** Writes the entry's metadata within `delayMs` (an earlier pending write stands). */
+  private scheduleFlush(entry: TaskEntry, delayMs = this.options.metadataFlushMs ?? 200): void {
+    const dueAt = Date.now() + delayMs;
+    const pending = this.flushTimers.get(entry.taskId);
+    if (pending && pending.dueAt <= dueAt) return;
+    if (pending) clearTimeout(pending.timer);
     const timer = setTimeout(() => {
       this.flushTimers.delete(entry.taskId);
       if (entry.deleted) return;
-      const p = this.writeMeta(entry.meta)
-        .catch((err: unknown) => this.options.logger.warn({ err, taskId: entry.taskId }, 'metadata flush failed'))
-        .finally(() => this.flushing.delete(entry.taskId));
-      this.flushing.set(entry.taskId, p);
-    }, this.options.metadataFlushMs ?? 200);
+      this.queueMetaWrite(entry);
+    }, delayMs);
     timer.unref();
-    this.flushTimers.set(entry.taskId, timer);
+    this.flushTimers.set(entry.taskId, { timer, dueAt });
+  }
+
+  /** Writes the entry's metadata after any write of it still in flight (never two at once, never out of order). */
+  private queueMetaWrite(entry: TaskEntry): void {
+    const before = this.flushing.get(entry.taskId) ?? Promise.resolve();
+    const p: Promise<void> = before
+      .then(() => (entry.deleted ? undefined : this.writeMeta(entry.meta)))
+      .catch((err: unknown) => this.options.logger.warn({ err, taskId: entry.taskId }, 'metadata flush failed'))
+      .finally(() => {
+        if (this.flushing.get(entry.taskId) === p) this.flushing.delete(entry.taskId);
+      });
+    this.flushing.set(entry.taskId, p);
   }
 
   private cancelFlush(taskId: string): void {
     const t = this.flushTimers.get(taskId);
-    if (t) clearTimeout(t);
+    if (t) clearTimeout(t.timer);
     this.flushTimers.delete(taskId);
   }
 

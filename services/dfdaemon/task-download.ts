@@ -16,6 +16,8 @@ import {
   InternalError,
   InvalidArgumentError,
   peerIdOf,
+  MIN_PIECE_LENGTH,
+  pieceCountOf,
   pieceLengthFor,
   pieceRange,
   taskMetadataProblem,
@@ -31,7 +33,7 @@ import type { DfdaemonMetrics } from './metrics';
 import { fetchFromOrigin } from './origin-fetch';
 import { P2PFetch } from './p2p-fetch';
 import { PieceCollector, type Parent } from './piece-collector';
-import { fetchPieceRaw, OriginClient, PieceDigestError, PieceHttpError } from './piece-transfer';
+import { fetchPieceRaw, OriginClient, PieceDigestError, PieceHttpError, type OriginProbe } from './piece-transfer';
 import type { Limiters } from './rate-limiter';
 import { SchedulerSession } from './scheduler-session';
 import type { TaskEntry, TaskStore } from './storage';
@@ -95,6 +97,13 @@ export class TaskDownload extends EventEmitter {
   /** Which parent supplied each piece: blamed when the whole content does not match its digest. */
   private readonly pieceParents = new Map<number, string>();
   private retriedFromOrigin = false;
+  /**
+   * A peer the scheduler always sends to the origin (a seed peer, or need_back_to_source)
+   * starts its length probe while it registers: the answer is known before it arrives.
+   */
+  private earlyProbe: Promise<OriginProbe> | undefined;
+  /** The piece count of the scheduler's task metadata, known before the entry exists (see conversation). */
+  private announcedPieceCount: number | undefined;
   /** Why the download failed (told to children syncing pieces from this host). */
   private stopReason: Error | undefined;
   /**
@@ -122,7 +131,7 @@ export class TaskDownload extends EventEmitter {
     this.trace = deps.newTrace(taskId, this.peerId, options); // telemetry
     this.collector = new PieceCollector({
       selfPeerId: this.peerId,
-      pieceCount: () => this.entry?.pieceCount,
+      pieceCount: () => this.entry?.pieceCount ?? this.announcedPieceCount,
       openSync: (parent) => this.deps.uploadClient(parent.ip, parent.grpcPort).SyncPieces({ hostId: this.deps.host.id, taskId: this.taskId, interestedPieceNumbers: [] }),
       onBlocked: (parent, pieceNumber, report) => {
         if (report) this.session.send({ downloadPieceFailedRequest: { pieceNumber, parentId: parent.peerId, temporary: true } });
@@ -265,6 +274,7 @@ export class TaskDownload extends EventEmitter {
   /** Registers with the task's schedulers in turn; false when none answered (the caller falls back). */
   private async viaScheduler(pool: SchedulerPool): Promise<boolean> {
     const needBackToSource = this.deps.host.seed || this.options.needBackToSource === true;
+    if (needBackToSource && !this.entry && !this.options.disableBackToSource) this.startEarlyProbe();
     const addrs = pool.forTask(this.taskId);
     let reannounced = false;
     for (let i = 0; i < addrs.length; i++) {
@@ -353,6 +363,10 @@ export class TaskDownload extends EventEmitter {
                 session.send({ downloadPeerFailedRequest: { description: refusal.message } });
                 throw refusal;
               }
+              // The parents' piece streams open while the entry is created (space check, file,
+              // metadata): their first answers overlap that work instead of following it.
+              this.announcedPieceCount = pieceCountOf(contentLength, pieceLength);
+              this.collector.add(ntr.candidateParents);
               await this.createEntry(contentLength, pieceLength, { ...task.responseHeader });
             }
             if (!started) {
@@ -534,17 +548,22 @@ export class TaskDownload extends EventEmitter {
     // Without a probe (the scheduler gave the metadata) Range support is learnt from the first piece's answer.
     let acceptsRanges: boolean | undefined;
     let body: http.IncomingMessage | undefined;
+    let firstPiece: OriginProbe['firstPiece'];
     this.trace.backToSourceStarted(url); // telemetry
     try {
       if (!this.entry) {
-        const probe = await this.trace.originRequest('HEAD', url, () => client.probe(url, timeout, this.abort.signal)); // telemetry: span around the call
+        const early = this.earlyProbe;
+        this.earlyProbe = undefined;
+        const probe = await (early ?? this.trace.originRequest('HEAD', url, () => client.probe(url, timeout, this.abort.signal))); // telemetry: span around the call
         url = probe.finalUrl;
         acceptsRanges = probe.acceptsRanges;
         body = probe.body;
+        firstPiece = probe.firstPiece;
         try {
           await this.createEntry(probe.contentLength, pieceLengthFor(probe.contentLength), probe.responseHeaders);
         } catch (err) {
           body?.destroy();
+          firstPiece?.res.destroy();
           throw err;
         }
       }
@@ -563,6 +582,7 @@ export class TaskDownload extends EventEmitter {
           task: entry,
           acceptsRanges,
           body,
+          firstPiece,
           concurrency: this.cfg.download.concurrentPieceCount,
           pieceTimeoutMs: timeout,
           limiters: this.deps.limitersFor('origin'),
@@ -635,7 +655,32 @@ export class TaskDownload extends EventEmitter {
     await this.backToSource();
   }
 
+  /** See `earlyProbe`: the HEAD (or its fallback) runs while the scheduler is asked. */
+  private startEarlyProbe(): void {
+    const client = new OriginClient(this.options.requestHeaders);
+    const url = this.options.url;
+    const timeout = this.cfg.download.pieceDownloadTimeout;
+    // One GET whose answer gives the length and carries piece 0 (no HEAD): the free space is
+    // checked against that length before a byte of the body is read (backToSource).
+    this.earlyProbe = this.trace.originRequest('GET', url, () => client.openWithGet(url, MIN_PIECE_LENGTH, timeout, this.abort.signal)); // telemetry: span around the call
+    this.earlyProbe.catch(() => undefined);
+  }
+
+  /** An early probe nobody used (the task came from parents, or the download failed): its unread body goes. */
+  private dropEarlyProbe(): void {
+    const probe = this.earlyProbe;
+    this.earlyProbe = undefined;
+    probe?.then(
+      (p) => {
+        p.body?.destroy();
+        p.firstPiece?.res.destroy();
+      },
+      () => undefined,
+    );
+  }
+
   release(): void {
+    this.dropEarlyProbe();
     // Children syncing pieces from this host learn that no more are coming (SyncPieces ends).
     this.entry?.stopFilling(this.stopReason ?? new Error('download ended'));
     this.entry?.release();

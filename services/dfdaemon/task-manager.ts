@@ -53,6 +53,9 @@ export interface TaskManagerOptions {
 /** Bounds of the engine's maps: concurrent downloads (then RESOURCE_EXHAUSTED) and cached parent clients. */
 export const MAX_RUNNING_DOWNLOADS = 1024;
 export const MAX_UPLOAD_CLIENTS = 256;
+/** How long a free-space figure may stand in for statfs, and the room it must leave to do so. */
+export const FREE_FIGURE_MS = 500;
+export const FREE_FIGURE_MARGIN = 1024 * 1024 * 1024;
 
 export class TaskManager implements TaskApi {
   readonly store: TaskStore;
@@ -69,6 +72,8 @@ export class TaskManager implements TaskApi {
   /** Bytes each running download may still write (free-space check before serving). */
   private readonly reservations = new Map<string, number>();
   private readonly freeBytes: (dir: string) => Promise<number>;
+  /** The last free-space figure of the data directory and what was reserved since (see reserveSpace). */
+  private freeFigure: { at: number; bytes: number; reservedSince: number } | undefined;
   /** What each TaskDownload may use of the engine: nothing else. */
   private readonly downloadDeps: TaskDownloadDeps;
   private readonly security: TransportSecurity | undefined;
@@ -119,13 +124,27 @@ export class TaskManager implements TaskApi {
       const d = this.downloads.get(id);
       others += d?.entry ? Math.max(0, d.entry.meta.contentLength - d.completedLength) : reserved;
     }
+    // A recent free-space figure, less everything reserved since it was taken, that leaves a wide
+    // margin answers without another statfs (one per small task queued behind fsyncs otherwise).
+    const cached = this.freeFigure;
+    if (cached && Date.now() - cached.at < FREE_FIGURE_MS && cached.bytes - cached.reservedSince - others - bytes >= FREE_FIGURE_MARGIN) {
+      cached.reservedSince += Math.max(0, bytes);
+      this.reservations.set(taskId, bytes);
+      return;
+    }
+    const measured = async (dir: string): Promise<number> => {
+      const free = await this.freeBytes(dir);
+      this.freeFigure = { at: Date.now(), bytes: free, reservedSince: 0 };
+      return free;
+    };
     try {
-      await ensureSpace(this.config.dataDir, bytes, others, this.freeBytes);
+      await ensureSpace(this.config.dataDir, bytes, others, measured);
     } catch (err) {
       // Least-recently-used cached tasks may make room (storage GC), then ask once more.
       if (!(await this.store.gc()).evicted.length) throw err;
-      await ensureSpace(this.config.dataDir, bytes, others, this.freeBytes);
+      await ensureSpace(this.config.dataDir, bytes, others, measured);
     }
+    if (this.freeFigure) this.freeFigure.reservedSince += Math.max(0, bytes);
     this.reservations.set(taskId, bytes);
   }
 
@@ -183,6 +202,11 @@ export class TaskManager implements TaskApi {
       throw new InvalidArgumentError(`digest ${options.digest} differs from the digest of the blob URL (${urlDigest})`);
     }
     return taskIdOf({ url: options.url, tag: options.tag, application: options.application, filteredQueryParams: options.filteredQueryParams });
+  }
+
+  /** Downloads in progress and the free-space reservations they hold (tests: nothing left behind). */
+  get running(): { downloads: number; reservations: number } {
+    return { downloads: this.downloads.size, reservations: this.reservations.size };
   }
 
   /** Starts the download of a task, or joins the one in progress. */

@@ -30,8 +30,10 @@ interface Behaviour {
 
 async function origin(content: Buffer, b: Behaviour) {
   const gets: Array<string | undefined> = [];
+  let heads = 0;
   const server = http.createServer((req, res) => {
     if (req.method === 'HEAD') {
+      heads++;
       res.writeHead(200, { 'content-length': content.length, ...(b.advertise ? { 'accept-ranges': 'bytes' } : {}) }).end();
       return;
     }
@@ -40,7 +42,7 @@ async function origin(content: Buffer, b: Behaviour) {
     let body = content;
     if (b.ranges && m) {
       const start = Number(m[1]);
-      const end = m[2] ? Number(m[2]) : content.length - 1;
+      const end = m[2] ? Math.min(Number(m[2]), content.length - 1) : content.length - 1;
       body = content.subarray(start, end + 1);
       res.writeHead(206, { 'content-length': body.length, 'content-range': `bytes ${start}-${end}/${content.length}` });
     } else res.writeHead(200, { 'content-length': content.length });
@@ -58,6 +60,7 @@ async function origin(content: Buffer, b: Behaviour) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/c`,
     gets,
+    heads: () => heads,
     close: async () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
@@ -100,20 +103,27 @@ async function task(content: Buffer, stored: number[] = []) {
   };
 }
 
-async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; timeoutMs?: number; noProbe?: boolean } = {}) {
+async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; timeoutMs?: number; noProbe?: boolean; firstGet?: boolean } = {}) {
   const o = await origin(content, b);
   const k = await task(content, opts.stored);
   const client = new OriginClient({});
   const failed: number[] = [];
   try {
     // noProbe: the metadata came from the scheduler, Range support is unknown.
-    const probe = opts.noProbe ? { finalUrl: o.url, acceptsRanges: undefined, body: undefined } : await client.probe(o.url, 5000);
+    // firstGet: the length from a ranged GET of piece 0 (a seed peer), no HEAD.
+    const probe = opts.noProbe
+      ? { finalUrl: o.url, acceptsRanges: undefined, body: undefined, firstPiece: undefined }
+      : opts.firstGet
+        ? await client.openWithGet(o.url, PIECE, 5000)
+        : await client.probe(o.url, 5000);
+    if (opts.firstGet) expect(probe).toMatchObject({ contentLength: content.length });
     const result = await fetchFromOrigin({
       client,
       url: probe.finalUrl,
       task: k.t,
       acceptsRanges: probe.acceptsRanges,
       body: probe.body,
+      firstPiece: probe.firstPiece,
       concurrency: 4,
       pieceTimeoutMs: opts.timeoutMs ?? 5000,
       signal: new AbortController().signal,
@@ -123,7 +133,7 @@ async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; tim
       onPieceFailed: (n) => failed.push(n),
     }).catch((err: Error) => err);
     if (!(result instanceof Error)) await k.check();
-    return { result, gets: o.gets, order: k.order, failed };
+    return { result, gets: o.gets, heads: o.heads(), order: k.order, failed };
   } finally {
     await o.close();
     await k.close();
@@ -184,6 +194,41 @@ describe('fetchFromOrigin', () => {
     const r = await run(content, { ranges: false, advertise: false, cutFirstAfter: 2 * PIECE + 5 });
     expect(r.gets).toEqual([undefined, `bytes=${2 * PIECE}-`]);
     expect(r.order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('length from the first GET (no HEAD), Range honoured: its body is piece 0, one GET per piece in all', async () => {
+    const r = await run(content, { ranges: true, advertise: true }, { firstGet: true });
+    expect(r.result).toEqual({ mode: 'ranged' });
+    expect(r.heads).toBe(0);
+    expect(r.gets[0]).toBe(`bytes=0-${PIECE - 1}`);
+    expect(r.gets).toHaveLength(11);
+    expect(r.order[0]).toBe(0);
+  });
+
+  it('length from the first GET, Range ignored: that 200 is the whole content, one GET in all', async () => {
+    const r = await run(content, { ranges: false, advertise: false }, { firstGet: true });
+    expect(r.result).toEqual({ mode: 'sequential' });
+    expect(r.heads).toBe(0);
+    expect(r.gets).toEqual([`bytes=0-${PIECE - 1}`]);
+    expect(r.order).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('length from the first GET whose body breaks: piece 0 is fetched again, nothing else lost', async () => {
+    const r = await run(content, { ranges: true, advertise: true, cutFirstAfter: 100 }, { firstGet: true });
+    expect(r.result).toEqual({ mode: 'ranged' });
+    expect(r.heads).toBe(0);
+    expect(r.gets.filter((g) => g === `bytes=0-${PIECE - 1}`)).toHaveLength(2);
+    expect(r.gets).toHaveLength(12);
+    expect([...r.order].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('length from the first GET of a one-piece content: one GET, no HEAD', async () => {
+    const small = randomBytes(100);
+    const r = await run(small, { ranges: true, advertise: true }, { firstGet: true });
+    expect(r.result).toEqual({ mode: 'ranged' });
+    expect(r.heads).toBe(0);
+    expect(r.gets).toEqual([`bytes=0-${PIECE - 1}`]);
+    expect(r.order).toEqual([0]);
   });
 
   it('a stalled stream ends after pieceTimeout per attempt, naming the bytes it waited for', async () => {

@@ -121,6 +121,38 @@ describe('TaskStore', () => {
     await wiped.close();
   });
 
+  it('a content file no metadata describes (a crash before the first flush) is removed on the next start', async () => {
+    const store = await TaskStore.open(opts(dir));
+    const kept = await store.create({ taskId: taskId('k'), url: 'http://o/k', contentLength: 10, pieceLength: 4 * MiB, responseHeaders: {} });
+    await store.close();
+    const orphan = path.join(path.dirname(kept.contentPath), 'k'.repeat(63) + 'f');
+    await fsp.writeFile(orphan, 'partial bytes');
+    const reopened = await TaskStore.open(opts(dir));
+    expect(reopened.get(taskId('k'))).toBeDefined();
+    expect(reopened.get('k'.repeat(63) + 'f')).toBeUndefined();
+    await expect(fsp.stat(orphan)).rejects.toThrow(/ENOENT/);
+    await expect(fsp.stat(kept.contentPath)).resolves.toBeDefined();
+    await reopened.close();
+  });
+
+  it('cache hits do not write metadata each: the use time is written once per touchFlushMs, and at close', async () => {
+    const store = await TaskStore.open(opts(dir, { metadataFlushMs: 5, touchFlushMs: 60_000 }));
+    const e = await store.create({ taskId: taskId('t'), url: 'http://o/t', contentLength: 4, pieceLength: 4 * MiB, responseHeaders: {} });
+    const fh = await e.handle();
+    await fh.write(Buffer.from('abcd'), 0, 4, 0);
+    store.markPiece(e, 0, crc32Of(Buffer.from('abcd')));
+    await store.finish(e);
+    const metaFile = path.join(dir, 'metadata', 'tasks', `${taskId('t')}.json`);
+    const written = JSON.parse(await fsp.readFile(metaFile, 'utf8')) as { lastUsedAt: number };
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 20; i++) store.touch(e);
+    // Far more than metadataFlushMs: a piece flush would have happened, a hit's does not.
+    await new Promise((r) => setTimeout(r, 100));
+    expect((JSON.parse(await fsp.readFile(metaFile, 'utf8')) as { lastUsedAt: number }).lastUsedAt).toBe(written.lastUsedAt);
+    await store.close();
+    expect((JSON.parse(await fsp.readFile(metaFile, 'utf8')) as { lastUsedAt: number }).lastUsedAt).toBeGreaterThan(written.lastUsedAt);
+  });
+
   it('GC removes tasks unused for taskExpireTime, but not ones in use', async () => {
     const store = await TaskStore.open(opts(dir, { taskExpireMs: 1000 }));
     const old = await store.create({ taskId: taskId('1'), url: 'http://o/1', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} });
