@@ -495,6 +495,15 @@ export class OriginClient {
       if (!total) throw new Error(`origin sent 206 without a total length in Content-Range for ${url}`);
       return { contentLength: Number(total[1]), responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: true };
     }
+    return OriginClient.notPartial(res, url, finalUrl);
+  }
+
+  /**
+   * A ranged GET answered other than 206: 416 is empty content; a 2xx means the origin ignores
+   * Range and its unread body is the whole content; anything else is a refusal.
+   */
+  private static async notPartial(res: http.IncomingMessage, url: string, finalUrl: string): Promise<OriginProbe> {
+    const status = res.statusCode ?? 0;
     if (status === 416) {
       res.resume();
       return { contentLength: 0, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: true };
@@ -505,7 +514,6 @@ export class OriginClient {
         res.destroy();
         throw new Error(`origin did not report a content length for ${url}`);
       }
-      // A 200 to a ranged GET: the origin ignores Range and this body is the whole content.
       return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: false, body: res };
     }
     throw await OriginClient.refusal(res, url);
@@ -536,19 +544,7 @@ export class OriginClient {
         }
         return { contentLength: total, responseHeaders: headers, finalUrl, acceptsRanges: true, firstPiece: { res, length: end + 1 } };
       }
-      if (status === 416) {
-        res.resume();
-        return { contentLength: 0, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: true };
-      }
-      if (status >= 200 && status < 300) {
-        const len = Number(res.headers['content-length']);
-        if (res.headers['content-length'] === undefined || !Number.isFinite(len)) {
-          res.destroy();
-          throw new Error(`origin did not report a content length for ${url}`);
-        }
-        return { contentLength: len, responseHeaders: recordableHeaders(res.headers), finalUrl, acceptsRanges: false, body: res };
-      }
-      throw await OriginClient.refusal(res, url);
+      return OriginClient.notPartial(res, url, finalUrl);
     });
   }
 
