@@ -131,7 +131,13 @@ async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; tim
       backoffMs: () => 10,
       onPiece: k.onPiece,
       onPieceFailed: (n) => failed.push(n),
-    }).catch((err: Error) => err);
+    }).then(
+      (ok) => ok,
+      // Errors made by Node itself (a socket error, a premature close) come from another realm
+      // than jest's test context, where `instanceof Error` is false: wrap them so a rejection
+      // is never taken for a success (and the file then checked as if complete).
+      (err: unknown) => (err instanceof Error ? err : new Error(`rejected with ${String((err as { message?: string })?.message ?? err)}`, { cause: err })),
+    );
     if (!(result instanceof Error)) await k.check();
     return { result, gets: o.gets, heads: o.heads(), order: k.order, failed };
   } finally {
