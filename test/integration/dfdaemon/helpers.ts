@@ -8,6 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Transform } from 'node:stream';
 import { createLogger, parseConfig, silentLogger, type DfdaemonConfig, type DfdaemonConfigInput } from '../../../services/common';
+import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/daemon';
+import { startScheduler, type SchedulerHandle } from '../../../services/scheduler/server';
 
 export const MiB = 1024 * 1024;
 
@@ -166,4 +168,34 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+export interface SeededCluster {
+  readonly scheduler: SchedulerHandle;
+  readonly seed: DfdaemonHandle;
+  readonly peers: DfdaemonHandle[];
+}
+
+/**
+ * A real scheduler (no manager: it trusts the seed by its address, seedPeer.addrs), one seed
+ * peer `seed-1` and `peerCount` peers `peer-1`…, each with its data under `root`.
+ */
+export async function startSeededCluster(root: string, peerCount: number, seedExtra: DfdaemonConfigInput = {}): Promise<SeededCluster> {
+  const seedPort = await freePort();
+  const scheduler = await startScheduler(
+    parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedPort}`] }, metrics: { enable: false }, security: { insecure: true } }),
+    { logger: quiet() },
+  );
+  const schedulerAddr = { scheduler: { netAddrs: [{ addr: `127.0.0.1:${scheduler.port}` }] } };
+  const seed = await startDfdaemon(
+    daemonConfig(path.join(root, 'seed'), 'seed-1', {
+      ...seedExtra,
+      download: { peerGRPC: { tcpListen: { listen: '127.0.0.1', port: seedPort } } },
+      scheduler: { ...schedulerAddr.scheduler, manager: { enable: false, seedPeer: { enable: true } } },
+    }),
+    { logger: quiet() },
+  );
+  const peers: DfdaemonHandle[] = [];
+  for (let n = 1; n <= peerCount; n++) peers.push(await startDfdaemon(daemonConfig(path.join(root, `peer${n}`), `peer-${n}`, schedulerAddr), { logger: quiet() }));
+  return { scheduler, seed, peers };
 }

@@ -10,11 +10,10 @@ import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { parseConfig } from '../../../services/common';
-import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/daemon';
+import type { DfdaemonHandle } from '../../../services/dfdaemon/daemon';
 import { main as dfget } from '../../../services/dfget/main';
-import { startScheduler, type SchedulerHandle } from '../../../services/scheduler/server';
-import { daemonConfig, freePort, MiB, quiet, sha256File, tempDir } from './helpers';
+import type { SchedulerHandle } from '../../../services/scheduler/server';
+import { MiB, sha256File, startSeededCluster, tempDir } from './helpers';
 
 jest.setTimeout(120_000);
 
@@ -99,20 +98,9 @@ describe('an origin without Range support', () => {
     files.set(blobPath, blobContent);
     // ~2 s per stream: long enough that peers must be served while it runs.
     origin = await startRangelessOrigin(files, 24 * MiB);
-    const seedPort = await freePort();
-    scheduler = await startScheduler(
-      parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedPort}`] }, metrics: { enable: false }, security: { insecure: true } }),
-      { logger: quiet() },
-    );
-    const schedulerAddr = { scheduler: { netAddrs: [{ addr: `127.0.0.1:${scheduler.port}` }] } };
-    seed = await startDfdaemon(
-      daemonConfig(path.join(root, 'seed'), 'seed-1', {
-        download: { peerGRPC: { tcpListen: { listen: '127.0.0.1', port: seedPort } } },
-        scheduler: { ...schedulerAddr.scheduler, manager: { enable: false, seedPeer: { enable: true } } },
-      }),
-      { logger: quiet() },
-    );
-    for (const n of [1, 2, 3]) peers.push(await startDfdaemon(daemonConfig(path.join(root, `peer${n}`), `peer-${n}`, schedulerAddr), { logger: quiet() }));
+    const cluster = await startSeededCluster(root, 3);
+    ({ scheduler, seed } = cluster);
+    peers.push(...cluster.peers);
   });
 
   afterAll(async () => {

@@ -12,13 +12,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { parseConfig } from '../../../services/common';
-import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/daemon';
-import { startScheduler, type SchedulerHandle } from '../../../services/scheduler/server';
-import { daemonConfig, freePort, quiet, tempDir, until } from './helpers';
+import type { DfdaemonHandle } from '../../../services/dfdaemon/daemon';
+import type { SchedulerHandle } from '../../../services/scheduler/server';
+import { startSeededCluster, tempDir, until } from './helpers';
 
 jest.setTimeout(300_000);
 
@@ -120,20 +118,9 @@ describe('small blobs through the mirror', () => {
   beforeAll(async () => {
     root = await tempDir('dfdaemon-small-blobs');
     registry = await startRegistry();
-    const seedPort = await freePort();
-    scheduler = await startScheduler(
-      parseConfig('scheduler', { server: { port: 0, listenIP: '127.0.0.1', advertiseIP: '127.0.0.1' }, seedPeer: { addrs: [`127.0.0.1:${seedPort}`] }, metrics: { enable: false }, security: { insecure: true } }),
-      { logger: quiet() },
-    );
-    const schedulerAddr = { scheduler: { netAddrs: [{ addr: `127.0.0.1:${scheduler.port}` }] } };
-    seed = await startDfdaemon(
-      daemonConfig(path.join(root, 'seed'), 'seed-1', {
-        download: { peerGRPC: { tcpListen: { listen: '127.0.0.1', port: seedPort } } },
-        scheduler: { ...schedulerAddr.scheduler, manager: { enable: false, seedPeer: { enable: true } } },
-      }),
-      { logger: quiet() },
-    );
-    for (const n of [1, 2]) peers.push(await startDfdaemon(daemonConfig(path.join(root, `peer${n}`), `peer-${n}`, schedulerAddr), { logger: quiet() }));
+    const cluster = await startSeededCluster(root, 2);
+    ({ scheduler, seed } = cluster);
+    peers.push(...cluster.peers);
   });
 
   afterAll(async () => {
