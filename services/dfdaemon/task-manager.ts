@@ -174,12 +174,7 @@ export class TaskManager implements TaskApi {
   }
 
   updateGauge(): void {
-    let finished = 0;
-    let partial = 0;
-    for (const e of this.store.all()) {
-      if (e.finished) finished++;
-      else partial++;
-    }
+    const { finished, partial } = this.store.counts();
     this.metrics.tasks.set({ state: 'finished' }, finished);
     this.metrics.tasks.set({ state: 'partial' }, partial);
   }
