@@ -227,7 +227,7 @@ export class TaskDownload extends EventEmitter {
     entry.startFilling();
     this.completedLength = entry.pieces().reduce((s, p) => s + p.length, 0);
     if (this.expectedSha256) {
-      this.hasher = new ContentHasher(entry);
+      this.hasher = new ContentHasher(entry, { length: entry.meta.contentLength, handle: () => entry.handle() });
       this.hasher.advance();
     }
     this.entryReady.resolve(entry);
@@ -651,7 +651,7 @@ export class TaskDownload extends EventEmitter {
     this.deps.store.resetPieces(entry);
     this.pieceParents.clear();
     this.completedLength = 0;
-    this.hasher = new ContentHasher(entry);
+    this.hasher = new ContentHasher(entry, { length: entry.meta.contentLength, handle: () => entry.handle() });
     await this.backToSource();
   }
 
