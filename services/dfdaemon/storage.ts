@@ -88,6 +88,8 @@ export class TaskEntry extends EventEmitter {
   verifiedStamp: string | undefined;
   /** The whole-content verification in progress (one at a time). */
   verifying: Promise<boolean> | undefined;
+  /** A metadata file of this task exists (reloaded, or written once): later writes replace it atomically. */
+  metaOnDisk = false;
   private unsyncedBytes = 0;
   private syncing: Promise<void> | undefined;
 
@@ -348,7 +350,9 @@ export class TaskStore {
         if (dropped > 0) log.warn({ taskId, dropped }, 'partial task: pieces failed re-verification and will be fetched again');
         await this.writeMeta(meta);
       }
-      this.entries.set(taskId, new TaskEntry(meta, contentPath));
+      const entry = new TaskEntry(meta, contentPath);
+      entry.metaOnDisk = true;
+      this.entries.set(taskId, entry);
       if (meta.finished) this.finishedEntries++;
       log.info({ taskId, finished: meta.finished, pieces: Object.keys(meta.pieces).length }, 'reloaded task from storage');
     }
@@ -487,7 +491,7 @@ export class TaskStore {
     entry.meta.updatedAt = entry.meta.finishedAt;
     this.cancelFlush(entry.taskId);
     await this.flushing.get(entry.taskId);
-    await this.writeMeta(entry.meta);
+    await this.writeMetaOf(entry);
     entry.emit('finished');
   }
 
@@ -567,7 +571,7 @@ export class TaskStore {
   private queueMetaWrite(entry: TaskEntry): void {
     const before = this.flushing.get(entry.taskId) ?? Promise.resolve();
     const p: Promise<void> = before
-      .then(() => (entry.deleted ? undefined : this.writeMeta(entry.meta)))
+      .then(() => (entry.deleted ? undefined : this.writeMetaOf(entry)))
       .catch((err: unknown) => this.options.logger.warn({ err, taskId: entry.taskId }, 'metadata flush failed'))
       .finally(() => {
         if (this.flushing.get(entry.taskId) === p) this.flushing.delete(entry.taskId);
@@ -586,9 +590,21 @@ export class TaskStore {
     for (const taskId of [...this.flushTimers.keys()]) {
       this.cancelFlush(taskId);
       const e = this.entries.get(taskId);
-      if (e && !e.deleted) await this.writeMeta(e.meta);
+      if (e && !e.deleted) await this.writeMetaOf(e);
     }
     await Promise.all(this.flushing.values());
+  }
+
+  /**
+   * The entry's metadata. Its first write (for a small task the only one: when it finishes) goes
+   * straight to the file, without a temporary file and a rename: there is no earlier version to
+   * keep, and one torn by a crash does not parse, so the next start drops the task and its content
+   * (reload). Later writes replace the file atomically.
+   */
+  private async writeMetaOf(entry: TaskEntry): Promise<void> {
+    if (entry.metaOnDisk) return this.writeMeta(entry.meta);
+    await fsp.writeFile(this.metaPathOf(entry.taskId), JSON.stringify(entry.meta));
+    entry.metaOnDisk = true;
   }
 
   private async writeMeta(meta: TaskMetadata): Promise<void> {
