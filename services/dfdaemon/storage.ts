@@ -1,7 +1,10 @@
 /**
  * Piece store: one preallocated content file per task under
- * `<dataDir>/content/tasks/<id[0:3]>/<id>` and a JSON metadata file per task under
- * `<dataDir>/metadata/tasks/<id>.json`, replaced atomically (temp + rename).
+ * `<dataDir>/content/tasks/<id[0:3]>/<id>`. Metadata: a task whose metadata is first written
+ * while it is partial (a large download) has its own JSON file under
+ * `<dataDir>/metadata/tasks/<id>.json`, replaced atomically (temp + rename) after that; a task
+ * finished before its first write (every small task) is a record in the append-only journal
+ * `<dataDir>/metadata/finished-tasks.jsonl` (meta-journal.ts), which saves a file creation per task.
  *
  * Crash safety: a piece is recorded in the metadata only after its bytes were written
  * (pwrite completed), and a task of more than one piece is marked finished only after its
@@ -29,6 +32,7 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import { InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem, UnavailableError } from '../common';
 import { sha256OfFile } from './content-hasher';
+import { MetaJournal } from './meta-journal';
 
 export interface PieceRecord {
   readonly number: number;
@@ -91,8 +95,11 @@ export class TaskEntry extends EventEmitter {
   verifiedStamp: string | undefined;
   /** The whole-content verification in progress (one at a time). */
   verifying: Promise<boolean> | undefined;
-  /** A metadata file of this task exists (reloaded, or written once): later writes replace it atomically. */
-  metaOnDisk = false;
+  /**
+   * Where this task's metadata is persisted: nowhere yet, its own file (a task written while
+   * partial, replaced atomically after the first write) or the finished-tasks journal.
+   */
+  metaIn: 'none' | 'file' | 'journal' = 'none';
   private unsyncedBytes = 0;
   private syncing: Promise<void> | undefined;
 
@@ -282,10 +289,16 @@ export class TaskStore {
   private readonly contentDirs = new Set<string>();
   private readonly contentRoot: string;
   private readonly metaRoot: string;
+  /** Metadata of tasks whose first write finished them (see meta-journal.ts). */
+  private readonly journal: MetaJournal;
+  /** Entries whose metadata is in the journal. */
+  private journalLive = 0;
+  private compacting = false;
 
   private constructor(private readonly options: StorageOptions) {
     this.contentRoot = path.join(options.dataDir, 'content', 'tasks');
     this.metaRoot = path.join(options.dataDir, 'metadata', 'tasks');
+    this.journal = new MetaJournal(path.join(options.dataDir, 'metadata', 'finished-tasks.jsonl'));
   }
 
   /** Opens the store; with keepStorage, reloads finished tasks and re-verifies partial ones. */
@@ -294,6 +307,7 @@ export class TaskStore {
     if (!options.keepStorage) {
       await fsp.rm(store.contentRoot, { recursive: true, force: true });
       await fsp.rm(store.metaRoot, { recursive: true, force: true });
+      await fsp.rm(store.journal.file, { force: true });
     }
     await fsp.mkdir(store.contentRoot, { recursive: true });
     await fsp.mkdir(store.metaRoot, { recursive: true });
@@ -354,12 +368,60 @@ export class TaskStore {
         await this.writeMeta(meta);
       }
       const entry = new TaskEntry(meta, contentPath);
-      entry.metaOnDisk = true;
+      entry.metaIn = 'file';
       this.entries.set(taskId, entry);
       if (meta.finished) this.finishedEntries++;
       log.info({ taskId, finished: meta.finished, pieces: Object.keys(meta.pieces).length }, 'reloaded task from storage');
     }
+    await this.reloadJournal();
     await this.sweepOrphans();
+  }
+
+  /** Finished tasks from the journal (a task that also has its own metadata file keeps that one). */
+  private async reloadJournal(): Promise<void> {
+    const log = this.options.logger;
+    const { metas, bad } = await this.journal.load();
+    let dropped = 0;
+    for (const [taskId, meta] of metas) {
+      if (this.entries.has(taskId)) {
+        dropped++;
+        continue;
+      }
+      const problem = taskMetadataProblem(meta.contentLength, meta.pieceLength);
+      const contentPath = this.contentPathOf(taskId);
+      const st = problem || meta.finished !== true || typeof meta.pieces !== 'object' || meta.pieces === null ? undefined : await fsp.stat(contentPath).catch(() => undefined);
+      if (!st || st.size !== meta.contentLength) {
+        log.warn({ taskId, problem }, 'dropping journaled task with invalid metadata or a missing or wrong-sized content file');
+        await fsp.rm(contentPath, { force: true });
+        dropped++;
+        continue;
+      }
+      const entry = new TaskEntry(meta, contentPath);
+      entry.metaIn = 'journal';
+      this.entries.set(taskId, entry);
+      this.finishedEntries++;
+      this.journalLive++;
+    }
+    if (metas.size > 0) log.info({ tasks: this.journalLive, dropped, bad }, 'reloaded finished tasks from the metadata journal');
+    if (bad > 0 || dropped > 0 || this.journal.wantsCompaction(this.journalLive)) await this.journal.compact(this.journaledMetas());
+  }
+
+  private journaledMetas(): TaskMetadata[] {
+    const out: TaskMetadata[] = [];
+    for (const e of this.entries.values()) if (e.metaIn === 'journal') out.push(e.meta);
+    return out;
+  }
+
+  /** Rewrites the journal once dead records outnumber the live ones (one rewrite at a time). */
+  private compactJournalIfDue(): void {
+    if (this.compacting || !this.journal.wantsCompaction(this.journalLive)) return;
+    this.compacting = true;
+    this.journal
+      .compact(this.journaledMetas())
+      .catch((err: unknown) => this.options.logger.warn({ err }, 'metadata journal rewrite failed'))
+      .finally(() => {
+        this.compacting = false;
+      });
   }
 
   /** Removes content files no metadata describes (a task created, then the process stopped before its first flush). */
@@ -600,15 +662,26 @@ export class TaskStore {
   }
 
   /**
-   * The entry's metadata. Its first write (for a small task the only one: when it finishes) goes
-   * straight to the file, without a temporary file and a rename: there is no earlier version to
-   * keep, and one torn by a crash does not parse, so the next start drops the task and its content
-   * (reload). Later writes replace the file atomically.
+   * The entry's metadata. A task whose first write is the one that finishes it (every small
+   * task) goes to the journal, as do its later writes (use time). Otherwise the task has its own
+   * file: the first write goes straight to it, without a temporary file and a rename (there is no
+   * earlier version to keep, and one torn by a crash does not parse, so the next start drops the
+   * task and its content); later writes replace the file atomically.
    */
   private async writeMetaOf(entry: TaskEntry): Promise<void> {
-    if (entry.metaOnDisk) return this.writeMeta(entry.meta);
+    if (entry.deleted) return;
+    if (entry.metaIn === 'journal' || (entry.metaIn === 'none' && entry.meta.finished)) {
+      if (entry.metaIn === 'none') {
+        entry.metaIn = 'journal';
+        this.journalLive++;
+      }
+      await this.journal.put(entry.meta);
+      this.compactJournalIfDue();
+      return;
+    }
+    if (entry.metaIn === 'file') return this.writeMeta(entry.meta);
+    entry.metaIn = 'file';
     await fsp.writeFile(this.metaPathOf(entry.taskId), JSON.stringify(entry.meta));
-    entry.metaOnDisk = true;
   }
 
   private async writeMeta(meta: TaskMetadata): Promise<void> {
@@ -631,7 +704,15 @@ export class TaskStore {
       entry.emit('failed', reason);
       await entry.closeHandle();
     }
-    await this.removeFiles(taskId);
+    if (entry?.metaIn === 'journal') {
+      this.journalLive--;
+      // Not written (disk error): the next start finds no content file for the record and drops it.
+      await this.journal.del(taskId).catch((err: unknown) => this.options.logger.warn({ err, taskId }, 'metadata journal: removal not recorded'));
+      this.compactJournalIfDue();
+      await fsp.rm(this.contentPathOf(taskId), { force: true });
+    } else {
+      await this.removeFiles(taskId);
+    }
     return entry !== undefined;
   }
 
@@ -687,6 +768,7 @@ export class TaskStore {
 
   async close(): Promise<void> {
     await this.flushAll();
+    await this.journal.close();
     for (const e of this.entries.values()) await e.closeHandle();
   }
 }

@@ -27,6 +27,20 @@ function opts(dataDir: string, extra: Partial<StorageOptions> = {}): StorageOpti
 
 const taskId = (c: string) => c.repeat(64);
 
+/** A task's persisted metadata: its own file, else its last record in the finished-tasks journal. */
+async function persistedMeta(dir: string, id: string): Promise<{ lastUsedAt: number; finished: boolean } | undefined> {
+  const own = await fsp.readFile(path.join(dir, 'metadata', 'tasks', `${id}.json`), 'utf8').catch(() => undefined);
+  if (own !== undefined) return JSON.parse(own) as { lastUsedAt: number; finished: boolean };
+  const journal = await fsp.readFile(path.join(dir, 'metadata', 'finished-tasks.jsonl'), 'utf8').catch(() => '');
+  let last: { lastUsedAt: number; finished: boolean } | undefined;
+  for (const line of journal.split('\n').filter(Boolean)) {
+    const rec = JSON.parse(line) as { m?: { taskId: string; lastUsedAt: number; finished: boolean }; d?: string };
+    if (rec.m?.taskId === id) last = rec.m;
+    if (rec.d === id) last = undefined;
+  }
+  return last;
+}
+
 async function writePiece(store: TaskStore, id: string, n: number, data: Buffer): Promise<void> {
   const e = store.get(id)!;
   const fh = await e.handle();
@@ -71,8 +85,9 @@ describe('TaskStore', () => {
     await writePiece(store, id, 1, data.subarray(4 * MiB));
     await store.finish(e);
     await store.close();
-    const metaFiles = await fsp.readdir(path.join(dir, 'metadata', 'tasks'));
-    expect(metaFiles).toEqual([`${id}.json`]); // no temp files left behind
+    const metaFiles = [...(await fsp.readdir(path.join(dir, 'metadata'))), ...(await fsp.readdir(path.join(dir, 'metadata', 'tasks')))];
+    expect(metaFiles.filter((n) => n.endsWith('.tmp'))).toEqual([]); // no temp files left behind
+    expect((await persistedMeta(dir, id))?.finished).toBe(true);
 
     store = await TaskStore.open(opts(dir));
     const again = store.get(id)!;
@@ -142,15 +157,14 @@ describe('TaskStore', () => {
     await fh.write(Buffer.from('abcd'), 0, 4, 0);
     store.markPiece(e, 0, crc32Of(Buffer.from('abcd')));
     await store.finish(e);
-    const metaFile = path.join(dir, 'metadata', 'tasks', `${taskId('t')}.json`);
-    const written = JSON.parse(await fsp.readFile(metaFile, 'utf8')) as { lastUsedAt: number };
+    const written = (await persistedMeta(dir, taskId('t')))!;
     await new Promise((r) => setTimeout(r, 5));
     for (let i = 0; i < 20; i++) store.touch(e);
     // Far more than metadataFlushMs: a piece flush would have happened, a hit's does not.
     await new Promise((r) => setTimeout(r, 100));
-    expect((JSON.parse(await fsp.readFile(metaFile, 'utf8')) as { lastUsedAt: number }).lastUsedAt).toBe(written.lastUsedAt);
+    expect((await persistedMeta(dir, taskId('t')))!.lastUsedAt).toBe(written.lastUsedAt);
     await store.close();
-    expect((JSON.parse(await fsp.readFile(metaFile, 'utf8')) as { lastUsedAt: number }).lastUsedAt).toBeGreaterThan(written.lastUsedAt);
+    expect((await persistedMeta(dir, taskId('t')))!.lastUsedAt).toBeGreaterThan(written.lastUsedAt);
   });
 
   it('GC removes tasks unused for taskExpireTime, but not ones in use', async () => {
@@ -302,8 +316,9 @@ describe('TaskStore', () => {
     await writePiece(store, id, 0, data);
     await store.finish(e);
     expect(store.counts()).toEqual({ finished: 1, partial: 0 });
-    // The first metadata write went straight to its file: nothing else in the directory.
-    expect(await fsp.readdir(path.join(dir, 'metadata', 'tasks'))).toEqual([`${id}.json`]);
+    // Finished by its first metadata write: a record in the journal, no file of its own.
+    expect(await fsp.readdir(path.join(dir, 'metadata', 'tasks'))).toEqual([]);
+    expect((await persistedMeta(dir, id))?.finished).toBe(true);
     await store.close();
     // What a power loss can leave of unsynced content: the right size, other bytes.
     await fsp.writeFile(e.contentPath, Buffer.alloc(data.length));
@@ -314,6 +329,40 @@ describe('TaskStore', () => {
     expect(await store.ensureIntact(again)).toBe(false);
     expect(store.get(id)).toBeUndefined();
     expect(store.counts()).toEqual({ finished: 0, partial: 0 });
+    await store.close();
+  });
+
+  it('a partial task written before it finished keeps its own metadata file; journaled tasks survive restarts, removals and a torn last line', async () => {
+    let store = await TaskStore.open(opts(dir, { metadataFlushMs: 60_000 }));
+    const data = randomBytes(1000);
+    const partialFirst = await store.create({ taskId: taskId('c'), url: 'http://o/c', contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: {} });
+    await store.flushAll(); // as the delayed flush would: written while partial
+    expect(await fsp.readdir(path.join(dir, 'metadata', 'tasks'))).toEqual([`${taskId('c')}.json`]);
+    await writePiece(store, taskId('c'), 0, data);
+    await store.finish(partialFirst);
+    for (const c of ['d', 'e', 'f']) {
+      const e = await store.create({ taskId: taskId(c), url: `http://o/${c}`, contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: {} });
+      await writePiece(store, taskId(c), 0, data);
+      await store.finish(e);
+    }
+    expect(await fsp.readdir(path.join(dir, 'metadata', 'tasks'))).toEqual([`${taskId('c')}.json`]);
+    expect(await store.remove(taskId('e'))).toBe(true);
+    await expect(fsp.stat(store.contentPathOf(taskId('e')))).rejects.toThrow();
+    await store.close();
+    // A crash tore a record being appended.
+    await fsp.appendFile(path.join(dir, 'metadata', 'finished-tasks.jsonl'), '{"m":{"taskId":"');
+
+    store = await TaskStore.open(opts(dir));
+    expect(['c', 'd', 'e', 'f'].map((c) => store.get(taskId(c))?.finished ?? false)).toEqual([true, true, false, true]);
+    expect(store.counts()).toEqual({ finished: 3, partial: 0 });
+    // The torn line was dropped by a rewrite, so later appends are readable.
+    const g = await store.create({ taskId: taskId('0'), url: 'http://o/0', contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: {} });
+    await writePiece(store, taskId('0'), 0, data);
+    await store.finish(g);
+    await store.close();
+    store = await TaskStore.open(opts(dir));
+    expect(['c', 'd', 'f', '0'].every((c) => store.get(taskId(c))?.finished)).toBe(true);
+    expect(await store.ensureIntact(store.get(taskId('0'))!)).toBe(true);
     await store.close();
   });
 });
