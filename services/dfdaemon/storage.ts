@@ -1,5 +1,5 @@
 /**
- * Piece store: one preallocated content file per task under
+ * Piece store: one content file per task (preallocated when it has more than one piece) under
  * `<dataDir>/content/tasks/<id[0:3]>/<id>`. Metadata: a task whose metadata is first written
  * while it is partial (a large download) has its own JSON file under
  * `<dataDir>/metadata/tasks/<id>.json`, replaced atomically (temp + rename) after that; a task
@@ -30,7 +30,7 @@ import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
-import { InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem, UnavailableError } from '../common';
+import { InternalError, InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem, UnavailableError } from '../common';
 import { sha256OfFile } from './content-hasher';
 import { MetaJournal } from './meta-journal';
 
@@ -354,7 +354,9 @@ export class TaskStore {
       }
       const contentPath = this.contentPathOf(taskId);
       const st = await fsp.stat(contentPath).catch(() => undefined);
-      if (!st || st.size !== meta.contentLength || meta.taskId !== taskId) {
+      // A partial one-piece task's file was not preallocated (create): shorter until its piece lands.
+      const sizeOk = st !== undefined && (st.size === meta.contentLength || (!meta.finished && pieceCountOf(meta.contentLength, meta.pieceLength) <= 1 && st.size < meta.contentLength));
+      if (!sizeOk || meta.taskId !== taskId) {
         log.warn({ taskId }, 'dropping task whose content file is missing or has the wrong size');
         await this.removeFiles(taskId);
         continue;
@@ -485,11 +487,15 @@ export class TaskStore {
       await ensureDir();
       return fsp.open(contentPath, 'w+');
     });
-    try {
-      await fh.truncate(task.contentLength);
-    } catch (err) {
-      await fh.close();
-      throw err;
+    // Preallocated when pieces may land out of order; the one piece of a small task is written
+    // from offset 0 and gives the file its size (finish checks it), one file operation less.
+    if (pieceCountOf(task.contentLength, task.pieceLength) > 1) {
+      try {
+        await fh.truncate(task.contentLength);
+      } catch (err) {
+        await fh.close();
+        throw err;
+      }
     }
     const now = Date.now();
     const meta: TaskMetadata = { ...task, pieces: {}, finished: false, createdAt: now, updatedAt: now, lastUsedAt: now };
@@ -549,7 +555,9 @@ export class TaskStore {
     await entry.syncSettled();
     // One piece: see the header (re-verified after a restart; not worth an fsync per task).
     if (entry.pieceCount > 1) await fh.sync();
-    entry.verifiedStamp = stampOf(await fh.stat());
+    const st = await fh.stat();
+    if (st.size !== entry.meta.contentLength) throw new InternalError(`task ${entry.taskId}: content file holds ${st.size} bytes, expected ${entry.meta.contentLength}`);
+    entry.verifiedStamp = stampOf(st);
     if (digest) entry.meta.digest = digest;
     if (!entry.meta.finished && this.entries.get(entry.taskId) === entry) this.finishedEntries++;
     entry.meta.finished = true;

@@ -193,7 +193,10 @@ describe('TaskStore', () => {
     const t0 = Date.now();
     for (const [i, id] of ids.entries()) {
       const e = await store.create({ taskId: id, url: `http://o/${i}`, contentLength: 2.5 * MiB, pieceLength: 4 * MiB, responseHeaders: {} });
-      if (i < 3) await store.finish(e);
+      if (i < 3) {
+        await writePiece(store, id, 0, Buffer.alloc(2.5 * MiB));
+        await store.finish(e);
+      }
       e.meta.lastUsedAt = t0 - (10 - i) * 1000; // ids[0] least recently used
     }
     // 10 MiB used = 100% ≥ 90%: must get to ≤ 5 MiB; ids[3] is partial (downloading) and stays.
@@ -363,6 +366,17 @@ describe('TaskStore', () => {
     store = await TaskStore.open(opts(dir));
     expect(['c', 'd', 'f', '0'].every((c) => store.get(taskId(c))?.finished)).toBe(true);
     expect(await store.ensureIntact(store.get(taskId('0'))!)).toBe(true);
+    await store.close();
+  });
+
+  it('finish refuses a task whose content file is shorter than its length (a one-piece file is not preallocated)', async () => {
+    const store = await TaskStore.open(opts(dir));
+    const e = await store.create({ taskId: taskId('b'), url: 'http://o/b', contentLength: 100, pieceLength: 4 * MiB, responseHeaders: {} });
+    const fh = await e.handle();
+    await fh.write(Buffer.alloc(60), 0, 60, 0);
+    store.markPiece(e, 0, crc32Of(Buffer.alloc(60)));
+    await expect(store.finish(e)).rejects.toThrow(/holds 60 bytes, expected 100/);
+    expect(e.finished).toBe(false);
     await store.close();
   });
 });
