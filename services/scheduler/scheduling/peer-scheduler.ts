@@ -3,6 +3,11 @@
  * when it registers or reschedules, waiting peers are decided again when something changes
  * (a parent appears, slots free up, the origin fetch settles) and every retryInterval, and
  * under-served children are offered a new parent as soon as one holds data.
+ *
+ * Such a top-up is pushed once per turn of the event loop (setImmediate), with the child's
+ * parents as they are then: parents added by several events of the same turn go out in one
+ * answer, and a child answered anyway in that turn (it rescheduled, say) gets no push, since
+ * every normal_task_response carries all of the child's current parents.
  */
 import { DragonflyError, FailedPreconditionError, InternalError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
@@ -38,6 +43,9 @@ export class PeerScheduler {
   private readonly timers: WaitTimers;
   /** Last answer kind per peer, so a still-waiting peer is not sent wait_response again. */
   private readonly lastAnswer = new WeakMap<Peer, AnswerKind>();
+  /** Children given an extra parent this turn, not answered since (bounded by the peers held). */
+  private readonly pushes = new Set<Peer>();
+  private flush: NodeJS.Immediate | undefined;
 
   constructor(private readonly o: PeerSchedulerOptions) {
     this.timers = o.timers ?? new WaitTimers();
@@ -107,6 +115,8 @@ export class PeerScheduler {
 
   private send(peer: Peer, kind: AnswerKind, response: AnnouncePeerResponse): void {
     this.lastAnswer.set(peer, kind);
+    // This answer supersedes a top-up pushed later in the turn.
+    if (this.pushes.size > 0) this.pushes.delete(peer);
     // telemetry; the details only when spans are recorded (an array and a join per answer otherwise)
     if (this.o.trace?.enabled) this.o.trace.decided(peer, kind, { parents: response.normalTaskResponse?.candidateParents?.map((p) => p.id ?? ''), description: response.needBackToSourceResponse?.description ?? response.waitResponse?.description });
     peer.session?.send(response);
@@ -166,14 +176,30 @@ export class PeerScheduler {
       // Rotate so the next event starts with other children.
       task.underServed.delete(child);
       if (child.parents.size >= s.candidateParentLimit || !(child.state === 'Running' || isReceived(child.state))) continue;
-      if (isEligibleParent(peer, child, s.defaultUploadLimit) && addEdge(peer, child)) {
-        try {
-          this.sendParents(child);
-        } catch (err) {
-          this.failPeer(child, err instanceof DragonflyError ? err : new InternalError(String(err)));
-        }
-      }
+      if (isEligibleParent(peer, child, s.defaultUploadLimit) && addEdge(peer, child)) this.queuePush(child);
       if (child.parents.size < s.candidateParentLimit) task.underServed.add(child);
+    }
+  }
+
+  /** Pushes the child's parents at the end of this turn of the event loop (see the top). */
+  private queuePush(child: Peer): void {
+    this.pushes.add(child);
+    this.flush ??= setImmediate(() => this.flushPushes());
+  }
+
+  /** Sends the queued top-ups: each child its parents as they are now, if it still downloads. */
+  flushPushes(): void {
+    if (this.flush) clearImmediate(this.flush);
+    this.flush = undefined;
+    const children = [...this.pushes];
+    this.pushes.clear();
+    for (const child of children) {
+      if (!child.session || child.parents.size === 0 || !(child.state === 'Running' || isReceived(child.state))) continue;
+      try {
+        this.sendParents(child);
+      } catch (err) {
+        this.failPeer(child, err instanceof DragonflyError ? err : new InternalError(String(err)));
+      }
     }
   }
 
@@ -207,5 +233,8 @@ export class PeerScheduler {
 
   close(): void {
     this.timers.close();
+    if (this.flush) clearImmediate(this.flush);
+    this.flush = undefined;
+    this.pushes.clear();
   }
 }
