@@ -9,7 +9,7 @@
  * - `underServed`: downloading peers with fewer parents than the candidate limit, topped up
  *   when a new parent appears.
  */
-import type { AnnouncePeerResponse } from '../../proto';
+import type { AnnouncePeerResponse, Download } from '../../proto';
 import type { DragonflyError } from '../../common/errors';
 import { PieceBitset } from './bitset';
 import { nextPeerState, nextTaskState, type PeerEvent, type PeerState, type TaskEvent, type TaskState } from './state';
@@ -208,6 +208,9 @@ export class Task {
   }
 }
 
+/** What the scheduler last told a peer: parents, wait, go to the origin, or the task is empty. */
+export type AnswerKind = 'normal' | 'wait' | 'origin' | 'empty';
+
 /** Answers and errors for one peer's AnnouncePeer stream. */
 export interface PeerSession {
   send(response: AnnouncePeerResponse): void;
@@ -232,6 +235,10 @@ export class Peer {
   /** Sent need_back_to_source and has not finished/failed since. */
   sentToOrigin = false;
   session: PeerSession | undefined;
+  /** The register request (origin trigger and back-to-source options). */
+  request: Download | undefined = undefined;
+  /** The kind of the last answer sent, so a still-waiting peer is not told to wait again; undefined after a reschedule. */
+  lastAnswer: AnswerKind | undefined = undefined;
   createdAt: number;
   updatedAt: number;
   /** Allocated on the first sample: most peers never serve anyone. */

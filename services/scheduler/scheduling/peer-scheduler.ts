@@ -12,7 +12,7 @@
 import { DragonflyError, FailedPreconditionError, InternalError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import type { AnnouncePeerResponse, Peer as PeerProto } from '../../proto';
-import { addEdge, removeEdge, removeInEdges, type Peer, type Task } from '../resource/model';
+import { addEdge, removeEdge, removeInEdges, type AnswerKind, type Peer, type Task } from '../resource/model';
 import { canPeerTransition, isReceived } from '../resource/state';
 import type { SchedulerTrace } from '../tracing';
 import type { WireShapes } from '../wire-shapes';
@@ -24,7 +24,6 @@ import { WaitTimers } from './wait-timers';
 /** Children offered a newly available parent per event (keeps the hot path bounded). */
 export const TOP_UP_BATCH = 16;
 
-type AnswerKind = 'normal' | 'wait' | 'origin' | 'empty';
 
 export interface PeerSchedulerOptions {
   readonly decider: Decider;
@@ -41,8 +40,6 @@ export interface PeerSchedulerOptions {
 
 export class PeerScheduler {
   private readonly timers: WaitTimers;
-  /** Last answer kind per peer, so a still-waiting peer is not sent wait_response again. */
-  private readonly lastAnswer = new WeakMap<Peer, AnswerKind>();
   /** Children given an extra parent this turn, not answered since (bounded by the peers held). */
   private readonly pushes = new Set<Peer>();
   private flush: NodeJS.Immediate | undefined;
@@ -96,7 +93,7 @@ export class PeerScheduler {
         this.timers.arm(task, this.o.settings().retryIntervalMs, (t) => {
           if (this.o.taskHeld(t)) this.wakeWaiting(t);
         });
-        if (this.lastAnswer.get(peer) === 'wait') return;
+        if (peer.lastAnswer === 'wait') return;
         return this.send(peer, 'wait', { waitResponse: { description: decision.reason } });
       }
     }
@@ -114,7 +111,7 @@ export class PeerScheduler {
   }
 
   private send(peer: Peer, kind: AnswerKind, response: AnnouncePeerResponse): void {
-    this.lastAnswer.set(peer, kind);
+    peer.lastAnswer = kind;
     // This answer supersedes a top-up pushed later in the turn.
     if (this.pushes.size > 0) this.pushes.delete(peer);
     // telemetry; the details only when spans are recorded (an array and a join per answer otherwise)
@@ -124,7 +121,7 @@ export class PeerScheduler {
 
   /** The peer asked for new parents: whatever it was told last no longer stands. */
   forgetAnswer(peer: Peer): void {
-    this.lastAnswer.delete(peer);
+    peer.lastAnswer = undefined;
   }
 
   /** Ends the peer's stream with `err` after taking it out of scheduling. */
