@@ -1,5 +1,6 @@
 /** Prometheus metrics of the scheduler (prefix dragonfly_scheduler_). */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { DeferredCounter } from './deferred-counter';
 import type { ResourceStore } from './resource/store';
 import type { SchedulerEvents } from './service';
 
@@ -11,7 +12,7 @@ export function createSchedulerMetrics(registry: Registry, store: ResourceStore)
     registers: [registry],
   });
   const backToSource = new Counter({ name: 'dragonfly_scheduler_back_to_source_total', help: 'need_back_to_source answers (seed peers included)', registers: [registry] });
-  const traffic = new Counter({ name: 'dragonfly_scheduler_traffic_bytes_total', help: 'Piece bytes reported by peers, by traffic type', labelNames: ['type'], registers: [registry] });
+  const traffic = new DeferredCounter({ name: 'dragonfly_scheduler_traffic_bytes_total', help: 'Piece bytes reported by peers, by traffic type', labelNames: ['type'], registers: [registry] });
   new Gauge({ name: 'dragonfly_scheduler_hosts', help: 'Hosts known', registers: [registry], collect() { this.set(store.hosts.size); } });
   new Gauge({ name: 'dragonfly_scheduler_peers', help: 'Peers known', registers: [registry], collect() { this.set(store.peers.size); } });
   new Gauge({ name: 'dragonfly_scheduler_tasks', help: 'Tasks known', registers: [registry], collect() { this.set(store.tasks.size); } });
@@ -20,7 +21,7 @@ export function createSchedulerMetrics(registry: Registry, store: ResourceStore)
     registerPeer: () => undefined,
     scheduleDuration: (ms) => scheduleDuration.observe(ms),
     backToSource: () => backToSource.inc(),
-    traffic: (type, bytes) => traffic.inc({ type }, bytes),
+    traffic: (type, bytes) => (traffic.at(type) ?? traffic.open(type, { type })).value += bytes,
     announceHost: () => undefined,
   };
 }

@@ -11,7 +11,7 @@ import type { Logger } from '../common/logger';
 import type { Context } from '@opentelemetry/api';
 import { SchedulerTrace } from './tracing';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, ResourceExhaustedError } from '../common/errors';
-import type { AnnounceHostRequest__Output, AnnouncePeerRequest__Output, Download, Host as HostProto, Peer as PeerProto, Task as TaskProto } from '../proto';
+import type { AnnounceHostRequest__Output, AnnouncePeerRequest__Output, Host as HostProto, Peer as PeerProto, Task as TaskProto } from '../proto';
 import { Peer, removeEdge, removeInEdges, type Host, type HostInfo, type PeerSession, type Task } from './resource/model';
 import { canPeerTransition, canTaskTransition, isReceived, type PeerEvent } from './resource/state';
 import type { GcPolicy, ResourceStore } from './resource/store';
@@ -62,8 +62,6 @@ export class SchedulerService {
   readonly limits: SchedulerLimits;
   /** Open AnnouncePeer streams per caller IP (entries go at zero, so bounded by open streams). */
   private readonly streamsByCaller = new Map<string, number>();
-  /** The register request of each peer (origin trigger and back-to-source options). */
-  private readonly downloadRequests = new WeakMap<Peer, Download>();
   private readonly wire = new WireShapes();
   private readonly seeds: SeedTriggering;
   private readonly scheduler: PeerScheduler;
@@ -85,7 +83,7 @@ export class SchedulerService {
       logger: this.logger,
       now: this.now,
     });
-    const decider = new Decider({ seeds: this.seeds, requestOf: (peer) => this.downloadRequests.get(peer) });
+    const decider = new Decider({ seeds: this.seeds, requestOf: (peer) => peer.request });
     this.scheduler = new PeerScheduler({ decider, settings: options.settings, wire: this.wire, taskHeld, events: this.events, logger: this.logger, trace: this.trace });
   }
 
@@ -334,7 +332,7 @@ export class SchedulerService {
       needBackToSource: download.needBackToSource || host.isSeed,
     });
     peer.session = stream.session;
-    this.downloadRequests.set(peer, download);
+    peer.request = download;
     this.store.addPeer(peer);
     stream.peer = peer;
     this.events.registerPeer();

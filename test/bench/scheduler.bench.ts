@@ -31,6 +31,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import * as http2 from 'node:http2';
 import * as os from 'node:os';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { GRPC_OPTIONS } from '../../services/common/grpc';
 import { taskIdOf } from '../../services/common/ids';
@@ -111,6 +112,7 @@ interface ClientResult {
 type WorkerData = ServerData | EchoData | ClientThreadData;
 
 async function serve(): Promise<void> {
+  observeGc();
   const { parseConfig } = await import('../../services/common/config');
   const { silentLogger } = await import('../../services/common/logger');
   const { startScheduler } = await import('../../services/scheduler/server');
@@ -138,6 +140,7 @@ async function serve(): Promise<void> {
  * workload; the scheduler cannot beat it.
  */
 async function serveEcho(): Promise<void> {
+  observeGc();
   // The scheduler's own service definition (its codecs) and server options.
   const { SCHEDULER_GRPC_OPTIONS, schedulerDefinition } = await import('../../services/scheduler/server');
   const server = new grpc.Server({ ...GRPC_OPTIONS, ...SCHEDULER_GRPC_OPTIONS });
@@ -212,7 +215,34 @@ interface ThreadStats {
   readonly elu: { readonly idle: number; readonly active: number };
   /** CPU time the thread itself used so far (ms; NaN where /proc/thread-self is missing). */
   readonly cpuMs: number;
+  /** Garbage collection in this thread so far: pauses, their total (ms) and the major (mark-compact) part. */
+  readonly gc: GcStats;
 }
+
+interface GcStats {
+  readonly count: number;
+  readonly ms: number;
+  readonly majorMs: number;
+}
+
+/** This thread's garbage collection so far (a PerformanceObserver on 'gc', started by the server threads). */
+const gcTotals = { count: 0, ms: 0, majorMs: 0 };
+
+function observeGc(): void {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gcTotals.count++;
+      gcTotals.ms += e.duration;
+      if (((e as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) gcTotals.majorMs += e.duration;
+    }
+  }).observe({ entryTypes: ['gc'] });
+}
+
+const gcDelta = (a: ThreadStats, b: ThreadStats): GcStats => ({ count: b.gc.count - a.gc.count, ms: b.gc.ms - a.gc.ms, majorMs: b.gc.majorMs - a.gc.majorMs });
+
+/** GC of a run, per 1,000 decisions. */
+const gcNote = (g: GcStats, decisions: number): string =>
+  `GC ${((g.ms * 1000) / Math.max(1, decisions)).toFixed(1)} ms per 1,000 decisions (${g.count} pauses, ${g.ms.toFixed(0)} ms, ${g.majorMs.toFixed(0)} ms of it mark-compact)`;
 
 /**
  * This thread's own CPU time (user + system) from /proc/thread-self/stat: unlike wall or
@@ -237,7 +267,7 @@ let profiler: Session | undefined;
  * 'profile-start' / 'profile-stop' write a CPU profile of the measured run to <dir>.
  */
 function answerStats(m: unknown): void {
-  if (m === 'stats') parentPort?.postMessage({ stats: { elu: performance.eventLoopUtilization(), cpuMs: threadCpuMs() } satisfies ThreadStats });
+  if (m === 'stats') parentPort?.postMessage({ stats: { elu: performance.eventLoopUtilization(), cpuMs: threadCpuMs(), gc: { ...gcTotals } } satisfies ThreadStats });
   const dir = process.env.SCHEDULER_BENCH_PROFILE;
   if (!dir) return;
   if (m === 'profile-start') {
@@ -654,6 +684,8 @@ export async function run(): Promise<BenchFigure[]> {
   let fixedRates: number[];
   let echoMessages: ClientResult[];
   let echoCpuSeconds: number;
+  let echoGc: GcStats;
+  let echoFixedGc: GcStats;
   try {
     await peerRun(threads, echo.port, WARMUP_PEERS, 'warm');
     const before = await threadStats(echo.worker);
@@ -662,10 +694,12 @@ export async function run(): Promise<BenchFigure[]> {
     echo.worker.postMessage('profile-stop');
     const after = await threadStats(echo.worker);
     echoCpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
+    echoGc = gcDelta(before, after);
     const echoSaturated = (echoPeers.registerLat.length + echoPeers.rescheduleLat.length) / echoPeers.seconds;
     fixedRates = FIXED_RATES ?? [2, 4].map((d) => Math.max(100, Math.min(FIXED_RATE_CAP, Math.floor(echoSaturated / d / 100) * 100)));
     echoFixed = [];
     for (const [r, rate] of fixedRates.entries()) echoFixed.push(await peerRun(threads, echo.port, fixedPeers(rate), `fixed${r}`, rate));
+    echoFixedGc = gcDelta(after, await threadStats(echo.worker));
     echoMessages = await threads.run({ mode: 'messages', port: echo.port, to: ECHO_MESSAGES });
   } catch (err) {
     await threads.close();
@@ -723,6 +757,7 @@ export async function run(): Promise<BenchFigure[]> {
     // The same open-loop run as the no-op's, at the same offered rate.
     const fixed: PeerRun[] = [];
     for (const [r, rate] of fixedRates.entries()) fixed.push(await peerRun(threads, port, fixedPeers(rate), `fixed${r}`, rate));
+    const fixedGc = gcDelta(stats1, await threadStats(worker));
     const loadAtEnd = os.loadavg();
     const busySeconds = (stats1.elu.active - stats0.elu.active) / 1000;
     const busyShare = busySeconds / (busySeconds + (stats1.elu.idle - stats0.elu.idle) / 1000);
@@ -749,6 +784,8 @@ export async function run(): Promise<BenchFigure[]> {
       `${all.length} decisions, peers started at ${(all.length / Math.max(r.startSeconds, 1e-3)).toFixed(0)}/s (latest start ${r.startLag.toFixed(1)} ms late), p50 ${percentile(all, 50).toFixed(2)} ms, p90 ${percentile(all, 90).toFixed(2)} ms, max ${all[all.length - 1]?.toFixed(1)} ms, ${r.otherAnswers} non-parent answers`;
     const echo = { baselineName: 'stream no-op (grpc-js bidi echo server, same client and workload)' };
     const unary = { baselineName: 'gRPC unary no-op (StatTask unknown)' };
+    const fixedDecisions = (runs: readonly PeerRun[]): number => runs.reduce((n, r) => n + r.registerLat.length + r.rescheduleLat.length, 0);
+    const fixedGcNote = `during the fixed-rate runs (all rates together): scheduler ${gcNote(fixedGc, fixedDecisions(fixed))}, no-op ${gcNote(echoFixedGc, fixedDecisions(echoFixed))}`;
     const fixedFigures = fixedRates.map((rate, r): BenchFigure => {
       const ours = allLatencies(fixed[r]);
       const theirs = allLatencies(echoFixed[r]);
@@ -764,7 +801,7 @@ export async function run(): Promise<BenchFigure[]> {
         baselineUnit: 'ms',
         goal: 'p99 ≤ 5 ms',
         met: p99 <= 5,
-        note: `open loop at ${rate} decisions/s offered (${how}) for ${FIXED_SECONDS} s, same client; scheduler: ${openLoop(fixed[r], ours)}; no-op: ${openLoop(echoFixed[r], theirs)}; ${load}`,
+        note: `open loop at ${rate} decisions/s offered (${how}) for ${FIXED_SECONDS} s, same client; scheduler: ${openLoop(fixed[r], ours)}; no-op: ${openLoop(echoFixed[r], theirs)}; ${fixedGcNote}; ${load}`,
       };
     });
     return [
@@ -790,7 +827,7 @@ export async function run(): Promise<BenchFigure[]> {
         baselineName: 'stream no-op server thread, same workload',
         baselineValue: echoAll.length / echoCpuSeconds,
         baselineUnit: 'decisions/s',
-        note: `the server thread's own CPU time (/proc/thread-self/stat), which does not count time spent waiting for a core: what one core given to the scheduler would serve; scheduler ${cpuSeconds.toFixed(2)} s CPU for ${decisions} decisions, no-op ${echoCpuSeconds.toFixed(2)} s for ${echoAll.length}; event loop busy ${(busyShare * 100).toFixed(0)}% of the ${runSeconds.toFixed(1)} s run; ${load}`,
+        note: `the server thread's own CPU time (/proc/thread-self/stat), which does not count time spent waiting for a core: what one core given to the scheduler would serve; scheduler ${cpuSeconds.toFixed(2)} s CPU for ${decisions} decisions, no-op ${echoCpuSeconds.toFixed(2)} s for ${echoAll.length}; event loop busy ${(busyShare * 100).toFixed(0)}% of the ${runSeconds.toFixed(1)} s run; scheduler ${gcNote(gcDelta(stats0, stats1), decisions)}, no-op ${gcNote(echoGc, echoAll.length)}; ${load}`,
       },
       { area: 'scheduler', name: '1-min load average at the end of the run (2 cores shared with other work)', value: loadAtEnd[0], unit: '', note: load },
       {

@@ -9,7 +9,7 @@
  * - `underServed`: downloading peers with fewer parents than the candidate limit, topped up
  *   when a new parent appears.
  */
-import type { AnnouncePeerResponse } from '../../proto';
+import type { AnnouncePeerResponse, Download } from '../../proto';
 import type { DragonflyError } from '../../common/errors';
 import { PieceBitset } from './bitset';
 import { nextPeerState, nextTaskState, type PeerEvent, type PeerState, type TaskEvent, type TaskState } from './state';
@@ -184,19 +184,30 @@ export class Task {
   }
 
   /**
-   * Up to `limit` distinct pool members chosen uniformly at random (partial Fisher–Yates
-   * over a scratch index list; O(limit), not O(pool)).
+   * Up to `limit` distinct pool members chosen uniformly at random: a partial Fisher–Yates
+   * shuffle over a shared scratch permutation that is swapped back afterwards, so a call
+   * costs O(limit) and allocates nothing but its answer (it runs on every decision).
    */
   samplePool(limit: number, random: () => number = Math.random): Peer[] {
     const n = this.pool.length;
     if (n <= limit) return this.pool.slice();
+    const perm = scratchPermutation(n);
+    const swaps = scratchSwaps(limit);
     const picked: Peer[] = [];
-    const swapped = new Map<number, number>();
     for (let i = 0; i < limit; i++) {
       const j = i + Math.floor(random() * (n - i));
-      const at = swapped.get(j) ?? j;
-      swapped.set(j, swapped.get(i) ?? i);
+      swaps[i] = j;
+      const at = perm[j];
+      perm[j] = perm[i];
+      perm[i] = at;
       picked.push(this.pool[at]);
+    }
+    // Undo the swaps in reverse: the scratch is the identity again for the next call.
+    for (let i = limit - 1; i >= 0; i--) {
+      const j = swaps[i];
+      const at = perm[j];
+      perm[j] = perm[i];
+      perm[i] = at;
     }
     return picked;
   }
@@ -206,6 +217,25 @@ export class Task {
     for (const p of this.pool) if (p.host !== excludeHost) return true;
     return false;
   }
+}
+
+/** What the scheduler last told a peer: parents, wait, go to the origin, or the task is empty. */
+export type AnswerKind = 'normal' | 'wait' | 'origin' | 'empty';
+
+/** The identity permutation of at least `n` indexes, shared by every task's samplePool (callers leave it as they found it). */
+let permutation = new Int32Array(0);
+function scratchPermutation(n: number): Int32Array {
+  if (permutation.length < n) {
+    permutation = new Int32Array(Math.max(n, 2 * permutation.length));
+    for (let i = 0; i < permutation.length; i++) permutation[i] = i;
+  }
+  return permutation;
+}
+
+let swapScratch = new Int32Array(0);
+function scratchSwaps(n: number): Int32Array {
+  if (swapScratch.length < n) swapScratch = new Int32Array(Math.max(n, 2 * swapScratch.length));
+  return swapScratch;
 }
 
 /** Answers and errors for one peer's AnnouncePeer stream. */
@@ -232,6 +262,10 @@ export class Peer {
   /** Sent need_back_to_source and has not finished/failed since. */
   sentToOrigin = false;
   session: PeerSession | undefined;
+  /** The register request (origin trigger and back-to-source options). */
+  request: Download | undefined = undefined;
+  /** The kind of the last answer sent, so a still-waiting peer is not told to wait again; undefined after a reschedule. */
+  lastAnswer: AnswerKind | undefined = undefined;
   createdAt: number;
   updatedAt: number;
   /** Allocated on the first sample: most peers never serve anyone. */

@@ -91,6 +91,11 @@ export function mayServeLater(parent: Peer, child: Peer): boolean {
 }
 
 export function scoreParent(parent: Peer, child: Peer, defaultUploadLimit: number): number {
+  return scoreAgainst(parent, child.host.info.idc, child.host.locationParts(), defaultUploadLimit);
+}
+
+/** scoreParent with the child's IDC and location parts looked up once per decision, not per candidate. */
+function scoreAgainst(parent: Peer, childIdc: string, childLocation: readonly string[], defaultUploadLimit: number): number {
   const host = parent.host;
   const limit = host.uploadLimit(defaultUploadLimit);
   const load = limit > 0 ? host.freeUploadSlots(defaultUploadLimit) / limit : 0;
@@ -100,8 +105,8 @@ export function scoreParent(parent: Peer, child: Peer, defaultUploadLimit: numbe
     SCORE_WEIGHTS.load * load +
     SCORE_WEIGHTS.pieces * pieces +
     SCORE_WEIGHTS.hostType * hostTypeScore(parent) +
-    SCORE_WEIGHTS.idc * idcAffinity(host.info.idc, child.host.info.idc) +
-    SCORE_WEIGHTS.location * locationPartsAffinity(host.locationParts(), child.host.locationParts())
+    SCORE_WEIGHTS.idc * idcAffinity(host.info.idc, childIdc) +
+    SCORE_WEIGHTS.location * locationPartsAffinity(host.locationParts(), childLocation)
   );
 }
 
@@ -124,21 +129,29 @@ function bestParents(child: Peer, sample: readonly Peer[], options: ParentChoice
   const limit = Math.max(1, options.candidateParentLimit);
   const best: Peer[] = [];
   const scores: number[] = [];
+  const c: ChildView = { peer: child, idc: child.host.info.idc, location: child.host.locationParts() };
   // Origin peers first (few per task); the sample holds distinct pool members, so a sampled
   // peer is a repeat only when it is also an origin peer. No per-call set or closure: this
   // runs on every decision.
-  for (const p of task.originPeers) considerParent(p, child, options.defaultUploadLimit, allowSlow, exclude, limit, best, scores);
+  for (const p of task.originPeers) considerParent(p, c, options.defaultUploadLimit, allowSlow, exclude, limit, best, scores);
   for (const p of sample) {
     if (task.originPeers.has(p)) continue;
-    considerParent(p, child, options.defaultUploadLimit, allowSlow, exclude, limit, best, scores);
+    considerParent(p, c, options.defaultUploadLimit, allowSlow, exclude, limit, best, scores);
   }
   return best;
 }
 
+/** The child as scoring reads it, its host's fields looked up once per decision. */
+interface ChildView {
+  readonly peer: Peer;
+  readonly idc: string;
+  readonly location: readonly string[];
+}
+
 /** Inserts `p` into `best` (kept sorted by score, at most `limit`) when eligible and good enough. */
-function considerParent(p: Peer, child: Peer, defaultUploadLimit: number, allowSlow: boolean, exclude: ReadonlySet<Peer> | undefined, limit: number, best: Peer[], scores: number[]): void {
-  if (exclude?.has(p) || !isEligibleParent(p, child, defaultUploadLimit, allowSlow)) return;
-  const s = scoreParent(p, child, defaultUploadLimit);
+function considerParent(p: Peer, child: ChildView, defaultUploadLimit: number, allowSlow: boolean, exclude: ReadonlySet<Peer> | undefined, limit: number, best: Peer[], scores: number[]): void {
+  if (exclude?.has(p) || !isEligibleParent(p, child.peer, defaultUploadLimit, allowSlow)) return;
+  const s = scoreAgainst(p, child.idc, child.location, defaultUploadLimit);
   if (best.length === limit && s <= scores[limit - 1]) return;
   let i = best.length < limit ? best.length : limit - 1;
   while (i > 0 && scores[i - 1] < s) {

@@ -3,11 +3,16 @@
  * when it registers or reschedules, waiting peers are decided again when something changes
  * (a parent appears, slots free up, the origin fetch settles) and every retryInterval, and
  * under-served children are offered a new parent as soon as one holds data.
+ *
+ * Such a top-up is pushed once per turn of the event loop (setImmediate), with the child's
+ * parents as they are then: parents added by several events of the same turn go out in one
+ * answer, and a child answered anyway in that turn (it rescheduled, say) gets no push, since
+ * every normal_task_response carries all of the child's current parents.
  */
 import { DragonflyError, FailedPreconditionError, InternalError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import type { AnnouncePeerResponse, Peer as PeerProto } from '../../proto';
-import { addEdge, removeEdge, removeInEdges, type Peer, type Task } from '../resource/model';
+import { addEdge, removeEdge, removeInEdges, type AnswerKind, type Peer, type Task } from '../resource/model';
 import { canPeerTransition, isReceived } from '../resource/state';
 import type { SchedulerTrace } from '../tracing';
 import type { WireShapes } from '../wire-shapes';
@@ -19,7 +24,6 @@ import { WaitTimers } from './wait-timers';
 /** Children offered a newly available parent per event (keeps the hot path bounded). */
 export const TOP_UP_BATCH = 16;
 
-type AnswerKind = 'normal' | 'wait' | 'origin' | 'empty';
 
 export interface PeerSchedulerOptions {
   readonly decider: Decider;
@@ -36,8 +40,9 @@ export interface PeerSchedulerOptions {
 
 export class PeerScheduler {
   private readonly timers: WaitTimers;
-  /** Last answer kind per peer, so a still-waiting peer is not sent wait_response again. */
-  private readonly lastAnswer = new WeakMap<Peer, AnswerKind>();
+  /** Children given an extra parent this turn, not answered since (bounded by the peers held). */
+  private readonly pushes = new Set<Peer>();
+  private flush: NodeJS.Immediate | undefined;
 
   constructor(private readonly o: PeerSchedulerOptions) {
     this.timers = o.timers ?? new WaitTimers();
@@ -88,7 +93,7 @@ export class PeerScheduler {
         this.timers.arm(task, this.o.settings().retryIntervalMs, (t) => {
           if (this.o.taskHeld(t)) this.wakeWaiting(t);
         });
-        if (this.lastAnswer.get(peer) === 'wait') return;
+        if (peer.lastAnswer === 'wait') return;
         return this.send(peer, 'wait', { waitResponse: { description: decision.reason } });
       }
     }
@@ -106,7 +111,9 @@ export class PeerScheduler {
   }
 
   private send(peer: Peer, kind: AnswerKind, response: AnnouncePeerResponse): void {
-    this.lastAnswer.set(peer, kind);
+    peer.lastAnswer = kind;
+    // This answer supersedes a top-up pushed later in the turn.
+    if (this.pushes.size > 0) this.pushes.delete(peer);
     // telemetry; the details only when spans are recorded (an array and a join per answer otherwise)
     if (this.o.trace?.enabled) this.o.trace.decided(peer, kind, { parents: response.normalTaskResponse?.candidateParents?.map((p) => p.id ?? ''), description: response.needBackToSourceResponse?.description ?? response.waitResponse?.description });
     peer.session?.send(response);
@@ -114,7 +121,7 @@ export class PeerScheduler {
 
   /** The peer asked for new parents: whatever it was told last no longer stands. */
   forgetAnswer(peer: Peer): void {
-    this.lastAnswer.delete(peer);
+    peer.lastAnswer = undefined;
   }
 
   /** Ends the peer's stream with `err` after taking it out of scheduling. */
@@ -166,14 +173,30 @@ export class PeerScheduler {
       // Rotate so the next event starts with other children.
       task.underServed.delete(child);
       if (child.parents.size >= s.candidateParentLimit || !(child.state === 'Running' || isReceived(child.state))) continue;
-      if (isEligibleParent(peer, child, s.defaultUploadLimit) && addEdge(peer, child)) {
-        try {
-          this.sendParents(child);
-        } catch (err) {
-          this.failPeer(child, err instanceof DragonflyError ? err : new InternalError(String(err)));
-        }
-      }
+      if (isEligibleParent(peer, child, s.defaultUploadLimit) && addEdge(peer, child)) this.queuePush(child);
       if (child.parents.size < s.candidateParentLimit) task.underServed.add(child);
+    }
+  }
+
+  /** Pushes the child's parents at the end of this turn of the event loop (see the top). */
+  private queuePush(child: Peer): void {
+    this.pushes.add(child);
+    this.flush ??= setImmediate(() => this.flushPushes());
+  }
+
+  /** Sends the queued top-ups: each child its parents as they are now, if it still downloads. */
+  flushPushes(): void {
+    if (this.flush) clearImmediate(this.flush);
+    this.flush = undefined;
+    const children = [...this.pushes];
+    this.pushes.clear();
+    for (const child of children) {
+      if (!child.session || child.parents.size === 0 || !(child.state === 'Running' || isReceived(child.state))) continue;
+      try {
+        this.sendParents(child);
+      } catch (err) {
+        this.failPeer(child, err instanceof DragonflyError ? err : new InternalError(String(err)));
+      }
     }
   }
 
@@ -207,5 +230,8 @@ export class PeerScheduler {
 
   close(): void {
     this.timers.close();
+    if (this.flush) clearImmediate(this.flush);
+    this.flush = undefined;
+    this.pushes.clear();
   }
 }

@@ -265,6 +265,10 @@ describe('PeerScheduler', () => {
     const second = makePeer(task, makeHost(), 'Running', [1, 2]);
     task.removeFromPool(second);
     ps.becameParent(second);
+    // The top-up goes out at the end of the turn (flushed here by hand).
+    const answered = out.answers.length;
+    ps.flushPushes();
+    expect(out.answers).toHaveLength(answered + 1);
     expect(out.answers[out.answers.length - 1].normalTaskResponse?.candidateParents?.map((p) => p.id).sort()).toEqual([first.id, second.id].sort());
     ps.detach(first);
     ps.detach(second);

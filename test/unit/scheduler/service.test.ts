@@ -35,6 +35,9 @@ const settings: SchedulingSettings = {
   seedPeerEnabled: true,
 };
 
+/** Lets the end-of-turn pushes of the scheduler go out. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 function setup(over: Partial<SchedulingSettings> = {}) {
   let now = 1_000;
   const trigger = new FakeTrigger();
@@ -195,7 +198,7 @@ describe('SchedulerService origin control', () => {
     expect(t.trigger.calls).toHaveLength(0);
   });
 
-  test('a new parent is pushed to an under-served child; reschedule blocks parents; retry limits', () => {
+  test('a new parent is pushed to an under-served child; reschedule blocks parents; retry limits', async () => {
     const t = setup({ backToSourceCount: 0 });
     const seedHost = t.announce(100, true);
     const a = t.register(t.announce(1), 'peer-a');
@@ -207,6 +210,10 @@ describe('SchedulerService origin control', () => {
     t.send(b, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
     // a stores its first piece (from the seed): b gets a as an extra parent while a is still downloading.
     t.send(a, { request: 'downloadPieceFinishedRequest', downloadPieceFinishedRequest: { piece: { number: 0, parentId: 'seed-peer', offset: 0, length: 10 * MiB, digest: '', trafficType: 'REMOTE_PEER', costNs: 1000, createdAtMs: 0 } } as never });
+    // The push goes out at the end of this turn of the event loop.
+    expect(b.answers).toHaveLength(1);
+    await nextTurn();
+    expect(b.answers).toHaveLength(2);
     expect(t.last(b).normalTaskResponse?.candidateParents?.map((p) => p.id).sort()).toEqual(['peer-a', 'seed-peer']);
     // b reschedules blaming both: nothing left, it waits; after retryLimit it fails.
     t.send(b, { request: 'reschedulePeerRequest', reschedulePeerRequest: { candidateParentIds: ['peer-a', 'seed-peer'] } });
@@ -214,6 +221,44 @@ describe('SchedulerService origin control', () => {
     t.send(b, { request: 'reschedulePeerRequest', reschedulePeerRequest: { candidateParentIds: [] } });
     t.send(b, { request: 'reschedulePeerRequest', reschedulePeerRequest: { candidateParentIds: [] } });
     expect(b.error?.kind).toBe('FailedPrecondition');
+  });
+
+  test('top-ups of one turn go out as one push per child, and none to a child answered in that turn', async () => {
+    const t = setup({ backToSourceCount: 0 });
+    const seedHost = t.announce(100, true);
+    const seed = t.register(seedHost, 'seed-peer', true);
+    t.send(seed, { request: 'downloadPeerBackToSourceStartedRequest', downloadPeerBackToSourceStartedRequest: { contentLength: 40 * MiB, pieceLength: 10 * MiB, responseHeader: {} } });
+    // Four peers that start with the seed as their only parent (under-served: limit 3).
+    const [a, b, c, d] = [1, 2, 3, 4].map((n) => t.register(t.announce(n), `peer-${n}`));
+    for (const p of [a, b, c, d]) {
+      expect(t.last(p).normalTaskResponse?.candidateParents?.map((x) => x.id)).toEqual(['seed-peer']);
+      t.send(p, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} });
+    }
+    const piece = (p: Client, n: number): void =>
+      t.send(p, { request: 'downloadPieceFinishedRequest', downloadPieceFinishedRequest: { piece: { number: n, parentId: 'seed-peer', offset: 0, length: 10 * MiB, digest: '', trafficType: 'REMOTE_PEER', costNs: 1000, createdAtMs: 0 } } as never });
+    // In one turn a and b get their first pieces (each becomes a parent for the others) and d reschedules.
+    piece(a, 0);
+    piece(b, 1);
+    t.send(d, { request: 'reschedulePeerRequest', reschedulePeerRequest: { candidateParentIds: [] } });
+    const dAnswers = d.answers.length;
+    expect(c.answers).toHaveLength(1);
+    await nextTurn();
+    // c: one push naming both new parents.
+    expect(c.answers).toHaveLength(2);
+    expect(t.last(c).normalTaskResponse?.candidateParents?.map((x) => x.id).sort()).toEqual(['peer-1', 'peer-2', 'seed-peer']);
+    // d: its reschedule answer already carried its parents; no push after it.
+    expect(d.answers).toHaveLength(dAnswers);
+    // b got a as an extra parent (one push); a not b, which would close a cycle.
+    expect(t.last(b).normalTaskResponse?.candidateParents?.map((x) => x.id).sort()).toEqual(['peer-1', 'seed-peer']);
+    expect(b.answers).toHaveLength(2);
+    expect(a.answers).toHaveLength(1);
+    // A child that left before the turn ended gets nothing.
+    piece(c, 2);
+    t.service.streamClosed(d);
+    const before = d.answers.length;
+    await nextTurn();
+    expect(d.answers).toHaveLength(before);
+    t.service.close();
   });
 
   test('a host that asks for a finished task again (cache wiped) loses its earlier peer and gets the others as parents', () => {

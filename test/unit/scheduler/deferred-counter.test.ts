@@ -1,0 +1,63 @@
+/**
+ * The scheduler's counters fed at scrape time: a scrape shows exactly what direct increments
+ * would have shown, sums carry over from scrape to scrape, and the pending sums are emptied
+ * by each scrape (bounded by what changed in between).
+ */
+import { Counter, Registry } from 'prom-client';
+import { DeferredCounter } from '../../../services/scheduler/deferred-counter';
+import { SchedulerUpstreamMetrics } from '../../../services/scheduler/upstream-metrics';
+import { Host, Peer, Task } from '../../../services/scheduler/resource/model';
+
+const series = async (r: Registry, name: string): Promise<{ labels: Record<string, string | number>; value: number }[]> =>
+  ((await r.getMetricsAsJSON()).find((m) => m.name === name)?.values ?? []).map((v) => ({ labels: v.labels as Record<string, string | number>, value: v.value }));
+
+describe('DeferredCounter', () => {
+  it('shows at each scrape the same series and sums as direct increments', async () => {
+    const deferred = new Registry();
+    const direct = new Registry();
+    const d = new DeferredCounter({ name: 'x_total', help: 'x', labelNames: ['a', 'b'], registers: [deferred] });
+    const c = new Counter({ name: 'x_total', help: 'x', labelNames: ['a', 'b'], registers: [direct] });
+    const steps: [string, string, number][] = [['1', 'p', 1], ['1', 'p', 2], ['2', 'q', 5], ['1', 'q', 1]];
+    for (const [round, cut] of [[0, 2], [2, 4]]) {
+      for (const [a, b, n] of steps.slice(round, cut)) {
+        d.add(`${a}|${b}`, { a, b }, n);
+        c.inc({ a, b }, n);
+      }
+      expect(await series(deferred, 'x_total')).toEqual(await series(direct, 'x_total'));
+    }
+    expect(await series(deferred, 'x_total')).toEqual(expect.arrayContaining([{ labels: { a: '1', b: 'p' }, value: 3 }, { labels: { a: '2', b: 'q' }, value: 5 }]));
+    // Scraped: nothing pending any more; a series touched again starts from its label set anew.
+    expect(d.at('1|p')).toBeUndefined();
+    (d.at('1|p') ?? d.open('1|p', { a: '1', b: 'p' })).value += 4;
+    expect((await series(deferred, 'x_total')).find((s) => s.labels.a === '1' && s.labels.b === 'p')?.value).toBe(7);
+  });
+
+  it('feeds the upstream peer and piece counters with the peer\'s labels', async () => {
+    const r = new Registry();
+    const m = new SchedulerUpstreamMetrics(r, { enableHost: false });
+    const host = new Host({ id: 'h', type: 'NORMAL_HOST', hostname: 'h', ip: '10.0.0.1', port: 1, downloadPort: 2, idc: '', location: '', disableShared: false, concurrentUploadLimit: 0, concurrentUploadCount: 0, uploadCount: 0, uploadFailedCount: 0, maxTxBandwidth: 0, txBandwidth: 0, schedulerClusterId: 0 }, 0, 0);
+    const task = new Task({ id: 't', url: 'http://o/x', filteredQueryParams: [], requestHeader: {} }, 0);
+    const a = new Peer('a', task, host, 0);
+    const b = new Peer('b', task, host, 0);
+    m.registered(a, { tag: 'tag|1', application: 'app', priority: 'LEVEL3' });
+    m.registered(b, { tag: 'tag', application: '1|app', priority: 'LEVEL3' });
+    m.peerEvent(a, 'Download', 'ReceivedNormal');
+    m.piece(a, 'REMOTE_PEER', 10, b);
+    m.piece(a, 'REMOTE_PEER', 5, b);
+    m.piece(b, 'BACK_TO_SOURCE', 7, undefined);
+    expect(await series(r, 'dragonfly_scheduler_register_peer_total')).toEqual(
+      expect.arrayContaining([
+        { labels: { priority: 'LEVEL3', task_type: 'STANDARD', task_tag: 'tag|1', task_app: 'app', host_type: 'normal' }, value: 1 },
+        { labels: { priority: 'LEVEL3', task_type: 'STANDARD', task_tag: 'tag', task_app: '1|app', host_type: 'normal' }, value: 1 },
+      ]),
+    );
+    expect(await series(r, 'dragonfly_scheduler_download_peer_started_total')).toEqual([{ labels: { priority: 'LEVEL3', task_type: 'STANDARD', task_tag: 'tag|1', task_app: 'app', host_type: 'normal' }, value: 1 }]);
+    expect(await series(r, 'dragonfly_scheduler_traffic')).toEqual(
+      expect.arrayContaining([
+        { labels: { type: 'REMOTE_PEER', task_type: 'STANDARD', task_tag: 'tag|1', task_app: 'app', host_type: 'normal' }, value: 15 },
+        { labels: { type: 'BACK_TO_SOURCE', task_type: 'STANDARD', task_tag: 'tag', task_app: '1|app', host_type: 'normal' }, value: 7 },
+      ]),
+    );
+    expect(await series(r, 'dragonfly_scheduler_download_piece_finished_total')).toHaveLength(2);
+  });
+});
