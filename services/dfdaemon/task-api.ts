@@ -39,6 +39,11 @@ export interface TaskReadResult {
   readonly fromCache: boolean;
   /** The content (or `range` of it), in order, streamed as pieces land. Errors if the download fails. */
   readonly body: Readable;
+  /**
+   * The same bytes as `body`, already in memory (a small cache hit, checked against its digest):
+   * a caller that uses them does not read `body`, which is then never made.
+   */
+  readonly content?: Buffer;
 }
 
 /** One stored piece, as reported to progress listeners (dfget's per-piece responses). */

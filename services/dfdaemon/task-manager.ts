@@ -284,10 +284,20 @@ export class TaskManager implements TaskApi {
 
   async read(options: DownloadOptions): Promise<TaskReadResult> {
     const taskId = this.taskIdFor(options);
+    // A small finished task held in memory: no file access at all (see TaskStore.contentInMemory).
+    const held = this.store.get(taskId);
+    const inMemory = held && this.store.contentInMemory(held);
+    if (held && inMemory) return this.readFromMemory(held, inMemory, options);
     const cached = await this.finishedEntry(taskId);
     if (cached) {
-      const range = this.clampRange(options, cached.meta.contentLength);
-      return { taskId, contentLength: cached.meta.contentLength, responseHeaders: cached.meta.responseHeaders, fromCache: true, body: this.readFinished(cached, range.start, range.length) };
+      const loaded = await this.store.loadIntoMemory(cached);
+      if (loaded) return this.readFromMemory(cached, loaded, options);
+      if (!cached.deleted) {
+        const range = this.clampRange(options, cached.meta.contentLength);
+        return { taskId, contentLength: cached.meta.contentLength, responseHeaders: cached.meta.responseHeaders, fromCache: true, body: this.readFinished(cached, range.start, range.length) };
+      }
+      // Its bytes no longer matched: dropped, fetched again below.
+      this.updateGauge();
     }
     const d = this.ensureDownload(options);
     const entry = await d.entryReady.promise;
@@ -316,6 +326,26 @@ export class TaskManager implements TaskApi {
     const stream = new ContentReadStream(entry, start, length, undefined, beforeEnd);
     stream.once('close', () => entry.release());
     return stream;
+  }
+
+  /** A cache hit from the verified copy in memory: `content` is the requested bytes, `body` made only if asked for. */
+  private readFromMemory(entry: TaskEntry, whole: Buffer, options: DownloadOptions): TaskReadResult {
+    const range = this.clampRange(options, whole.length);
+    const content = range.start === 0 && range.length === whole.length ? whole : whole.subarray(range.start, range.start + range.length);
+    this.store.touch(entry);
+    this.metrics.downloadBytes.inc({ source: 'local_cache' }, content.length);
+    let body: Readable | undefined;
+    return {
+      taskId: entry.taskId,
+      contentLength: whole.length,
+      responseHeaders: entry.meta.responseHeaders,
+      fromCache: true,
+      content,
+      get body(): Readable {
+        body ??= Readable.from(content.length > 0 ? [content] : []);
+        return body;
+      },
+    };
   }
 
   /** Cache-hit fast path: the file, streamed with large reads (or sent from pooled buffers, see ContentReadStream.sendTo). */

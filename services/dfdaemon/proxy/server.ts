@@ -366,7 +366,7 @@ export class ProxyHandler {
       result = await this.tasks.read(options);
     }
     if (signal.aborted || res.destroyed) {
-      result.body.destroy();
+      if (!result.content) result.body.destroy();
       return;
     }
     // Headers wait for the first bytes: a download that fails before them is still answered
@@ -401,24 +401,35 @@ export class ProxyHandler {
       this.metrics.cacheHits.inc();
     }
 
-    let body: Readable = result.body;
+    const content = result.content;
     let status = 200;
     let length = total;
+    // Where the answer starts in what the engine returned (the whole content without an engine range).
+    let skip = 0;
     if (single) {
       const resolved = resolveRange(single, total);
       if (!resolved) {
-        result.body.destroy();
+        if (!content) result.body.destroy();
         this.sendUnsatisfiable(res, total);
         return;
       }
       status = 206;
       length = resolved.end - resolved.start + 1;
       headers['content-range'] = `bytes ${resolved.start}-${resolved.end}/${total}`;
-      // Without an engine range the body is the whole content: cut the range out here.
-      if (!engineRange) body = result.body.pipe(sliceStream(resolved.start, length));
-      else if (engineRange.length > length) body = result.body.pipe(sliceStream(0, length));
+      if (!engineRange) skip = resolved.start;
     }
     headers['content-length'] = String(length);
+
+    if (content) {
+      // Verified bytes already in memory (a small cache hit): headers and body in one write.
+      res.writeHead(status, headers);
+      res.end(skip === 0 && length === content.length ? content : content.subarray(skip, skip + length));
+      recordAnswer(this.metrics, 'p2p', status, length);
+      return;
+    }
+    let body: Readable = result.body;
+    // Without an engine range the body is the whole content: cut the range out here.
+    if (single && (!engineRange || engineRange.length > length)) body = result.body.pipe(sliceStream(skip, length));
 
     res.writeHead(status, headers);
     if (body instanceof ContentReadStream && body.canSend) {
