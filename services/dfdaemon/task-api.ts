@@ -105,6 +105,12 @@ export interface TaskApi {
     options: DownloadOptions & { readonly outputPath: string; readonly overwrite?: boolean; readonly hardLink?: boolean },
     onProgress?: (p: DownloadProgress) => void,
   ): Promise<{ taskId: string; contentLength: number; fromCache: boolean }>;
+  /**
+   * A cache hit answered at once, without touching the file or waiting: the content (or `range`)
+   * of a small finished task held in memory, checked against its digest. Undefined: not held
+   * (or the request is not valid); read() then gives the answer, or the error.
+   */
+  readHeld?(options: DownloadOptions): TaskReadResult | undefined;
   stat(taskId: string): TaskInfo | undefined;
   delete(taskId: string): Promise<void>;
 }

@@ -282,6 +282,17 @@ export class TaskManager implements TaskApi {
     return undefined;
   }
 
+  readHeld(options: DownloadOptions): TaskReadResult | undefined {
+    try {
+      const entry = this.store.get(this.taskIdFor(options));
+      const content = entry && this.store.contentInMemory(entry);
+      return entry && content ? this.readFromMemory(entry, content, options) : undefined;
+    } catch {
+      // An invalid request or range: read() answers it with its error.
+      return undefined;
+    }
+  }
+
   async read(options: DownloadOptions): Promise<TaskReadResult> {
     const taskId = this.taskIdFor(options);
     // A small finished task held in memory: no file access at all (see TaskStore.contentInMemory).

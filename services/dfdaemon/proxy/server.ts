@@ -21,7 +21,7 @@ import { proxyStatusOf } from '../download-errors';
 import { OriginResponseError, type ByteRange, type TaskApi, type TaskReadResult } from '../task-api';
 import { ContentReadStream } from '../storage';
 import { contextOfHeaders } from '../../common/telemetry';
-import { inRequestSpan } from '../tracing';
+import { inRequestSpan, tracingOf } from '../tracing';
 import { ConcurrencyLimiter } from './limiter';
 import { createProxyMetrics, recordAnswer, type ProxyMetrics } from './metrics';
 import { ProxyPolicy, ProxyRefusal } from './policy';
@@ -120,6 +120,7 @@ export class ProxyHandler {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': 15 }).end(req.method === 'GET' ? '{"status":"ok"}' : undefined);
       return;
     }
+    if (this.answerHeld(req, res)) return;
     const abort = new AbortController();
     let expired = false;
     const deadline = setTimeout(() => {
@@ -137,8 +138,8 @@ export class ProxyHandler {
     });
   };
 
-  /** Admission (default deny), a limiter slot, a checked address, then P2P or pass-through. */
-  private async serve(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<void> {
+  /** The route of a request and its admission (default deny); a ProxyRefusal when it is not admitted. */
+  private decide(req: http.IncomingMessage): RouteDecision {
     const method = req.method ?? 'GET';
     const target = req.url ?? '/';
     let decision: RouteDecision;
@@ -152,6 +153,53 @@ export class ProxyHandler {
     if (decision.kind === 'mirror' && hasBody(req)) {
       throw new ProxyRefusal(400, `a ${method} mirror request must not carry a body`);
     }
+    return decision;
+  }
+
+  /**
+   * A whole-blob GET admitted for P2P whose task is small, finished and held in memory (checked
+   * against its digest): answered at once from those bytes. Nothing is fetched, resolved or
+   * waited for, so it takes no limiter slot, no name resolution and no abort wiring; the
+   * deadline is armed only if the client has not taken the bytes yet. Anything else (a range,
+   * a miss, a refusal, tracing on) returns false and takes the full path.
+   */
+  private answerHeld(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    if (req.method !== 'GET' || req.headers.range !== undefined || hasBody(req) || !this.tasks.readHeld || tracingOf(this.tasks).enabled) return false;
+    let decision: RouteDecision;
+    try {
+      decision = this.decide(req);
+    } catch {
+      return false;
+    }
+    if (decision.mode !== 'p2p') return false;
+    const inputs = taskInputs(this.config.proxy, req.headers, decision.upstream);
+    const result = this.tasks.readHeld({
+      url: decision.upstream.toString(),
+      requestHeaders: {},
+      tag: inputs.tag,
+      application: inputs.application,
+      filteredQueryParams: inputs.filteredQueryParams,
+      digest: inputs.digest,
+    });
+    if (!result?.content) return false;
+    req.resume();
+    this.answerPeer(res, result, undefined, undefined);
+    // Bytes the socket could not take yet: the request deadline still bounds how long they wait.
+    if (!res.writableFinished && (res.socket?.writableLength ?? 0) > 0) {
+      const deadline = setTimeout(() => {
+        if (res.writableFinished || res.destroyed) return;
+        this.logger.warn({ client: callerOf(req.socket), method: req.method, target: clip(req.url ?? ''), reason: `request exceeded proxy.requestTimeout (${this.timeouts.request} ms)` }, 'proxy: request cut at its deadline');
+        recordAnswer(this.metrics, 'refused', 'deadline', 0);
+        res.destroy();
+      }, this.timeouts.request);
+      res.once('close', () => clearTimeout(deadline));
+    }
+    return true;
+  }
+
+  /** Admission (default deny), a limiter slot, a checked address, then P2P or pass-through. */
+  private async serve(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<void> {
+    const decision = this.decide(req);
 
     await this.limiter.acquire(signal);
     this.metrics.inflight.inc();
