@@ -168,6 +168,26 @@ export class MemoryTasks implements TaskApi {
     return { taskId, contentLength: stored.content.length, responseHeaders: stored.headers, fromCache, body: Readable.from(chunks) };
   }
 
+  /** Calls of readHeld (answered only with `inMemory`, for whole contents already stored). */
+  readonly heldCalls: DownloadOptions[] = [];
+
+  readHeld(options: DownloadOptions): TaskReadResult | undefined {
+    this.heldCalls.push(options);
+    const taskId = taskIdOf({ url: options.url, tag: options.tag, application: options.application, filteredQueryParams: options.filteredQueryParams ?? DEFAULT_FILTERED_QUERY_PARAMS });
+    const stored = this.store.get(taskId);
+    if (!this.inMemory || !stored || options.range) return undefined;
+    return {
+      taskId,
+      contentLength: stored.content.length,
+      responseHeaders: stored.headers,
+      fromCache: true,
+      content: stored.content,
+      get body(): Readable {
+        throw new Error('the body of an answer held in memory was made');
+      },
+    };
+  }
+
   async downloadToFile(): Promise<{ taskId: string; contentLength: number; fromCache: boolean }> {
     throw new Error('not used by the proxy');
   }

@@ -197,6 +197,32 @@ describe('registry-mirror proxy', () => {
     expect(late.headers['content-range']).toBe(`bytes */${content.length}`);
   });
 
+  it('answers a whole-blob hit held in memory at once (readHeld, no read); refusals, HEAD and ranges take the full path', async () => {
+    expect((await request(proxy.port, `/v2/library/alpine/blobs/${digest}`)).status).toBe(200);
+    tasks.inMemory = true;
+    const hit = await request(proxy.port, `/v2/library/alpine/blobs/${digest}?ns=${origin.base.replace('http://', '')}`);
+    expect(hit.status).toBe(200);
+    expect(hit.body.equals(content)).toBe(true);
+    expect(hit.headers['x-dragonfly-task-id']).toBe(hex);
+    expect(hit.headers['content-length']).toBe(String(content.length));
+    expect(tasks.calls).toHaveLength(1);
+    expect(tasks.heldCalls.at(-1)?.digest).toBe(digest);
+    // The same blob named through a registry the config does not list: refused, held or not.
+    const held = tasks.heldCalls.length;
+    const refused = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { 'X-Dragonfly-Registry': 'http://10.1.2.3:5000' } });
+    expect(refused.status).toBe(403);
+    const head = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.body.length).toBe(0);
+    expect(tasks.heldCalls).toHaveLength(held);
+    const part = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { Range: 'bytes=10-19' } });
+    expect(part.status).toBe(206);
+    expect(part.body.equals(content.subarray(10, 20))).toBe(true);
+    expect(tasks.calls).toHaveLength(2);
+    const text = await registry.metrics();
+    expect(text).toMatch(/mode="p2p",status="200"[^\n]* 2/);
+  });
+
   it('cuts an open-ended range out of the body when the task is not known yet', async () => {
     const res = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { Range: 'bytes=2500-' } });
     expect(res.status).toBe(206);
