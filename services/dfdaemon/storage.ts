@@ -96,6 +96,12 @@ export class TaskEntry extends EventEmitter {
   verifiedStamp: string | undefined;
   /** The whole-content verification in progress (one at a time). */
   verifying: Promise<boolean> | undefined;
+  /**
+   * While a per-piece re-verification (a task without a digest) runs: how many leading pieces it
+   * has checked against their crc32, and the file's identity when it began (see rangeVerified).
+   */
+  checkedPieces = 0;
+  passStamp: string | undefined;
   private unsyncedBytes = 0;
   private syncing: Promise<void> | undefined;
 
@@ -397,7 +403,7 @@ export class TaskStore {
     if (removed > 0) this.options.logger.warn({ removed }, 'removed content files without metadata (left by an interrupted start of a download)');
   }
 
-  private async verifyPieces(contentPath: string, meta: TaskMetadata): Promise<Record<string, string>> {
+  private async verifyPieces(contentPath: string, meta: TaskMetadata, onGood?: (n: number) => void): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     const fh = await fsp.open(contentPath, 'r');
     const buf = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, Math.max(1, meta.pieceLength)));
@@ -413,7 +419,10 @@ export class TaskStore {
           else crc = crc32(buf.subarray(0, n), crc);
           pos += n;
         }
-        if (ok && crc32Digest(crc) === digest) out[key] = digest;
+        if (ok && crc32Digest(crc) === digest) {
+          out[key] = digest;
+          onGood?.(Number(key));
+        }
       }
     } finally {
       await fh.close();
@@ -534,6 +543,34 @@ export class TaskStore {
   }
 
   /**
+   * True once the bytes [start, start+length) of a task may be handed to a peer: as ensureIntact,
+   * except that while a task without a digest is re-verified piece by piece (first use after a
+   * restart), a range is ready as soon as every piece overlapping it has been checked against its
+   * crc32 by that pass and the file is still the one the pass began on: a restarted seed serves
+   * its first pieces at once instead of after the whole file. False when the task failed the
+   * pass and was dropped (nothing more of it is served).
+   */
+  async rangeVerified(entry: TaskEntry, start: number, length: number): Promise<boolean> {
+    if (!entry.finished || entry.verifiedStamp !== undefined || entry.meta.digest) return this.ensureIntact(entry);
+    const last = length > 0 ? Math.floor((start + length - 1) / entry.meta.pieceLength) : 0;
+    const whole = this.ensureIntact(entry);
+    for (;;) {
+      if (entry.deleted) return false;
+      const pass = entry.verifying;
+      if (entry.verifiedStamp !== undefined || !pass) return whole;
+      if (entry.checkedPieces > last && entry.passStamp !== undefined && entry.stampNow() === entry.passStamp) return true;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          entry.off('checked', done);
+          resolve();
+        };
+        entry.on('checked', done);
+        pass.then(done, done);
+      });
+    }
+  }
+
+  /**
    * The whole content of a finished task from memory, when it is held there and the content
    * file is still the verified one: the same identity check as ensureIntact, by a synchronous
    * fstat of the open handle. A file that changed loses its copy; the caller then takes the
@@ -589,7 +626,14 @@ export class TaskStore {
         const actual = await sha256OfFile(entry.contentPath);
         if (actual !== entry.meta.digest) problem = `content sha256 is ${actual}, expected ${entry.meta.digest}`;
       } else {
-        const good = await this.verifyPieces(entry.contentPath, entry.meta);
+        // Pieces are checked in order; the leading ones that match may be served before the pass ends (rangeVerified).
+        entry.passStamp = before;
+        entry.checkedPieces = 0;
+        const good = await this.verifyPieces(entry.contentPath, entry.meta, (n) => {
+          if (n !== entry.checkedPieces) return;
+          entry.checkedPieces = n + 1;
+          entry.emit('checked');
+        });
         const bad = Object.keys(entry.meta.pieces).filter((k) => good[k] === undefined);
         if (bad.length > 0 || entry.finishedPieceCount !== entry.pieceCount) problem = `pieces ${bad.slice(0, 10).join(', ')} no longer match their crc32`;
       }
@@ -599,6 +643,9 @@ export class TaskStore {
       stamp = after;
     } catch (err) {
       problem = `content unreadable: ${(err as Error).message}`;
+    } finally {
+      entry.passStamp = undefined;
+      entry.checkedPieces = 0;
     }
     if (problem === undefined) {
       entry.verifiedStamp = stamp;

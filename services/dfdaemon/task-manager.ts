@@ -293,6 +293,24 @@ export class TaskManager implements TaskApi {
     }
   }
 
+  /**
+   * The finished local task, to be shared with peers (a seed trigger): as finishedEntry, except
+   * that a task without a digest that needs its re-verification (first use after a restart) is
+   * returned at once while its pieces are checked in order; the upload server hands out each
+   * piece only once it is checked (TaskStore.rangeVerified), and drops the task if one fails.
+   */
+  async finishedEntryToShare(taskId: string): Promise<TaskEntry | undefined> {
+    const e = this.store.get(taskId);
+    if (e?.finished && e.verifiedStamp === undefined && !e.meta.digest && !e.deleted) {
+      void this.store.ensureIntact(e).then(
+        (ok) => ok || this.updateGauge(),
+        () => undefined,
+      );
+      return e;
+    }
+    return this.finishedEntry(taskId);
+  }
+
   async read(options: DownloadOptions): Promise<TaskReadResult> {
     const taskId = this.taskIdFor(options);
     // A small finished task held in memory: no file access at all (see TaskStore.contentInMemory).

@@ -294,6 +294,43 @@ describe('TaskStore', () => {
     await store.close();
   });
 
+  it('rangeVerified after a restart: a task without a digest serves each range once its pieces pass the in-order crc32 check, and nothing once one fails', async () => {
+    const pieces = [randomBytes(4 * MiB), randomBytes(4 * MiB), randomBytes(4 * MiB)];
+    let store = await TaskStore.open(opts(dir));
+    for (const [c, digest] of [['6', undefined], ['7', undefined], ['8', `sha256:${createHash('sha256').update(Buffer.concat(pieces)).digest('hex')}`]] as const) {
+      const e = await store.create({ taskId: taskId(c), url: `http://o/${c}`, contentLength: 12 * MiB, pieceLength: 4 * MiB, responseHeaders: {} });
+      for (let n = 0; n < 3; n++) await writePiece(store, e.taskId, n, pieces[n]);
+      await store.finish(e, digest);
+    }
+    await store.close();
+    // Piece 2 of task 7 goes bad while the daemon is down.
+    const fh = await fsp.open(store.contentPathOf(taskId('7')), 'r+');
+    await fh.write(Buffer.from([pieces[2][9] ^ 1]), 0, 1, 8 * MiB + 9);
+    await fh.close();
+    store = await TaskStore.open(opts(dir));
+
+    const good = store.get(taskId('6'))!;
+    expect(await store.rangeVerified(good, 0, 4 * MiB)).toBe(true);
+    // Served while the pass is still on the later pieces.
+    expect(good.verifying).toBeDefined();
+    expect(good.verifiedStamp).toBeUndefined();
+    expect(await store.rangeVerified(good, 4 * MiB, 8 * MiB)).toBe(true);
+    await good.verifying;
+    expect(good.verifiedStamp).toBeDefined();
+
+    const bad = store.get(taskId('7'))!;
+    expect(await store.rangeVerified(bad, 100, 1000)).toBe(true);
+    expect(await store.rangeVerified(bad, 8 * MiB, 1)).toBe(false);
+    expect(store.get(taskId('7'))).toBeUndefined();
+    expect(await store.rangeVerified(bad, 0, 1000)).toBe(false);
+
+    // With a digest, only the whole sha256 vouches for a piece: the range waits for the full pass.
+    const withDigest = store.get(taskId('8'))!;
+    expect(await store.rangeVerified(withDigest, 0, 1)).toBe(true);
+    expect(withDigest.verifiedStamp).toBeDefined();
+    await store.close();
+  });
+
   describe('small contents in memory', () => {
     const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
     async function finished(store: TaskStore, id: string, data: Buffer, digest?: string) {
