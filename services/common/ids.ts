@@ -13,9 +13,17 @@ export const DEFAULT_FILTERED_QUERY_PARAMS: readonly string[] = [
 
 const BLOB_URL = /^(.*):\/\/(.*)\/v2\/(.*)\/blobs\/(sha256:[a-f0-9]{64})(?:[?#].*)?$/;
 
+/** The last URL blobDigestOf matched and its answer: one request asks for the same URL several times (routing, task id, digest check). */
+let lastBlobUrl: string | undefined;
+let lastBlobDigest: string | undefined;
+
 /** The digest ("sha256:<hex>") of an OCI blob URL, or undefined. */
 export function blobDigestOf(url: string): string | undefined {
-  return BLOB_URL.exec(url)?.[4];
+  if (url === lastBlobUrl) return lastBlobDigest;
+  const digest = BLOB_URL.exec(url)?.[4];
+  lastBlobUrl = url;
+  lastBlobDigest = digest;
+  return digest;
 }
 
 /** Splits a Go-era `&`-separated filter ("Expires&Signature&ns") into names. */

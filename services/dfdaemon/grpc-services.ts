@@ -113,7 +113,7 @@ async function runDownload(mgr: TaskManager, options: DownloadOptions, outputPat
     return;
   }
   // Seed trigger (or a download without output): fill the local store only.
-  const finished = await mgr.finishedEntry(taskId);
+  const finished = await mgr.finishedEntryToShare(taskId);
   if (finished) {
     onProgress({ taskId, contentLength: finished.meta.contentLength, completedLength: finished.meta.contentLength });
     // A seed triggered for a task it already holds: the scheduler must learn it has it.

@@ -28,11 +28,13 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { createHash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import { InternalError, InvalidArgumentError, pieceCountOf, ResourceExhaustedError, pieceRange, taskMetadataProblem, UnavailableError } from '../common';
 import { sha256OfFile } from './content-hasher';
 import { MetaJournal } from './meta-journal';
+import { SmallContentCache } from './memory-cache';
 
 export interface PieceRecord {
   readonly number: number;
@@ -63,6 +65,10 @@ export interface TaskMetadata {
 const BACKGROUND_SYNC_BYTES = 64 * 1024 * 1024;
 /** Default bound of stored tasks (entries in memory, files on disk). */
 export const MAX_TASKS = 100_000;
+/** Largest finished content held in memory for cache hits (configs, manifests' blobs, thin layers). */
+export const MEMORY_CACHE_ENTRY_BYTES = 1024 * 1024;
+/** Bound of all contents held in memory for cache hits. */
+export const MEMORY_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** Inode, size, mtime and ctime: any write to the file changes at least the ctime. */
 function stampOf(st: fs.Stats): string {
@@ -89,6 +95,8 @@ export class TaskEntry extends EventEmitter {
   /** Downloads filling this entry now. */
   private fillers = 0;
   private fdPromise: Promise<fsp.FileHandle> | undefined;
+  /** The handle of fdPromise once it is open (for stampNow). */
+  private openHandle: fsp.FileHandle | undefined;
   deleted = false;
   failure: Error | undefined;
   /** Identity of the content file when its bytes were last verified; undefined: not verified in this process. */
@@ -100,6 +108,12 @@ export class TaskEntry extends EventEmitter {
    * partial, replaced atomically after the first write) or the finished-tasks journal.
    */
   metaIn: 'none' | 'file' | 'journal' = 'none';
+  /**
+   * While a per-piece re-verification (a task without a digest) runs: how many leading pieces it
+   * has checked against their crc32, and the file's identity when it began (see rangeVerified).
+   */
+  checkedPieces = 0;
+  passStamp: string | undefined;
   private unsyncedBytes = 0;
   private syncing: Promise<void> | undefined;
 
@@ -111,7 +125,10 @@ export class TaskEntry extends EventEmitter {
   ) {
     super();
     this.setMaxListeners(0);
-    if (handle) this.fdPromise = Promise.resolve(handle);
+    if (handle) {
+      this.fdPromise = Promise.resolve(handle);
+      this.openHandle = handle;
+    }
   }
 
   get taskId(): string {
@@ -176,8 +193,26 @@ export class TaskEntry extends EventEmitter {
   }
   /** A shared read/write handle, opened lazily. */
   handle(): Promise<fsp.FileHandle> {
-    this.fdPromise ??= fsp.open(this.contentPath, 'r+');
-    return this.fdPromise;
+    if (this.fdPromise) return this.fdPromise;
+    const p = fsp.open(this.contentPath, 'r+').then((fh) => {
+      if (this.fdPromise === p) this.openHandle = fh;
+      return fh;
+    });
+    this.fdPromise = p;
+    return p;
+  }
+  /**
+   * The content file's identity now, from a synchronous fstat of the open handle (the inode
+   * is in memory: no disk access, no thread-pool round trip); undefined when the handle is not open.
+   */
+  stampNow(): string | undefined {
+    const fh = this.openHandle;
+    if (!fh || fh.fd < 0) return undefined;
+    try {
+      return stampOf(fs.fstatSync(fh.fd));
+    } catch {
+      return undefined;
+    }
   }
   /**
    * Counts stored bytes and, every BACKGROUND_SYNC_BYTES, starts a datasync in the thread pool
@@ -203,6 +238,7 @@ export class TaskEntry extends EventEmitter {
     await this.syncSettled();
     const p = this.fdPromise;
     this.fdPromise = undefined;
+    this.openHandle = undefined;
     if (p) await (await p).close().catch(() => undefined);
   }
   /**
@@ -294,11 +330,14 @@ export class TaskStore {
   /** Entries whose metadata is in the journal. */
   private journalLive = 0;
   private compacting = false;
+  /** Small finished contents, each checked against its digest when it was read (see contentInMemory). */
+  private readonly memory: SmallContentCache;
 
   private constructor(private readonly options: StorageOptions) {
     this.contentRoot = path.join(options.dataDir, 'content', 'tasks');
     this.metaRoot = path.join(options.dataDir, 'metadata', 'tasks');
     this.journal = new MetaJournal(path.join(options.dataDir, 'metadata', 'finished-tasks.jsonl'));
+    this.memory = new SmallContentCache(MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRY_BYTES);
   }
 
   /** Opens the store; with keepStorage, reloads finished tasks and re-verifies partial ones. */
@@ -442,7 +481,7 @@ export class TaskStore {
     if (removed > 0) this.options.logger.warn({ removed }, 'removed content files without metadata (left by an interrupted start of a download)');
   }
 
-  private async verifyPieces(contentPath: string, meta: TaskMetadata): Promise<Record<string, string>> {
+  private async verifyPieces(contentPath: string, meta: TaskMetadata, onGood?: (n: number) => void): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     const fh = await fsp.open(contentPath, 'r');
     const buf = Buffer.allocUnsafe(Math.min(4 * 1024 * 1024, Math.max(1, meta.pieceLength)));
@@ -458,7 +497,10 @@ export class TaskStore {
           else crc = crc32(buf.subarray(0, n), crc);
           pos += n;
         }
-        if (ok && crc32Digest(crc) === digest) out[key] = digest;
+        if (ok && crc32Digest(crc) === digest) {
+          out[key] = digest;
+          onGood?.(Number(key));
+        }
       }
     } finally {
       await fh.close();
@@ -586,6 +628,79 @@ export class TaskStore {
     return entry.verifying;
   }
 
+  /**
+   * True once the bytes [start, start+length) of a task may be handed to a peer: as ensureIntact,
+   * except that while a task without a digest is re-verified piece by piece (first use after a
+   * restart), a range is ready as soon as every piece overlapping it has been checked against its
+   * crc32 by that pass and the file is still the one the pass began on: a restarted seed serves
+   * its first pieces at once instead of after the whole file. False when the task failed the
+   * pass and was dropped (nothing more of it is served).
+   */
+  async rangeVerified(entry: TaskEntry, start: number, length: number): Promise<boolean> {
+    if (!entry.finished || entry.verifiedStamp !== undefined || entry.meta.digest) return this.ensureIntact(entry);
+    const last = length > 0 ? Math.floor((start + length - 1) / entry.meta.pieceLength) : 0;
+    const whole = this.ensureIntact(entry);
+    for (;;) {
+      if (entry.deleted) return false;
+      const pass = entry.verifying;
+      if (entry.verifiedStamp !== undefined || !pass) return whole;
+      if (entry.checkedPieces > last && entry.passStamp !== undefined && entry.stampNow() === entry.passStamp) return true;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          entry.off('checked', done);
+          resolve();
+        };
+        entry.on('checked', done);
+        pass.then(done, done);
+      });
+    }
+  }
+
+  /**
+   * The whole content of a finished task from memory, when it is held there and the content
+   * file is still the verified one: the same identity check as ensureIntact, by a synchronous
+   * fstat of the open handle. A file that changed loses its copy; the caller then takes the
+   * file path (ensureIntact re-verifies it, and drops the task if it no longer matches).
+   */
+  contentInMemory(entry: TaskEntry): Buffer | undefined {
+    const held = this.memory.get(entry.taskId);
+    if (held === undefined) return undefined;
+    if (entry.finished && !entry.deleted && held.stamp === entry.verifiedStamp && entry.stampNow() === held.stamp) return held.content;
+    this.memory.delete(entry.taskId);
+    return undefined;
+  }
+
+  /**
+   * Reads a small finished task's content (ensureIntact just answered true) and keeps it in
+   * memory for the next hits. The bytes read are checked against the task's sha256 (without
+   * one, every piece's crc32) before anyone gets them: a copy in memory never holds a byte
+   * that was not verified. Undefined: too large for memory, or the file changed while it was
+   * read (the caller serves the file as before); bytes that do not match drop the task.
+   */
+  async loadIntoMemory(entry: TaskEntry): Promise<Buffer | undefined> {
+    const length = entry.meta.contentLength;
+    const stamp = entry.verifiedStamp;
+    if (!this.memory.fits(length) || !entry.finished || entry.deleted || stamp === undefined) return undefined;
+    const fh = await entry.handle();
+    const content = Buffer.allocUnsafeSlow(length);
+    const { bytesRead } = await fh.read(content, 0, length, 0);
+    if (entry.deleted || entry.stampNow() !== stamp || entry.verifiedStamp !== stamp) return undefined;
+    const problem = bytesRead !== length ? `short read: ${bytesRead} of ${length} bytes` : contentProblem(entry.meta, content);
+    if (problem !== undefined) {
+      this.options.logger.warn({ taskId: entry.taskId, problem }, 'stored task failed verification: dropped, it will be fetched again');
+      this.options.onCorrupt?.(entry.taskId);
+      await this.remove(entry.taskId, new Error(`task ${entry.taskId} failed verification: ${problem}`));
+      return undefined;
+    }
+    this.memory.set(entry.taskId, content, stamp);
+    return content;
+  }
+
+  /** Contents held in memory: count and bytes. */
+  memoryUsage(): { entries: number; bytes: number } {
+    return { entries: this.memory.size, bytes: this.memory.bytes };
+  }
+
   private async reverify(entry: TaskEntry): Promise<boolean> {
     const log = this.options.logger;
     let problem: string | undefined;
@@ -597,7 +712,14 @@ export class TaskStore {
         const actual = await sha256OfFile(entry.contentPath);
         if (actual !== entry.meta.digest) problem = `content sha256 is ${actual}, expected ${entry.meta.digest}`;
       } else {
-        const good = await this.verifyPieces(entry.contentPath, entry.meta);
+        // Pieces are checked in order; the leading ones that match may be served before the pass ends (rangeVerified).
+        entry.passStamp = before;
+        entry.checkedPieces = 0;
+        const good = await this.verifyPieces(entry.contentPath, entry.meta, (n) => {
+          if (n !== entry.checkedPieces) return;
+          entry.checkedPieces = n + 1;
+          entry.emit('checked');
+        });
         const bad = Object.keys(entry.meta.pieces).filter((k) => good[k] === undefined);
         if (bad.length > 0 || entry.finishedPieceCount !== entry.pieceCount) problem = `pieces ${bad.slice(0, 10).join(', ')} no longer match their crc32`;
       }
@@ -607,6 +729,9 @@ export class TaskStore {
       stamp = after;
     } catch (err) {
       problem = `content unreadable: ${(err as Error).message}`;
+    } finally {
+      entry.passStamp = undefined;
+      entry.checkedPieces = 0;
     }
     if (problem === undefined) {
       entry.verifiedStamp = stamp;
@@ -702,6 +827,7 @@ export class TaskStore {
   /** Removes a task (its waiters get `reason`). */
   async remove(taskId: string, reason = new Error(`task ${taskId} was deleted`)): Promise<boolean> {
     const entry = this.entries.get(taskId);
+    this.memory.delete(taskId);
     if (entry) {
       entry.deleted = true;
       entry.failure ??= reason;
@@ -775,10 +901,27 @@ export class TaskStore {
   }
 
   async close(): Promise<void> {
+    this.memory.clear();
     await this.flushAll();
     await this.journal.close();
     for (const e of this.entries.values()) await e.closeHandle();
   }
+}
+
+/** Why `content` is not the whole content `meta` describes (its sha256, else each piece's crc32), or undefined when it is. */
+function contentProblem(meta: TaskMetadata, content: Buffer): string | undefined {
+  if (meta.digest) {
+    const actual = `sha256:${createHash('sha256').update(content).digest('hex')}`;
+    return actual === meta.digest ? undefined : `content sha256 is ${actual}, expected ${meta.digest}`;
+  }
+  const count = pieceCountOf(meta.contentLength, meta.pieceLength);
+  for (let n = 0; n < count; n++) {
+    const { offset, length } = pieceRange(n, meta.contentLength, meta.pieceLength);
+    const expected = meta.pieces[n];
+    if (expected === undefined) return `piece ${n} is not recorded`;
+    if (crc32Of(content.subarray(offset, offset + length)) !== expected) return `piece ${n} no longer matches its crc32`;
+  }
+  return undefined;
 }
 
 /** fs.createReadStream-backed stream of [start, start+length) of a content file. */

@@ -39,6 +39,11 @@ export interface TaskReadResult {
   readonly fromCache: boolean;
   /** The content (or `range` of it), in order, streamed as pieces land. Errors if the download fails. */
   readonly body: Readable;
+  /**
+   * The same bytes as `body`, already in memory (a small cache hit, checked against its digest):
+   * a caller that uses them does not read `body`, which is then never made.
+   */
+  readonly content?: Buffer;
 }
 
 /** One stored piece, as reported to progress listeners (dfget's per-piece responses). */
@@ -100,6 +105,12 @@ export interface TaskApi {
     options: DownloadOptions & { readonly outputPath: string; readonly overwrite?: boolean; readonly hardLink?: boolean },
     onProgress?: (p: DownloadProgress) => void,
   ): Promise<{ taskId: string; contentLength: number; fromCache: boolean }>;
+  /**
+   * A cache hit answered at once, without touching the file or waiting: the content (or `range`)
+   * of a small finished task held in memory, checked against its digest. Undefined: not held
+   * (or the request is not valid); read() then gives the answer, or the error.
+   */
+  readHeld?(options: DownloadOptions): TaskReadResult | undefined;
   stat(taskId: string): TaskInfo | undefined;
   delete(taskId: string): Promise<void>;
 }

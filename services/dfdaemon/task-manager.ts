@@ -277,12 +277,51 @@ export class TaskManager implements TaskApi {
     return undefined;
   }
 
+  readHeld(options: DownloadOptions): TaskReadResult | undefined {
+    try {
+      const entry = this.store.get(this.taskIdFor(options));
+      const content = entry && this.store.contentInMemory(entry);
+      return entry && content ? this.readFromMemory(entry, content, options) : undefined;
+    } catch {
+      // An invalid request or range: read() answers it with its error.
+      return undefined;
+    }
+  }
+
+  /**
+   * The finished local task, to be shared with peers (a seed trigger): as finishedEntry, except
+   * that a task without a digest that needs its re-verification (first use after a restart) is
+   * returned at once while its pieces are checked in order; the upload server hands out each
+   * piece only once it is checked (TaskStore.rangeVerified), and drops the task if one fails.
+   */
+  async finishedEntryToShare(taskId: string): Promise<TaskEntry | undefined> {
+    const e = this.store.get(taskId);
+    if (e?.finished && e.verifiedStamp === undefined && !e.meta.digest && !e.deleted) {
+      void this.store.ensureIntact(e).then(
+        (ok) => ok || this.updateGauge(),
+        () => undefined,
+      );
+      return e;
+    }
+    return this.finishedEntry(taskId);
+  }
+
   async read(options: DownloadOptions): Promise<TaskReadResult> {
     const taskId = this.taskIdFor(options);
+    // A small finished task held in memory: no file access at all (see TaskStore.contentInMemory).
+    const held = this.store.get(taskId);
+    const inMemory = held && this.store.contentInMemory(held);
+    if (held && inMemory) return this.readFromMemory(held, inMemory, options);
     const cached = await this.finishedEntry(taskId);
     if (cached) {
-      const range = this.clampRange(options, cached.meta.contentLength);
-      return { taskId, contentLength: cached.meta.contentLength, responseHeaders: cached.meta.responseHeaders, fromCache: true, body: this.readFinished(cached, range.start, range.length) };
+      const loaded = await this.store.loadIntoMemory(cached);
+      if (loaded) return this.readFromMemory(cached, loaded, options);
+      if (!cached.deleted) {
+        const range = this.clampRange(options, cached.meta.contentLength);
+        return { taskId, contentLength: cached.meta.contentLength, responseHeaders: cached.meta.responseHeaders, fromCache: true, body: this.readFinished(cached, range.start, range.length) };
+      }
+      // Its bytes no longer matched: dropped, fetched again below.
+      this.updateGauge();
     }
     const d = this.ensureDownload(options);
     const entry = await d.entryReady.promise;
@@ -311,6 +350,26 @@ export class TaskManager implements TaskApi {
     const stream = new ContentReadStream(entry, start, length, undefined, beforeEnd);
     stream.once('close', () => entry.release());
     return stream;
+  }
+
+  /** A cache hit from the verified copy in memory: `content` is the requested bytes, `body` made only if asked for. */
+  private readFromMemory(entry: TaskEntry, whole: Buffer, options: DownloadOptions): TaskReadResult {
+    const range = this.clampRange(options, whole.length);
+    const content = range.start === 0 && range.length === whole.length ? whole : whole.subarray(range.start, range.start + range.length);
+    this.store.touch(entry);
+    this.metrics.downloadBytes.inc({ source: 'local_cache' }, content.length);
+    let body: Readable | undefined;
+    return {
+      taskId: entry.taskId,
+      contentLength: whole.length,
+      responseHeaders: entry.meta.responseHeaders,
+      fromCache: true,
+      content,
+      get body(): Readable {
+        body ??= Readable.from(content.length > 0 ? [content] : []);
+        return body;
+      },
+    };
   }
 
   /** Cache-hit fast path: the file, streamed with large reads (or sent from pooled buffers, see ContentReadStream.sendTo). */

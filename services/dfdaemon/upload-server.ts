@@ -202,8 +202,6 @@ export class UploadServer {
     const taskId = m[2];
     const entry = this.options.store.get(taskId);
     if (!entry || m[1] !== taskId.slice(0, 3)) return this.reply(req, res, 404, `task ${taskId.slice(0, 128)} not found`);
-    // Only verified content leaves this host: a finished task whose file changed is re-checked (and dropped if bad).
-    if (!(await this.options.store.ensureIntact(entry))) return this.reply(req, res, 404, `task ${taskId} failed verification and was dropped`);
     const size = entry.meta.contentLength;
     const rangeHeader = req.headers.range;
     let range = { start: 0, length: size };
@@ -211,6 +209,11 @@ export class UploadServer {
       const parsed = parseSingleRange(rangeHeader, size);
       if (!parsed) return this.reply(req, res, 416, `range ${rangeHeader} not satisfiable`, { 'content-range': `bytes */${size}` });
       range = parsed;
+    }
+    // Only verified content leaves this host: a finished task whose file changed is re-checked (and
+    // dropped if bad); during a per-piece re-check the range waits only for its own pieces.
+    if (!(await this.options.store.rangeVerified(entry, range.start, range.length))) {
+      return this.reply(req, res, 404, `task ${taskId} failed verification and was dropped`);
     }
     if (!entry.holdsRange(range.start, range.length)) {
       return this.reply(req, res, 416, `pieces for bytes ${range.start}+${range.length} are not stored yet`, { 'content-range': `bytes */${size}` }, true);

@@ -21,7 +21,7 @@ import { proxyStatusOf } from '../download-errors';
 import { OriginResponseError, type ByteRange, type TaskApi, type TaskReadResult } from '../task-api';
 import { ContentReadStream } from '../storage';
 import { contextOfHeaders } from '../../common/telemetry';
-import { inRequestSpan } from '../tracing';
+import { inRequestSpan, tracingOf } from '../tracing';
 import { ConcurrencyLimiter } from './limiter';
 import { createProxyMetrics, recordAnswer, type ProxyMetrics } from './metrics';
 import { ProxyPolicy, ProxyRefusal } from './policy';
@@ -120,6 +120,7 @@ export class ProxyHandler {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': 15 }).end(req.method === 'GET' ? '{"status":"ok"}' : undefined);
       return;
     }
+    if (this.answerHeld(req, res)) return;
     const abort = new AbortController();
     let expired = false;
     const deadline = setTimeout(() => {
@@ -137,8 +138,8 @@ export class ProxyHandler {
     });
   };
 
-  /** Admission (default deny), a limiter slot, a checked address, then P2P or pass-through. */
-  private async serve(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<void> {
+  /** The route of a request and its admission (default deny); a ProxyRefusal when it is not admitted. */
+  private decide(req: http.IncomingMessage): RouteDecision {
     const method = req.method ?? 'GET';
     const target = req.url ?? '/';
     let decision: RouteDecision;
@@ -152,6 +153,53 @@ export class ProxyHandler {
     if (decision.kind === 'mirror' && hasBody(req)) {
       throw new ProxyRefusal(400, `a ${method} mirror request must not carry a body`);
     }
+    return decision;
+  }
+
+  /**
+   * A whole-blob GET admitted for P2P whose task is small, finished and held in memory (checked
+   * against its digest): answered at once from those bytes. Nothing is fetched, resolved or
+   * waited for, so it takes no limiter slot, no name resolution and no abort wiring; the
+   * deadline is armed only if the client has not taken the bytes yet. Anything else (a range,
+   * a miss, a refusal, tracing on) returns false and takes the full path.
+   */
+  private answerHeld(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+    if (req.method !== 'GET' || req.headers.range !== undefined || hasBody(req) || !this.tasks.readHeld || tracingOf(this.tasks).enabled) return false;
+    let decision: RouteDecision;
+    try {
+      decision = this.decide(req);
+    } catch {
+      return false;
+    }
+    if (decision.mode !== 'p2p') return false;
+    const inputs = taskInputs(this.config.proxy, req.headers, decision.upstream);
+    const result = this.tasks.readHeld({
+      url: decision.upstream.toString(),
+      requestHeaders: {},
+      tag: inputs.tag,
+      application: inputs.application,
+      filteredQueryParams: inputs.filteredQueryParams,
+      digest: inputs.digest,
+    });
+    if (!result?.content) return false;
+    req.resume();
+    this.answerPeer(res, result, undefined, undefined);
+    // Bytes the socket could not take yet: the request deadline still bounds how long they wait.
+    if (!res.writableFinished && (res.socket?.writableLength ?? 0) > 0) {
+      const deadline = setTimeout(() => {
+        if (res.writableFinished || res.destroyed) return;
+        this.logger.warn({ client: callerOf(req.socket), method: req.method, target: clip(req.url ?? ''), reason: `request exceeded proxy.requestTimeout (${this.timeouts.request} ms)` }, 'proxy: request cut at its deadline');
+        recordAnswer(this.metrics, 'refused', 'deadline', 0);
+        res.destroy();
+      }, this.timeouts.request);
+      res.once('close', () => clearTimeout(deadline));
+    }
+    return true;
+  }
+
+  /** Admission (default deny), a limiter slot, a checked address, then P2P or pass-through. */
+  private async serve(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<void> {
+    const decision = this.decide(req);
 
     await this.limiter.acquire(signal);
     this.metrics.inflight.inc();
@@ -366,7 +414,7 @@ export class ProxyHandler {
       result = await this.tasks.read(options);
     }
     if (signal.aborted || res.destroyed) {
-      result.body.destroy();
+      if (!result.content) result.body.destroy();
       return;
     }
     // Headers wait for the first bytes: a download that fails before them is still answered
@@ -401,24 +449,35 @@ export class ProxyHandler {
       this.metrics.cacheHits.inc();
     }
 
-    let body: Readable = result.body;
+    const content = result.content;
     let status = 200;
     let length = total;
+    // Where the answer starts in what the engine returned (the whole content without an engine range).
+    let skip = 0;
     if (single) {
       const resolved = resolveRange(single, total);
       if (!resolved) {
-        result.body.destroy();
+        if (!content) result.body.destroy();
         this.sendUnsatisfiable(res, total);
         return;
       }
       status = 206;
       length = resolved.end - resolved.start + 1;
       headers['content-range'] = `bytes ${resolved.start}-${resolved.end}/${total}`;
-      // Without an engine range the body is the whole content: cut the range out here.
-      if (!engineRange) body = result.body.pipe(sliceStream(resolved.start, length));
-      else if (engineRange.length > length) body = result.body.pipe(sliceStream(0, length));
+      if (!engineRange) skip = resolved.start;
     }
     headers['content-length'] = String(length);
+
+    if (content) {
+      // Verified bytes already in memory (a small cache hit): headers and body in one write.
+      res.writeHead(status, headers);
+      res.end(skip === 0 && length === content.length ? content : content.subarray(skip, skip + length));
+      recordAnswer(this.metrics, 'p2p', status, length);
+      return;
+    }
+    let body: Readable = result.body;
+    // Without an engine range the body is the whole content: cut the range out here.
+    if (single && (!engineRange || engineRange.length > length)) body = result.body.pipe(sliceStream(skip, length));
 
     res.writeHead(status, headers);
     if (body instanceof ContentReadStream && body.canSend) {

@@ -218,6 +218,34 @@ describe('dfdaemon trust boundaries', () => {
     expect(daemon.tasks.stat(hex)).toBeUndefined();
   });
 
+  it('a small blob served from memory: a change of its stored file still drops it and it is fetched again', async () => {
+    const small = randomBytes(48 * 1024 + 5);
+    const smallHex = sha256(small);
+    await fsp.writeFile(path.join(originDir, `sha256:${smallHex}`), small);
+    // Cold, then the hit that reads it into memory, then a hit from memory.
+    for (let i = 0; i < 3; i++) {
+      const a = await proxyGet(daemon.proxyPort, blobPath(smallHex), originBase());
+      expect(a.status).toBe(200);
+      expect(sha256(a.body)).toBe(smallHex);
+    }
+    expect(daemon.engine.store.contentInMemory(daemon.engine.store.get(smallHex)!)).toBeDefined();
+    const before = origin.bytesServed();
+    // File times move with the kernel's tick: the write must come after the next one.
+    await new Promise((r) => setTimeout(r, 20));
+    const contentPath = daemon.engine.store.contentPathOf(smallHex);
+    const fh = await fsp.open(contentPath, 'r+');
+    await fh.write(Buffer.from([small[1000] ^ 0xff]), 0, 1, 1000);
+    await fh.close();
+    // The next hit sees the change (not the copy in memory): the task is dropped and fetched again.
+    const again = await proxyGet(daemon.proxyPort, blobPath(smallHex), originBase());
+    expectNeverWrongBytes(again, smallHex);
+    expect(again.status).toBe(200);
+    expect(sha256(again.body)).toBe(smallHex);
+    expect(origin.bytesServed() - before).toBeGreaterThanOrEqual(small.length);
+    expect(logLines.some((l) => l.includes('failed verification'))).toBe(true);
+    expect(sha256(await fsp.readFile(contentPath))).toBe(smallHex);
+  });
+
   it('a blob changed while the daemon was down is re-verified on first use and never served', async () => {
     expect((await proxyGet(daemon.proxyPort, blobPath(hex), originBase())).status).toBe(200);
     await daemon.stop();

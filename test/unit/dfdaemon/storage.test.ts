@@ -1,9 +1,10 @@
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../services/common';
-import { crc32Of, TaskStore, type StorageOptions } from '../../../services/dfdaemon/storage';
+import { SmallContentCache } from '../../../services/dfdaemon/memory-cache';
+import { crc32Of, MEMORY_CACHE_ENTRY_BYTES, TaskStore, type StorageOptions } from '../../../services/dfdaemon/storage';
 
 const MiB = 1024 * 1024;
 
@@ -378,5 +379,136 @@ describe('TaskStore', () => {
     await expect(store.finish(e)).rejects.toThrow(/holds 60 bytes, expected 100/);
     expect(e.finished).toBe(false);
     await store.close();
+  });
+
+  it('rangeVerified after a restart: a task without a digest serves each range once its pieces pass the in-order crc32 check, and nothing once one fails', async () => {
+    const pieces = [randomBytes(4 * MiB), randomBytes(4 * MiB), randomBytes(4 * MiB)];
+    let store = await TaskStore.open(opts(dir));
+    for (const [c, digest] of [['6', undefined], ['7', undefined], ['8', `sha256:${createHash('sha256').update(Buffer.concat(pieces)).digest('hex')}`]] as const) {
+      const e = await store.create({ taskId: taskId(c), url: `http://o/${c}`, contentLength: 12 * MiB, pieceLength: 4 * MiB, responseHeaders: {} });
+      for (let n = 0; n < 3; n++) await writePiece(store, e.taskId, n, pieces[n]);
+      await store.finish(e, digest);
+    }
+    await store.close();
+    // Piece 2 of task 7 goes bad while the daemon is down.
+    const fh = await fsp.open(store.contentPathOf(taskId('7')), 'r+');
+    await fh.write(Buffer.from([pieces[2][9] ^ 1]), 0, 1, 8 * MiB + 9);
+    await fh.close();
+    store = await TaskStore.open(opts(dir));
+
+    const good = store.get(taskId('6'))!;
+    expect(await store.rangeVerified(good, 0, 4 * MiB)).toBe(true);
+    // Served while the pass is still on the later pieces.
+    expect(good.verifying).toBeDefined();
+    expect(good.verifiedStamp).toBeUndefined();
+    expect(await store.rangeVerified(good, 4 * MiB, 8 * MiB)).toBe(true);
+    await good.verifying;
+    expect(good.verifiedStamp).toBeDefined();
+
+    const bad = store.get(taskId('7'))!;
+    expect(await store.rangeVerified(bad, 100, 1000)).toBe(true);
+    expect(await store.rangeVerified(bad, 8 * MiB, 1)).toBe(false);
+    expect(store.get(taskId('7'))).toBeUndefined();
+    expect(await store.rangeVerified(bad, 0, 1000)).toBe(false);
+
+    // With a digest, only the whole sha256 vouches for a piece: the range waits for the full pass.
+    const withDigest = store.get(taskId('8'))!;
+    expect(await store.rangeVerified(withDigest, 0, 1)).toBe(true);
+    expect(withDigest.verifiedStamp).toBeDefined();
+    await store.close();
+  });
+
+  describe('small contents in memory', () => {
+    const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+    async function finished(store: TaskStore, id: string, data: Buffer, digest?: string) {
+      // Small contents are one piece.
+      const e = await store.create({ taskId: id, url: `http://o/${id}`, contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: {} });
+      await writePiece(store, id, 0, data);
+      await store.finish(e, digest);
+      return e;
+    }
+
+    it('holds a finished small content after reading and checking it, until the task is removed', async () => {
+      const store = await TaskStore.open(opts(dir));
+      const data = randomBytes(64 * 1024);
+      const e = await finished(store, taskId('1'), data, sha(data));
+      expect(store.contentInMemory(e)).toBeUndefined();
+      const loaded = await store.loadIntoMemory(e);
+      expect(loaded && Buffer.compare(loaded, data)).toBe(0);
+      expect(store.contentInMemory(e)).toBe(loaded);
+      expect(store.memoryUsage()).toEqual({ entries: 1, bytes: data.length });
+      await store.remove(e.taskId);
+      expect(store.contentInMemory(e)).toBeUndefined();
+      expect(store.memoryUsage()).toEqual({ entries: 0, bytes: 0 });
+      await store.close();
+    });
+
+    it('drops the copy as soon as the content file changes; the file path then re-verifies and drops the task', async () => {
+      const store = await TaskStore.open(opts(dir));
+      const data = randomBytes(64 * 1024);
+      const e = await finished(store, taskId('2'), data, sha(data));
+      expect(await store.loadIntoMemory(e)).toBeDefined();
+      // File times move with the kernel's tick: the write must come after the next one.
+      await new Promise((r) => setTimeout(r, 20));
+      const fh = await fsp.open(e.contentPath, 'r+');
+      await fh.write(Buffer.from([data[100] ^ 1]), 0, 1, 100);
+      await fh.close();
+      expect(store.contentInMemory(e)).toBeUndefined();
+      expect(store.memoryUsage().entries).toBe(0);
+      expect(await store.ensureIntact(e)).toBe(false);
+      expect(store.get(e.taskId)).toBeUndefined();
+      await store.close();
+    });
+
+    it('never holds bytes that do not match the digest (sha256, else each piece crc32): the task is dropped instead', async () => {
+      const corrupt: string[] = [];
+      const store = await TaskStore.open(opts(dir, { onCorrupt: (id) => corrupt.push(id) }));
+      for (const [c, withDigest] of [['3', true], ['4', false]] as const) {
+        const data = randomBytes(40 * 1024);
+        const e = await finished(store, taskId(c), data, withDigest ? sha(data) : undefined);
+        // Bytes changed behind the stamp's back (the same identity, other bytes): only the check can tell.
+        const fh = await e.handle();
+        await fh.write(Buffer.from([data[20_000] ^ 1]), 0, 1, 20_000);
+        e.verifiedStamp = e.stampNow();
+        expect(await store.loadIntoMemory(e)).toBeUndefined();
+        expect(store.get(e.taskId)).toBeUndefined();
+        expect(store.memoryUsage().entries).toBe(0);
+      }
+      expect(corrupt).toEqual([taskId('3'), taskId('4')]);
+      await store.close();
+    });
+
+    it('leaves large and unfinished contents on disk', async () => {
+      const store = await TaskStore.open(opts(dir));
+      const big = randomBytes(MEMORY_CACHE_ENTRY_BYTES + 1);
+      const e = await store.create({ taskId: taskId('5'), url: 'http://o/5', contentLength: big.length, pieceLength: 4 * MiB, responseHeaders: {} });
+      await writePiece(store, e.taskId, 0, big);
+      expect(await store.loadIntoMemory(e)).toBeUndefined();
+      await store.finish(e, sha(big));
+      expect(await store.loadIntoMemory(e)).toBeUndefined();
+      expect(store.memoryUsage().entries).toBe(0);
+      await store.close();
+    });
+  });
+});
+
+describe('SmallContentCache', () => {
+  it('is bounded by entry size and total bytes, least recently used out first', () => {
+    const cache = new SmallContentCache(100, 40);
+    expect(cache.set('big', Buffer.alloc(41), 's')).toBe(false);
+    expect(cache.set('empty', Buffer.alloc(0), 's')).toBe(false);
+    for (const id of ['a', 'b', 'c']) expect(cache.set(id, Buffer.alloc(30), 's')).toBe(true);
+    expect(cache.bytes).toBe(90);
+    cache.get('a');
+    cache.set('d', Buffer.alloc(30), 's');
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.get('a')?.content.length).toBe(30);
+    expect(cache.bytes).toBe(90);
+    cache.set('a', Buffer.alloc(10), 't');
+    expect(cache.bytes).toBe(70);
+    cache.delete('c');
+    cache.delete('c');
+    expect(cache.size).toBe(2);
+    expect(cache.bytes).toBe(40);
   });
 });

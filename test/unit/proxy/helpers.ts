@@ -124,6 +124,10 @@ export class MemoryTasks implements TaskApi {
   failWith: Error | undefined;
   /** Set to make reads wait (until the signal aborts) before answering. */
   hang = false;
+  /** Set to answer cache hits as the engine does for small contents held in memory: `content`, no `body`. */
+  inMemory = false;
+  /** Set to make stat know nothing (the proxy then cannot resolve a range before the read). */
+  statUnknown = false;
 
   async read(options: DownloadOptions): Promise<TaskReadResult> {
     this.calls.push(options);
@@ -146,10 +150,42 @@ export class MemoryTasks implements TaskApi {
       this.store.set(taskId, stored);
     }
     const slice = options.range ? stored.content.subarray(options.range.start, options.range.start + options.range.length) : stored.content;
+    if (fromCache && this.inMemory) {
+      return {
+        taskId,
+        contentLength: stored.content.length,
+        responseHeaders: stored.headers,
+        fromCache,
+        content: slice,
+        get body(): Readable {
+          throw new Error('the body of an answer held in memory was made');
+        },
+      };
+    }
     // Several chunks, like a file stream.
     const chunks: Buffer[] = [];
     for (let i = 0; i < slice.length; i += 1000) chunks.push(slice.subarray(i, i + 1000));
     return { taskId, contentLength: stored.content.length, responseHeaders: stored.headers, fromCache, body: Readable.from(chunks) };
+  }
+
+  /** Calls of readHeld (answered only with `inMemory`, for whole contents already stored). */
+  readonly heldCalls: DownloadOptions[] = [];
+
+  readHeld(options: DownloadOptions): TaskReadResult | undefined {
+    this.heldCalls.push(options);
+    const taskId = taskIdOf({ url: options.url, tag: options.tag, application: options.application, filteredQueryParams: options.filteredQueryParams ?? DEFAULT_FILTERED_QUERY_PARAMS });
+    const stored = this.store.get(taskId);
+    if (!this.inMemory || !stored || options.range) return undefined;
+    return {
+      taskId,
+      contentLength: stored.content.length,
+      responseHeaders: stored.headers,
+      fromCache: true,
+      content: stored.content,
+      get body(): Readable {
+        throw new Error('the body of an answer held in memory was made');
+      },
+    };
   }
 
   async downloadToFile(): Promise<{ taskId: string; contentLength: number; fromCache: boolean }> {
@@ -157,6 +193,7 @@ export class MemoryTasks implements TaskApi {
   }
 
   stat(taskId: string): TaskInfo | undefined {
+    if (this.statUnknown) return undefined;
     const s = this.store.get(taskId);
     if (!s) return undefined;
     return { taskId, url: s.url, contentLength: s.content.length, pieceLength: 4 << 20, finishedPieces: 1, pieceCount: 1, finished: true, responseHeaders: s.headers };

@@ -169,6 +169,60 @@ describe('registry-mirror proxy', () => {
     expect(beyond.headers['content-range']).toBe(`bytes */${content.length}`);
   });
 
+  it('answers cache hits held in memory from those bytes: whole, single ranges of every form, 416', async () => {
+    expect((await request(proxy.port, `/v2/library/alpine/blobs/${digest}`)).status).toBe(200);
+    tasks.inMemory = true;
+    const whole = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`);
+    expect(whole.status).toBe(200);
+    expect(whole.headers['content-length']).toBe(String(content.length));
+    expect(whole.headers['x-dragonfly-task-download-finished']).toBe('true');
+    expect(whole.headers['docker-content-digest']).toBe(digest);
+    expect(whole.body.equals(content)).toBe(true);
+    for (const [range, start, end] of [['bytes=100-199', 100, 199], ['bytes=9000-', 9000, 9999], ['bytes=-10', 9990, 9999], ['bytes=9990-20000', 9990, 9999]] as const) {
+      const part = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { Range: range } });
+      expect(part.status).toBe(206);
+      expect(part.headers['content-range']).toBe(`bytes ${start}-${end}/${content.length}`);
+      expect(part.headers['content-length']).toBe(String(end - start + 1));
+      expect(part.body.equals(content.subarray(start, end + 1))).toBe(true);
+    }
+    const beyond = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { Range: 'bytes=20000-' } });
+    expect(beyond.status).toBe(416);
+    // Length unknown before the read: the whole content comes back and the range is cut out of it.
+    tasks.statUnknown = true;
+    const cut = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { Range: 'bytes=2500-' } });
+    expect(cut.status).toBe(206);
+    expect(cut.body.equals(content.subarray(2500))).toBe(true);
+    const late = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { Range: 'bytes=20000-' } });
+    expect(late.status).toBe(416);
+    expect(late.headers['content-range']).toBe(`bytes */${content.length}`);
+  });
+
+  it('answers a whole-blob hit held in memory at once (readHeld, no read); refusals, HEAD and ranges take the full path', async () => {
+    expect((await request(proxy.port, `/v2/library/alpine/blobs/${digest}`)).status).toBe(200);
+    tasks.inMemory = true;
+    const hit = await request(proxy.port, `/v2/library/alpine/blobs/${digest}?ns=${origin.base.replace('http://', '')}`);
+    expect(hit.status).toBe(200);
+    expect(hit.body.equals(content)).toBe(true);
+    expect(hit.headers['x-dragonfly-task-id']).toBe(hex);
+    expect(hit.headers['content-length']).toBe(String(content.length));
+    expect(tasks.calls).toHaveLength(1);
+    expect(tasks.heldCalls.at(-1)?.digest).toBe(digest);
+    // The same blob named through a registry the config does not list: refused, held or not.
+    const held = tasks.heldCalls.length;
+    const refused = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { 'X-Dragonfly-Registry': 'http://10.1.2.3:5000' } });
+    expect(refused.status).toBe(403);
+    const head = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.body.length).toBe(0);
+    expect(tasks.heldCalls).toHaveLength(held);
+    const part = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { Range: 'bytes=10-19' } });
+    expect(part.status).toBe(206);
+    expect(part.body.equals(content.subarray(10, 20))).toBe(true);
+    expect(tasks.calls).toHaveLength(2);
+    const text = await registry.metrics();
+    expect(text).toMatch(/mode="p2p",status="200"[^\n]* 2/);
+  });
+
   it('cuts an open-ended range out of the body when the task is not known yet', async () => {
     const res = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { Range: 'bytes=2500-' } });
     expect(res.status).toBe(206);
