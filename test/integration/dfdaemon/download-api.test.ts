@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { GRPC_OPTIONS } from '../../../services/common';
 import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/daemon';
-import { TaskStore } from '../../../services/dfdaemon/storage';
 import { OriginResponseError } from '../../../services/dfdaemon/task-api';
 import { protos } from '../../../services/proto';
 import type { DownloadTaskResponse__Output } from '../../../services/proto/gen/dfdaemon/v2/DownloadTaskResponse';
@@ -134,38 +133,5 @@ describe('dfdaemon download API (origin only)', () => {
       })(),
     ).rejects.toThrow(/digest mismatch/);
     expect(daemon.tasks.stat(liarHex)).toBeUndefined();
-  });
-
-  it('a verified blob reaches its reader without waiting for the task file to be fsynced', async () => {
-    const blob = randomBytes(5 * MiB + 7);
-    const hex = createHash('sha256').update(blob).digest('hex');
-    await fsp.writeFile(path.join(root, 'origin', `sha256:${hex}`), blob);
-    // The fsync (store.finish) hangs until released: a busy disk.
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const original = TaskStore.prototype.finish;
-    const spy = jest.spyOn(TaskStore.prototype, 'finish').mockImplementation(async function (this: TaskStore, ...args) {
-      await gate;
-      return original.apply(this, args);
-    });
-    try {
-      const read = await daemon.tasks.read({ url: `${origin.url('v2/lib/blobs/')}sha256:${hex}`, requestHeaders: {} });
-      const chunks: Buffer[] = [];
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        (async () => {
-          for await (const c of read.body) chunks.push(c as Buffer);
-        })(),
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the reader still waits for the fsync')), 10_000))),
-      ]).finally(() => clearTimeout(timer));
-      expect(Buffer.concat(chunks).equals(blob)).toBe(true);
-      expect(spy).toHaveBeenCalled();
-      expect(daemon.tasks.stat(hex)?.finished).toBeFalsy();
-    } finally {
-      release();
-      spy.mockRestore();
-    }
-    await new Promise((r) => setTimeout(r, 100));
-    expect(daemon.tasks.stat(hex)?.finished).toBe(true);
   });
 });
