@@ -1,8 +1,7 @@
 /**
  * Fetches a task's missing pieces from the parents the collector knows: up to `concurrency`
  * at a time, each from the least loaded holder, normal parents before a seed peer (see
- * parentBounds, pickPiece, pickParent); a piece only a seed peer holds is left to the normal
- * parents for a while (SEED_ONLY_WAIT_MS). Lowest pieces first (readers stream in order),
+ * parentBounds, pickPiece, pickParent). Lowest pieces first (readers stream in order),
  * randomized within a window of `concurrency` pieces so children of one parent spread out a
  * little and can serve each other. Settles 'done' when every piece is stored, 'reschedule' when no parent can help (or
  * `stopRequested` says the scheduler ordered back-to-source), and rejects on an error the
@@ -34,18 +33,6 @@ export function parentBounds(usable: readonly Parent[], concurrency: number): (p
   const seedBound = sharers > 0 ? Math.max(1, Math.ceil(concurrency / (sharers + 1))) : concurrency;
   return (p) => (p.isSeed ? seedBound : concurrency);
 }
-
-/**
- * How long a child leaves a piece that only a seed peer holds to its normal parents (those whose
- * piece streams are open, so they may still announce it) before fetching it from the seed itself.
- * Without it every child at the front of a download took each new piece from the seed the moment
- * it was announced: the seed uploaded most of the bytes (measured: 3.1 of 4 GiB with 8 children),
- * and on a busy host its own origin download, which every child waits for, slowed down. The
- * scheduler's parent graph has no cycles, so a child's normal parents never wait on it: the
- * children without normal parents take new pieces from the seed at once and the others get them
- * from those, one hop later. The wait bounds what a slow or stuck parent costs.
- */
-export const SEED_ONLY_WAIT_MS = 1000;
 
 /**
  * The next piece among `candidates` (the in-order window, each with the parents able to give it
@@ -106,8 +93,6 @@ export interface P2PFetchOptions {
   readonly busyRetryMs?: number;
   /** Makes the random pick repeatable in tests. */
   readonly random?: () => number;
-  /** See SEED_ONLY_WAIT_MS (the default); 0 fetches a piece only a seed holds at once. */
-  readonly seedOnlyWaitMs?: number;
 }
 
 export class P2PFetch {
@@ -115,8 +100,6 @@ export class P2PFetch {
   private wakeFn: (() => void) | undefined;
   /** Busy parents: refusals in a row and until when they are skipped (bounded by the collector's parents). */
   private readonly busy = new Map<Parent, { refusals: number; until: number }>();
-  /** Piece → when we first saw it held by a seed peer only (bounded by the task's piece count). */
-  private readonly seedOnlySince = new Map<number, number>();
 
   constructor(private readonly o: P2PFetchOptions) {}
 
@@ -140,7 +123,6 @@ export class P2PFetch {
       let settled = false;
       let idleTimer: NodeJS.Timeout | undefined;
       let busyTimer: NodeJS.Timeout | undefined;
-      let seedTimer: NodeJS.Timeout | undefined;
       let idle = false;
       let idleParents = 0;
       const finish = (v: 'done' | 'reschedule' | Error) => {
@@ -148,7 +130,6 @@ export class P2PFetch {
         settled = true;
         clearTimeout(idleTimer);
         clearTimeout(busyTimer);
-        clearTimeout(seedTimer);
         this.wakeFn = undefined;
         if (v instanceof Error) reject(v);
         else resolve(v);
@@ -181,24 +162,10 @@ export class P2PFetch {
         // reader needs, so a proxy streaming the content in order never waits behind pieces far ahead.
         const windowSize = concurrency;
         const bounds = parentBounds(usable, concurrency);
-        // Normal parents that may still announce a piece: one only the seed holds is left to them for a while.
-        const seedWait = this.o.seedOnlyWaitMs ?? SEED_ONLY_WAIT_MS;
-        const sharers = seedWait > 0 && usable.some((p) => !p.isSeed && !p.blocked && !p.syncEnded);
-        let seedCheck = Infinity;
-        const leftToPeers = (n: number, holders: readonly Parent[]): boolean => {
-          if (!sharers || holders.some((p) => !p.isSeed)) return false;
-          let since = this.seedOnlySince.get(n);
-          if (since === undefined) this.seedOnlySince.set(n, (since = now));
-          if (now - since >= seedWait) return false;
-          seedCheck = Math.min(seedCheck, since + seedWait);
-          return true;
-        };
         while (this.inflight.size < concurrency && missing.length > 0) {
           const candidates: Array<{ n: number; parents: Parent[] }> = [];
           for (const n of missing) {
-            const all = usable.filter((p) => !p.blocked && p.digests.has(n));
-            if (all.length === 0 || leftToPeers(n, all)) continue;
-            const holders = all.filter((p) => p.inflight < bounds(p));
+            const holders = usable.filter((p) => !p.blocked && p.digests.has(n) && p.inflight < bounds(p));
             if (holders.length > 0) candidates.push({ n, parents: holders });
             if (candidates.length >= windowSize) break;
           }
@@ -206,14 +173,6 @@ export class P2PFetch {
           const pick = pickPiece(candidates, random);
           missing.splice(missing.indexOf(pick.n), 1);
           this.fetch(pick.n, pickParent(pick.parents, random)).then(pump, (err: Error) => finish(err));
-        }
-        // Look again when a piece left to the normal parents may be taken from the seed after all.
-        if (seedCheck !== Infinity && !seedTimer) {
-          seedTimer = setTimeout(() => {
-            seedTimer = undefined;
-            pump();
-          }, Math.ceil(seedCheck - now) + 1);
-          seedTimer.unref();
         }
         if (this.inflight.size > 0) {
           clearTimeout(idleTimer);

@@ -15,7 +15,7 @@ import {
   SchedulerLostError,
   SchedulerTimeoutError,
 } from '../../../services/dfdaemon/download-errors';
-import { MAX_BUSY_REFUSALS, P2PFetch, parentBounds, pickParent, pickPiece, type P2PFetchOptions } from '../../../services/dfdaemon/p2p-fetch';
+import { MAX_BUSY_REFUSALS, P2PFetch, parentBounds, pickParent, pickPiece } from '../../../services/dfdaemon/p2p-fetch';
 import { PieceHttpError } from '../../../services/dfdaemon/piece-transfer';
 import { MAX_PARENTS, PieceCollector, type Parent } from '../../../services/dfdaemon/piece-collector';
 import { MAX_QUEUED_ANSWERS, SchedulerSession } from '../../../services/dfdaemon/scheduler-session';
@@ -211,7 +211,7 @@ describe('PieceCollector (fake parents)', () => {
 });
 
 describe('P2PFetch (fake parents and piece fetches)', () => {
-  function setup(pieceCount: number, fetchPiece: (n: number, p: Parent) => Promise<string>, concurrency = 2, idleMs = 10_000, busyRetryMs?: number, extra: Partial<P2PFetchOptions> = {}) {
+  function setup(pieceCount: number, fetchPiece: (n: number, p: Parent) => Promise<string>, concurrency = 2, idleMs = 10_000, busyRetryMs?: number) {
     const stored = new Set<number>();
     const { collector, syncs, blocked } = collectorWith(pieceCount);
     const noParents: number[][] = [];
@@ -233,7 +233,6 @@ describe('P2PFetch (fake parents and piece fetches)', () => {
       parentBusy: (err) => err instanceof PieceHttpError && err.status === 429,
       busyRetryMs,
       random: () => 0,
-      ...extra,
     });
     return { fetch, collector, syncs, blocked, stored, noParents, errors };
   }
@@ -358,49 +357,6 @@ describe('P2PFetch (fake parents and piece fetches)', () => {
     // Two normal parents share: the seed's bound is ceil(8 / 3) = 3 pieces in flight.
     expect(peak.get('seed')).toBeLessThanOrEqual(3);
     expect(peak.get('seed')).toBeGreaterThan(0);
-  });
-
-  it('a piece only the seed holds is left to the normal parents: from one of them once it announces it, else from the seed after the wait', async () => {
-    const waitMs = 150;
-    const from = new Map<number, { parent: string; at: number }>();
-    const started = performance.now();
-    const k = setup(8, async (n, p) => {
-      from.set(n, { parent: p.peerId, at: performance.now() - started });
-      await new Promise((r) => setTimeout(r, 1));
-      return `crc32:${n}`;
-    }, 8, 10_000, undefined, { seedOnlyWaitMs: waitMs });
-    k.collector.add([seedCandidate('seed'), candidate('peer-a'), candidate('peer-b')]);
-    for (let n = 0; n < 8; n++) k.syncs.get('seed')!.emit('data', { number: n, digest: `crc32:${n}` });
-    // peer-a already holds piece 5: that one comes from it at once.
-    k.syncs.get('peer-a')!.emit('data', { number: 5, digest: 'crc32:5' });
-    const run = k.fetch.run();
-    await new Promise((r) => setTimeout(r, 40));
-    expect([...from.entries()].map(([n, f]) => [n, f.parent])).toEqual([[5, 'peer-a']]);
-    // peer-b announces piece 2 while we wait: from peer-b.
-    k.syncs.get('peer-b')!.emit('data', { number: 2, digest: 'crc32:2' });
-    k.fetch.wake();
-    expect(await run).toBe('done');
-    expect(k.stored.size).toBe(8);
-    expect(from.get(2)!.parent).toBe('peer-b');
-    // The rest never reached a normal parent: from the seed, once the wait was over.
-    for (const n of [0, 1, 3, 4, 6, 7]) {
-      expect(from.get(n)!.parent).toBe('seed');
-      expect(from.get(n)!.at).toBeGreaterThanOrEqual(waitMs - 5);
-    }
-  });
-
-  it('normal parents whose piece streams ended cannot announce more: a piece only the seed holds comes from it at once', async () => {
-    const from = new Map<number, string>();
-    const k = setup(4, async (n, p) => {
-      from.set(n, p.peerId);
-      return `crc32:${n}`;
-    }, 8, 10_000, undefined, { seedOnlyWaitMs: 60_000 });
-    k.collector.add([seedCandidate('seed'), candidate('peer-a')]);
-    for (let n = 0; n < 4; n++) k.syncs.get('seed')!.emit('data', { number: n, digest: `crc32:${n}` });
-    k.syncs.get('peer-a')!.emit('data', { number: 1, digest: 'crc32:1' });
-    k.syncs.get('peer-a')!.emit('end');
-    expect(await k.fetch.run()).toBe('done');
-    expect([...from.entries()].sort(([x], [y]) => x - y)).toEqual([[0, 'seed'], [1, 'peer-a'], [2, 'seed'], [3, 'seed']]);
   });
 
   it('with only a seed peer, the whole concurrency goes to it', async () => {
