@@ -613,7 +613,7 @@ export class TaskDownload extends EventEmitter {
    * Verifies the content digest (when known), fsyncs, marks finished and tells the scheduler.
    * Readers get their last bytes after the fsync (a caller that read the whole body finds the
    * task finished); 'download finished' logs both steps' times (the fsync takes up to seconds on
-   * a busy disk: measured up to 7.7 s on the seed peer of the 8-node fan-out, up to 1 s on the nodes).
+   * a busy disk: 2–10 s on the seed peer of the 8-node fan-out, 3 ms–1 s on its nodes).
    */
   private async complete(entry: TaskEntry, backToSource: boolean): Promise<void> {
     if (entry.finishedPieceCount !== entry.pieceCount) throw new InternalError(`task ${this.taskId} incomplete: ${entry.finishedPieceCount}/${entry.pieceCount} pieces`);
