@@ -11,6 +11,8 @@
  * step while investigating; its figure is then not recorded). tc here has tbf but no netem: rate
  * only, no delay.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type { BenchFigure } from '../bench/types';
 import { NetnsLab, startClusterLab, type ClusterLab, type LabNode, type PullResult } from './harness';
 import { recordE2eFigures } from './walkthrough-figures';
@@ -25,6 +27,37 @@ const layerCount = 4;
 const onePullSec = (imageMiB * MiB * 8) / (originMbit * 1e6);
 const pullTimeoutMs = Math.round((3 * nodeCount * onePullSec + 120) * 1000);
 
+/**
+ * What else uses the cores before a pull: the load average and the busiest processes over a
+ * 2 s sample (/proc), so a slow run on a busy machine says so (a fan-out figure moves with it).
+ */
+async function busyProcesses(): Promise<string> {
+  const cpuTicks = (): Map<string, { name: string; ticks: number }> => {
+    const out = new Map<string, { name: string; ticks: number }>();
+    for (const pid of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const close = stat.lastIndexOf(')');
+        const fields = stat.slice(close + 2).split(' ');
+        out.set(pid, { name: stat.slice(stat.indexOf('(') + 1, close), ticks: Number(fields[11]) + Number(fields[12]) });
+      } catch {
+        // the process ended meanwhile
+      }
+    }
+    return out;
+  };
+  const before = cpuTicks();
+  await new Promise((r) => setTimeout(r, 2000));
+  const busy = [...cpuTicks()]
+    .map(([pid, p]) => ({ pid, name: p.name, share: (p.ticks - (before.get(pid)?.ticks ?? p.ticks)) / 100 / 2 }))
+    .filter((p) => p.share >= 0.05)
+    .sort((a, b) => b.share - a.share)
+    .slice(0, 6);
+  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  return `load average ${load}; busiest processes (cores): ${busy.map((p) => `${p.name}[${p.pid}] ${p.share.toFixed(2)}`).join(', ') || 'none above 0.05'}`;
+}
+
 jest.setTimeout(pullTimeoutMs + 60_000);
 
 describe(`fan-out: ${nodeCount} nodes pull a ${imageMiB} MiB image cold at once (origin ${originMbit} Mbit/s)`, () => {
@@ -32,6 +65,7 @@ describe(`fan-out: ${nodeCount} nodes pull a ${imageMiB} MiB image cold at once 
   let single: PullResult;
   let direct: { ms: number; originBytes: number; mark: number };
   let p2p: { ms: number; originBytes: number; mark: number };
+  let p2pBusy = '';
 
   beforeAll(async () => {
     if (!(imageMiB >= 4 && nodeCount >= 2 && originMbit > 0)) throw new Error('DF_E2E_FANOUT_MIB ≥ 4, DF_E2E_FANOUT_NODES ≥ 2, DF_E2E_ORIGIN_MBIT > 0 expected');
@@ -50,6 +84,9 @@ describe(`fan-out: ${nodeCount} nodes pull a ${imageMiB} MiB image cold at once 
   });
 
   const pullAll = async (nodes: readonly LabNode[], direct: boolean): Promise<{ ms: number; originBytes: number; mark: number }> => {
+    const busy = await busyProcesses();
+    if (!direct) p2pBusy = busy;
+    console.log(`before the ${direct ? 'direct' : 'p2p'} x${nodes.length} pull: ${busy}`);
     const mark = cl.origin.mark();
     const started = performance.now();
     const results = await Promise.all(
@@ -101,7 +138,7 @@ describe(`fan-out: ${nodeCount} nodes pull a ${imageMiB} MiB image cold at once 
         baselineUnit: 's',
         goal: '≤ 1.5× one direct pull',
         met: p2p.ms <= 1.5 * single.ms,
-        note,
+        note: `${note}; before the pull: ${p2pBusy}`,
       },
       { area: 'e2e', name: `fan-out ${nodeCount} nodes cold pull all direct (all done)`, value: direct.ms / 1000, unit: 's', baselineName: 'one direct pull', baselineValue: single.ms / 1000, baselineUnit: 's', note },
       {
