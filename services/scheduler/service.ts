@@ -440,6 +440,9 @@ export class SchedulerService {
     }
     const previousState = peer.state; // telemetry
     peer.transition(event);
+    // A finished peer is only a parent from now on: its register request (headers, options)
+    // is no longer read, and finished peers stay in the store until peerTTL.
+    if (peer.state === 'Succeeded') peer.request = undefined;
     this.trace.peerEvent(peer, event, previousState); // telemetry
   }
 

@@ -31,7 +31,7 @@ type PeerLabels = Record<(typeof PEER_LABELS)[number], string>;
  * A peer's label set, computed once (its host type again only if its host stops being a
  * seed), with the key its series go under in the deferred counters.
  */
-interface PeerSeries {
+export interface PeerSeries {
   readonly labels: PeerLabels;
   readonly key: string;
   /** The labels piece and traffic series share (all but priority) and their key. */
@@ -39,7 +39,24 @@ interface PeerSeries {
   readonly restKey: string;
 }
 
+/**
+ * Label sets already built, by key: peers share them (a few per cluster: priority × tag ×
+ * application × host type). Tags and applications come from peers, so the cache is bounded;
+ * beyond it each peer gets its own set.
+ */
+const SERIES_CACHE_LIMIT = 1024;
+const seriesCache = new Map<string, PeerSeries>();
+
 function peerSeries(priority: string, tag: string, app: string, hostType: string): PeerSeries {
+  const key = `${priority.length}:${priority}${tag.length}:${tag}${app.length}:${app}${hostType}`;
+  const cached = seriesCache.get(key);
+  if (cached) return cached;
+  const s = buildSeries(priority, tag, app, hostType);
+  if (seriesCache.size < SERIES_CACHE_LIMIT) seriesCache.set(key, s);
+  return s;
+}
+
+function buildSeries(priority: string, tag: string, app: string, hostType: string): PeerSeries {
   const rest = { task_type: 'STANDARD', task_tag: tag, task_app: app, host_type: hostType };
   // Label values may hold any character: the lengths make the joined key unambiguous.
   const restKey = `${tag.length}:${tag}${app.length}:${app}${hostType}`;
@@ -113,21 +130,19 @@ export class SchedulerUpstreamMetrics {
   }
 
   private readonly now: () => number;
-  private readonly series = new WeakMap<Peer, PeerSeries>();
-
   /** The peer's label set (from its register request; from the task and host when it has none). */
   private seriesOf(peer: Peer): PeerSeries {
-    const s = this.series.get(peer);
+    const s = peer.metricSeries;
     const type = hostType(peer);
     if (s && s.labels.host_type === type) return s;
     const fresh = peerSeries(s?.labels.priority ?? peer.priority, s?.labels.task_tag ?? peer.task.info.tag ?? '', s?.labels.task_app ?? peer.task.info.application ?? '', type);
-    this.series.set(peer, fresh);
+    peer.metricSeries = fresh;
     return fresh;
   }
 
   registered(peer: Peer, download: { tag?: string; application?: string; priority?: string }): void {
     const s = peerSeries(download.priority ?? peer.priority, download.tag ?? '', download.application ?? '', hostType(peer));
-    this.series.set(peer, s);
+    peer.metricSeries = s;
     this.registerPeer.ok.add(s.key, s.labels);
   }
 

@@ -8,6 +8,10 @@
  * origin. Each peer: register → first answer (decision 1), download_peer_started, one piece
  * from its first parent (so it joins the parent pool and the scheduler pushes it to others),
  * reschedule blaming that parent → answer (decision 2), download_peer_finished, half-close.
+ * Every peer of every run (warm-up, measured, fixed-rate) is a new (host, task) pair: no host
+ * registers a task it registered before, as in a fleet where a host asks for a task once (a
+ * daemon restart re-registers it; that pattern, which replaces the earlier peer of the pair and
+ * orphans its children, is one extra row measured after the others).
  * Baselines in the same run, from the same client threads at the same concurrency:
  * - the stream no-op: a bare grpc-js bidi server with the scheduler's AnnouncePeer definition
  *   (its codecs) and server options that answers register and reschedule with a canned answer
@@ -93,6 +97,8 @@ interface ClientJob {
   readonly concurrency: number;
   /** Peer id prefix (warm-up peers are distinct from measured ones). */
   readonly prefix?: string;
+  /** peers mode: item i plays the (host, task) pair pairOf(offset + i). */
+  readonly offset?: number;
   /** peers mode: peers started per second by this thread (open loop); undefined: `concurrency` peers in flight. */
   readonly rate?: number;
 }
@@ -297,6 +303,30 @@ function threadStats(worker: Worker): Promise<ThreadStats> {
 /** Peers of a fixed-rate run: FIXED_SECONDS of starts at `rate` decisions/s (two per peer). */
 const fixedPeers = (rate: number): number => Math.max(100, Math.round((rate / 2) * FIXED_SECONDS));
 
+/** Where each run's (host, task) pairs start (pairOf): warm-up, measured, then the fixed-rate runs in turn. */
+const MEASURED_OFFSET = WARMUP_PEERS;
+const fixedOffset = (rates: readonly number[], r: number): number => WARMUP_PEERS + PEERS + rates.slice(0, r).reduce((n, rate) => n + fixedPeers(rate), 0);
+
+/**
+ * Peers of the re-registration row, run on the scheduler after every other run: each takes the
+ * (host, task) pair of a measured peer (a daemon restarted and asks for its task again), so the
+ * scheduler replaces that peer and orphans its children.
+ */
+const RESTART_PEERS = 4_000;
+
+/**
+ * The (host, task) pair of the g-th peer the bench plays (over all runs, each run taking the next
+ * range of g): peers of a task arrive in bursts of 16 (a deployment rolling out), bursts of
+ * different tasks interleave, and the j-th peer of a task is on host (j·7919 + 37·t) mod HOSTS,
+ * a different host for each j < HOSTS, so no pair repeats for g < TASKS·HOSTS.
+ */
+function pairOf(g: number): { host: number; task: number } {
+  if (!(g >= 0 && g < TASKS * HOSTS)) throw new Error(`peer ${g} has no new (host, task) pair left`);
+  const task = Math.floor(g / 16) % TASKS;
+  const j = Math.floor(g / (16 * TASKS)) * 16 + (g % 16);
+  return { host: (j * 7919 + 37 * task) % HOSTS, task };
+}
+
 const taskIds: string[] = [];
 /** The id dfdaemon computes for the bench's origin URL of task t (the scheduler recomputes it). */
 const taskId = (t: number): string => (taskIds[t] ??= taskIdOf({ url: `http://origin/blob-${t}` }));
@@ -480,9 +510,7 @@ async function drive(data: ClientJob): Promise<ClientResult> {
     /** One peer: register → answer, started, one piece, reschedule → answer, finished, half-close. */
     const play = async (k: number): Promise<void> => {
       const i = items[k];
-      // Peers of a task arrive in bursts of 16 (a deployment rolling out), bursts of different tasks interleave.
-      const t = Math.floor(i / 16) % TASKS;
-      const h = (i * 7919) % HOSTS;
+      const { host: h, task: t } = pairOf((data.offset ?? 0) + i);
       const base = { hostId: `10.${h >> 8}.${h & 255}.1-node-${h}`, taskId: taskId(t), peerId: `${data.prefix ?? 'peer'}-${i}` };
       const stream = streams.open(k);
       await new Promise<void>((resolve, reject) => {
@@ -600,9 +628,9 @@ async function inProcess(): Promise<{ rate: number; perCpuSecond: number; p99: n
   const cpu0 = threadCpuMs();
   const t0 = performance.now();
   for (let i = 0; i < PEERS; i++) {
-    const t = Math.floor(i / 16) % TASKS;
+    const { host: h, task: t } = pairOf(i);
     const stream = { caller: '10.0.0.1', session };
-    const base = { hostId: `node-${(i * 7919) % HOSTS}`, taskId: taskId(t), peerId: `peer-${i}` };
+    const base = { hostId: `node-${h}`, taskId: taskId(t), peerId: `peer-${i}` };
     svc.handle(stream, msg(base, { request: 'registerPeerRequest', registerPeerRequest: { download: download(t, false) } as never }));
     const parent = last?.normalTaskResponse?.candidateParents?.[0]?.id ?? '';
     svc.handle(stream, msg(base, { request: 'downloadPeerStartedRequest', downloadPeerStartedRequest: {} }));
@@ -657,11 +685,11 @@ const allLatencies = (r: PeerRun): number[] => [...r.registerLat, ...r.reschedul
  * The peer workload on `count` peers split across the client threads: closed loop
  * (CONCURRENCY peers in flight, saturation), or open loop at `decisionsPerSecond`.
  */
-async function peerRun(threads: ClientThreads, port: number, count = PEERS, prefix = 'peer', decisionsPerSecond?: number): Promise<PeerRun> {
+async function peerRun(threads: ClientThreads, port: number, count: number, prefix: string, offset: number, decisionsPerSecond?: number): Promise<PeerRun> {
   const r0 = performance.now();
   // Two decisions per peer; the threads share the rate.
   const rate = decisionsPerSecond === undefined ? undefined : decisionsPerSecond / 2 / CLIENT_THREADS;
-  const parts = await threads.run({ mode: 'peers', port, to: count, prefix, rate });
+  const parts = await threads.run({ mode: 'peers', port, to: count, prefix, offset, rate });
   return {
     startLag: Math.max(...parts.map((r) => r.startLag)),
     startSeconds: Math.max(...parts.map((r) => r.startSeconds)),
@@ -687,10 +715,10 @@ export async function run(): Promise<BenchFigure[]> {
   let echoGc: GcStats;
   let echoFixedGc: GcStats;
   try {
-    await peerRun(threads, echo.port, WARMUP_PEERS, 'warm');
+    await peerRun(threads, echo.port, WARMUP_PEERS, 'warm', 0);
     const before = await threadStats(echo.worker);
     echo.worker.postMessage('profile-start');
-    echoPeers = await peerRun(threads, echo.port);
+    echoPeers = await peerRun(threads, echo.port, PEERS, 'peer', MEASURED_OFFSET);
     echo.worker.postMessage('profile-stop');
     const after = await threadStats(echo.worker);
     echoCpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
@@ -698,7 +726,7 @@ export async function run(): Promise<BenchFigure[]> {
     const echoSaturated = (echoPeers.registerLat.length + echoPeers.rescheduleLat.length) / echoPeers.seconds;
     fixedRates = FIXED_RATES ?? [2, 4].map((d) => Math.max(100, Math.min(FIXED_RATE_CAP, Math.floor(echoSaturated / d / 100) * 100)));
     echoFixed = [];
-    for (const [r, rate] of fixedRates.entries()) echoFixed.push(await peerRun(threads, echo.port, fixedPeers(rate), `fixed${r}`, rate));
+    for (const [r, rate] of fixedRates.entries()) echoFixed.push(await peerRun(threads, echo.port, fixedPeers(rate), `fixed${r}`, fixedOffset(fixedRates, r), rate));
     echoFixedGc = gcDelta(after, await threadStats(echo.worker));
     echoMessages = await threads.run({ mode: 'messages', port: echo.port, to: ECHO_MESSAGES });
   } catch (err) {
@@ -748,16 +776,20 @@ export async function run(): Promise<BenchFigure[]> {
     const baseLat = baseParts.flatMap((r) => r.latencies);
 
     // The run, after a warm-up of the scheduler thread with other peers of the same tasks.
-    await peerRun(threads, port, WARMUP_PEERS, 'warm');
+    await peerRun(threads, port, WARMUP_PEERS, 'warm', 0);
     const stats0 = await threadStats(worker);
     worker.postMessage('profile-start');
-    const { seconds: runSeconds, registerLat, rescheduleLat, pushed, otherAnswers } = await peerRun(threads, port);
+    const { seconds: runSeconds, registerLat, rescheduleLat, pushed, otherAnswers } = await peerRun(threads, port, PEERS, 'peer', MEASURED_OFFSET);
     worker.postMessage('profile-stop');
     const stats1 = await threadStats(worker);
     // The same open-loop run as the no-op's, at the same offered rate.
     const fixed: PeerRun[] = [];
-    for (const [r, rate] of fixedRates.entries()) fixed.push(await peerRun(threads, port, fixedPeers(rate), `fixed${r}`, rate));
-    const fixedGc = gcDelta(stats1, await threadStats(worker));
+    for (const [r, rate] of fixedRates.entries()) fixed.push(await peerRun(threads, port, fixedPeers(rate), `fixed${r}`, fixedOffset(fixedRates, r), rate));
+    const stats2 = await threadStats(worker);
+    const fixedGc = gcDelta(stats1, stats2);
+    // Daemon restarts: peers re-registering (host, task) pairs of measured peers.
+    const restart = await peerRun(threads, port, RESTART_PEERS, 'restart', MEASURED_OFFSET);
+    const restartCpuSeconds = ((await threadStats(worker)).cpuMs - stats2.cpuMs) / 1000;
     const loadAtEnd = os.loadavg();
     const busySeconds = (stats1.elu.active - stats0.elu.active) / 1000;
     const busyShare = busySeconds / (busySeconds + (stats1.elu.idle - stats0.elu.idle) / 1000);
@@ -779,7 +811,7 @@ export async function run(): Promise<BenchFigure[]> {
     const echoMsgLat = echoMessages.flatMap((r) => r.latencies).sort((a, b) => a - b);
     const echoMsgRate = echoMsgLat.length / Math.max(...echoMessages.map((r) => r.seconds));
     const load = `load average ${loadAtStart.map((l) => l.toFixed(1)).join(' ')} at the start, ${loadAtEnd.map((l) => l.toFixed(1)).join(' ')} at the end, ${os.cpus().length} cores`;
-    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, ${CLIENT_THREADS} client threads × ${CHANNELS} connections (${LEAN_CLIENT ? 'gRPC framing on node:http2' : 'grpc-js clients'}), ${CONCURRENCY} peers in flight (closed loop, saturation); scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers; ${load}`;
+    const note = `${PEERS} peers on ${TASKS} tasks, ${HOSTS} hosts, each measured peer a new host+task pair, ${CLIENT_THREADS} client threads × ${CHANNELS} connections (${LEAN_CLIENT ? 'gRPC framing on node:http2' : 'grpc-js clients'}), ${CONCURRENCY} peers in flight (closed loop, saturation); scheduler in its own worker thread; ${pushed} pushed parent updates, ${otherAnswers} non-parent answers; ${load}`;
     const openLoop = (r: PeerRun, all: readonly number[]): string =>
       `${all.length} decisions, peers started at ${(all.length / Math.max(r.startSeconds, 1e-3)).toFixed(0)}/s (latest start ${r.startLag.toFixed(1)} ms late), p50 ${percentile(all, 50).toFixed(2)} ms, p90 ${percentile(all, 90).toFixed(2)} ms, max ${all[all.length - 1]?.toFixed(1)} ms, ${r.otherAnswers} non-parent answers`;
     const echo = { baselineName: 'stream no-op (grpc-js bidi echo server, same client and workload)' };
@@ -801,11 +833,21 @@ export async function run(): Promise<BenchFigure[]> {
         baselineUnit: 'ms',
         goal: 'p99 ≤ 5 ms',
         met: p99 <= 5,
-        note: `open loop at ${rate} decisions/s offered (${how}) for ${FIXED_SECONDS} s, same client; scheduler: ${openLoop(fixed[r], ours)}; no-op: ${openLoop(echoFixed[r], theirs)}; ${fixedGcNote}; ${load}`,
+        note: `each peer a new host+task pair; open loop at ${rate} decisions/s offered (${how}) for ${FIXED_SECONDS} s, same client; scheduler: ${openLoop(fixed[r], ours)}; no-op: ${openLoop(echoFixed[r], theirs)}; ${fixedGcNote}; ${load}`,
       };
     });
     return [
       { area: 'scheduler', name: 'schedule decisions (register + reschedule answers)', value: rate, unit: 'decisions/s', ...echo, baselineValue: echoRate, baselineUnit: 'decisions/s', goal: '≥ 10,000 decisions/s', met: rate >= 10_000, note },
+      {
+        area: 'scheduler',
+        name: 're-registration of an existing host+task (daemon restarts): decisions',
+        value: allLatencies(restart).length / restart.seconds,
+        unit: 'decisions/s',
+        baselineName: 'the scheduler, same run, each peer a new host+task pair',
+        baselineValue: rate,
+        baselineUnit: 'decisions/s',
+        note: `${RESTART_PEERS} peers after the other runs, each on the host+task of a measured peer, which it replaces (its children orphaned); ${restart.pushed} pushed parent updates (${((restart.pushed * PEERS) / RESTART_PEERS).toFixed(0)} per ${PEERS} peers, against ${pushed} in the measured run), ${restart.otherAnswers} non-parent answers; ${((allLatencies(restart).length) / restartCpuSeconds).toFixed(0)} decisions per CPU-second of the scheduler thread (against ${(decisions / cpuSeconds).toFixed(0)}); p99 ${percentile(allLatencies(restart), 99).toFixed(2)} ms; ${load}`,
+      },
       { area: 'scheduler', name: 'decision latency p50 (all decisions)', value: percentile(all, 50), unit: 'ms', ...echo, baselineValue: percentile(echoAll, 50), baselineUnit: 'ms', note },
       { area: 'scheduler', name: 'decision latency p99 (all decisions, at saturation)', value: p99, unit: 'ms', ...echo, baselineValue: percentile(echoAll, 99), baselineUnit: 'ms', note },
       ...fixedFigures,

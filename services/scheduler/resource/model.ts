@@ -11,6 +11,7 @@
  */
 import type { AnnouncePeerResponse, Download } from '../../proto';
 import type { DragonflyError } from '../../common/errors';
+import type { PeerSeries } from '../upstream-metrics';
 import { PieceBitset } from './bitset';
 import { nextPeerState, nextTaskState, type PeerEvent, type PeerState, type TaskEvent, type TaskState } from './state';
 
@@ -266,6 +267,8 @@ export class Peer {
   request: Download | undefined = undefined;
   /** The kind of the last answer sent, so a still-waiting peer is not told to wait again; undefined after a reschedule. */
   lastAnswer: AnswerKind | undefined = undefined;
+  /** The peer's metric label set (SchedulerUpstreamMetrics), shared with the other peers of the same labels. */
+  metricSeries: PeerSeries | undefined = undefined;
   createdAt: number;
   updatedAt: number;
   /** Allocated on the first sample: most peers never serve anyone. */

@@ -60,4 +60,23 @@ describe('DeferredCounter', () => {
     );
     expect(await series(r, 'dragonfly_scheduler_download_piece_finished_total')).toHaveLength(2);
   });
+
+  it('peers with the same labels share one label set; past the bounded cache every peer still counts under its own labels', async () => {
+    const r = new Registry();
+    const m = new SchedulerUpstreamMetrics(r, { enableHost: false });
+    const host = new Host({ id: 'h', type: 'NORMAL_HOST', hostname: 'h', ip: '10.0.0.1', port: 1, downloadPort: 2, idc: '', location: '', disableShared: false, concurrentUploadLimit: 0, concurrentUploadCount: 0, uploadCount: 0, uploadFailedCount: 0, maxTxBandwidth: 0, txBandwidth: 0, schedulerClusterId: 0 }, 0, 0);
+    const task = new Task({ id: 't', url: 'http://o/x', filteredQueryParams: [], requestHeader: {} }, 0);
+    const a = new Peer('a', task, host, 0);
+    const b = new Peer('b', task, host, 0);
+    m.registered(a, { tag: 'same', application: 'x', priority: 'LEVEL1' });
+    m.registered(b, { tag: 'same', application: 'x', priority: 'LEVEL1' });
+    expect(a.metricSeries).toBeDefined();
+    expect(b.metricSeries).toBe(a.metricSeries);
+    const peers = Array.from({ length: 1500 }, (_, i) => new Peer(`p${i}`, task, host, 0));
+    for (const [i, p] of peers.entries()) m.registered(p, { tag: `tag-${i}`, application: '', priority: 'LEVEL0' });
+    const registered = await series(r, 'dragonfly_scheduler_register_peer_total');
+    expect(registered).toHaveLength(1501);
+    expect(registered.find((v) => v.labels.task_tag === 'same')?.value).toBe(2);
+    expect(registered.find((v) => v.labels.task_tag === 'tag-1499')).toEqual({ labels: { priority: 'LEVEL0', task_type: 'STANDARD', task_tag: 'tag-1499', task_app: '', host_type: 'normal' }, value: 1 });
+  });
 });
