@@ -17,7 +17,7 @@ import { schedulerHandlers } from './grpc-handlers';
 import { ManagerLink, type ClusterConfig } from './manager-link';
 import { GrpcPeerTaskClient, JobRunner, SchedulerJobWorker, type PeerTaskClient } from './jobs';
 import { createSchedulerMetrics } from './metrics';
-import { ResourceStore } from './resource/store';
+import { ResourceStore, type GcPass } from './resource/store';
 import { GrpcSeedTrigger, type SeedHost, type SeedTrigger } from './seed-peers';
 import { SchedulerService, type SchedulingSettings } from './service';
 import { MAX_MESSAGE_BYTES } from './validation';
@@ -39,6 +39,8 @@ export function schedulerDefinition(): grpc.ServiceDefinition {
 
 /** Upload slots of a peer that announced none and for which the manager gave no load_limit. */
 export const DEFAULT_UPLOAD_LIMIT = 50;
+/** Entries a GC slice visits per turn of the event loop (about 0.3 ms of work). */
+const GC_SLICE = 1_000;
 
 export interface SchedulerHandle {
   readonly port: number;
@@ -138,13 +140,29 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
   }
 
   const gcPolicy = { hostTTLMs: config.scheduler.gc.hostTTL, peerTTLMs: config.scheduler.gc.peerTTL };
+  // Each interval starts a GC pass that walks the store in slices of GC_SLICE entries, one per
+  // turn of the event loop: answers due meanwhile wait for one slice, not for a walk over every
+  // peer kept until its TTL (tens of milliseconds with tens of thousands of finished peers).
+  let gcPass: GcPass | undefined;
+  let gcSlice: NodeJS.Immediate | undefined;
+  const gcStep = (): void => {
+    gcSlice = undefined;
+    if (!gcPass) return;
+    try {
+      service.gcStep(gcPass, GC_SLICE);
+    } catch (err) {
+      gcPass = undefined;
+      logger.error({ err }, 'garbage collection failed');
+      return;
+    }
+    if (gcPass.done) gcPass = undefined;
+    else gcSlice = setImmediate(gcStep);
+  };
   const timers = [
     setInterval(() => {
-      try {
-        service.gc(gcPolicy);
-      } catch (err) {
-        logger.error({ err }, 'garbage collection failed');
-      }
+      if (gcPass) return; // the previous pass is still under way
+      gcPass = store.gcPass(gcPolicy);
+      gcStep();
     }, Math.min(config.scheduler.gc.peerGCInterval, config.scheduler.gc.hostGCInterval, config.scheduler.gc.taskGCInterval)),
   ];
   for (const t of timers) t.unref();
@@ -204,6 +222,8 @@ export async function startScheduler(config: SchedulerConfig, options: StartSche
     stop: () => {
       stopping ??= (async () => {
         for (const t of timers) clearInterval(t);
+        if (gcSlice) clearImmediate(gcSlice);
+        gcPass = undefined;
         await jobs?.close();
         peerTaskClient?.close();
         await manager?.stop();

@@ -14,7 +14,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Permissio
 import type { AnnounceHostRequest__Output, AnnouncePeerRequest__Output, Host as HostProto, Peer as PeerProto, Task as TaskProto } from '../proto';
 import { Peer, removeEdge, removeInEdges, type Host, type HostInfo, type PeerSession, type Task } from './resource/model';
 import { canPeerTransition, canTaskTransition, isReceived, type PeerEvent } from './resource/state';
-import type { GcPolicy, ResourceStore } from './resource/store';
+import type { GcPass, GcPolicy, GcResult, ResourceStore } from './resource/store';
 import { Decider } from './scheduling/decider';
 import { PeerScheduler } from './scheduling/peer-scheduler';
 import { SeedTriggering } from './scheduling/seeds';
@@ -517,9 +517,21 @@ export class SchedulerService {
     } else this.scheduler.wakeWaiting(task);
   }
 
-  gc(policy: GcPolicy): ReturnType<ResourceStore['gc']> {
-    const result = this.store.gc(this.now(), policy);
-    this.scheduler.sweepTimers();
+  /** One whole GC pass at once. */
+  gc(policy: GcPolicy): GcResult {
+    return this.afterGc(this.store.gc(this.now(), policy), true);
+  }
+
+  /**
+   * One slice of a GC pass (at most `budget` entries visited): what it collected has its streams
+   * closed, orphans rescheduled and waiting peers of touched tasks woken, as after a whole pass.
+   */
+  gcStep(pass: GcPass, budget: number): GcResult {
+    return this.afterGc(pass.step(this.now(), budget), pass.done);
+  }
+
+  private afterGc(result: GcResult, passDone: boolean): GcResult {
+    if (passDone) this.scheduler.sweepTimers();
     const touched = new Set<Task>();
     for (const peer of result.removedPeers) {
       this.scheduler.closeSession(peer);

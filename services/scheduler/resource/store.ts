@@ -86,44 +86,96 @@ export class ResourceStore {
   }
 
   /**
-   * One GC pass:
-   * - hosts silent for 2× their announce interval (hostTTL when they gave none) go, with their peers;
-   * - peers that left, or failed with no stream, or untouched for peerTTL go;
-   * - tasks without peers go.
+   * One whole GC pass at once (see GcPass for what goes); the server runs passes in slices
+   * instead (gcPass), so that a store of many peers never blocks the event loop for the walk.
    */
   gc(now: number, policy: GcPolicy): GcResult {
+    return this.gcPass(policy).step(now, Infinity);
+  }
+
+  /** A GC pass to run in slices (GcPass.step). */
+  gcPass(policy: GcPolicy): GcPass {
+    return new GcPass(this, policy);
+  }
+}
+
+/**
+ * One GC pass, run in bounded slices:
+ * - hosts silent for 2× their announce interval (hostTTL when they gave none) go, with their peers;
+ * - peers that left, or failed with no stream, or untouched for peerTTL go;
+ * - tasks without peers go.
+ * Each phase walks its map with a live iterator (Map iteration survives deletions and visits
+ * later insertions after the earlier entries), bounded by the map's size when the phase began:
+ * every entry present then and still present is visited once, so the pass ends however fast
+ * entries arrive. Each entry is judged at the `now` of the slice that visits it.
+ */
+export class GcPass {
+  private phase: 0 | 1 | 2 | 3 = 0;
+  private cursor: Iterator<Host | Peer | Task> | undefined;
+  private left = 0;
+
+  constructor(
+    private readonly store: ResourceStore,
+    private readonly policy: GcPolicy,
+  ) {}
+
+  get done(): boolean {
+    return this.phase === 3;
+  }
+
+  /** Visits up to `budget` entries (a collected host's peers count too); the result holds what this slice collected. */
+  step(now: number, budget: number): GcResult {
     const hosts: string[] = [];
     const peers: string[] = [];
     const removedPeers: Peer[] = [];
     const tasks: string[] = [];
     const orphans = new Set<Peer>();
-    for (const host of [...this.hosts.values()]) {
-      const limit = host.announceIntervalMs > 0 ? 2 * host.announceIntervalMs : policy.hostTTLMs;
-      if (now - host.lastAnnounceAt > limit) {
-        for (const p of host.peers) {
-          peers.push(p.id);
-          removedPeers.push(p);
+    const store = this.store;
+    let spent = 0;
+    while (this.phase < 3 && spent < budget) {
+      if (!this.cursor) {
+        const map = this.phase === 0 ? store.hosts : this.phase === 1 ? store.peers : store.tasks;
+        this.cursor = map.values();
+        this.left = map.size;
+      }
+      const next = this.left > 0 ? this.cursor.next() : undefined;
+      if (!next || next.done) {
+        this.cursor = undefined;
+        this.phase++;
+        continue;
+      }
+      this.left--;
+      spent++;
+      if (this.phase === 0) {
+        const host = next.value as Host;
+        const limit = host.announceIntervalMs > 0 ? 2 * host.announceIntervalMs : this.policy.hostTTLMs;
+        if (now - host.lastAnnounceAt > limit) {
+          for (const p of host.peers) {
+            peers.push(p.id);
+            removedPeers.push(p);
+          }
+          spent += host.peers.size;
+          for (const o of store.removeHost(host)) orphans.add(o);
+          hosts.push(host.id);
         }
-        for (const o of this.removeHost(host)) orphans.add(o);
-        hosts.push(host.id);
+      } else if (this.phase === 1) {
+        const peer = next.value as Peer;
+        const gone = peer.state === 'Leave' || (peer.state === 'Failed' && !peer.session);
+        if (gone || now - peer.updatedAt > this.policy.peerTTLMs) {
+          if (peer.state !== 'Leave' && peer.state !== 'Succeeded' && peer.state !== 'Failed') peer.state = 'Leave';
+          for (const o of store.removePeer(peer)) orphans.add(o);
+          peers.push(peer.id);
+          removedPeers.push(peer);
+        }
+      } else {
+        const task = next.value as Task;
+        if (task.peers.size === 0 && !task.seedTriggerPending) {
+          store.tasks.delete(task.id);
+          tasks.push(task.id);
+        }
       }
     }
-    for (const peer of [...this.peers.values()]) {
-      const gone = peer.state === 'Leave' || (peer.state === 'Failed' && !peer.session);
-      if (gone || now - peer.updatedAt > policy.peerTTLMs) {
-        if (peer.state !== 'Leave' && peer.state !== 'Succeeded' && peer.state !== 'Failed') peer.state = 'Leave';
-        for (const o of this.removePeer(peer)) orphans.add(o);
-        peers.push(peer.id);
-        removedPeers.push(peer);
-      }
-    }
-    for (const task of [...this.tasks.values()]) {
-      if (task.peers.size === 0 && !task.seedTriggerPending) {
-        this.tasks.delete(task.id);
-        tasks.push(task.id);
-      }
-    }
-    for (const o of orphans) if (!this.peers.has(o.id)) orphans.delete(o);
+    for (const o of orphans) if (store.peers.get(o.id) !== o) orphans.delete(o);
     return { hosts, peers, removedPeers, tasks, orphans: [...orphans] };
   }
 }
