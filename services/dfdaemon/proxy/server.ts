@@ -120,7 +120,8 @@ export class ProxyHandler {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': 15 }).end(req.method === 'GET' ? '{"status":"ok"}' : undefined);
       return;
     }
-    if (this.answerHeld(req, res)) return;
+    const early = this.answerHeld(req, res);
+    if (early === 'answered') return;
     const abort = new AbortController();
     let expired = false;
     const deadline = setTimeout(() => {
@@ -131,7 +132,7 @@ export class ProxyHandler {
       clearTimeout(deadline);
       if (!res.writableFinished) abort.abort();
     });
-    this.serve(req, res, abort.signal).catch((err: unknown) => {
+    this.serve(req, res, abort.signal, early).catch((err: unknown) => {
       if (expired || abort.signal.aborted) return;
       if (err instanceof ProxyRefusal) this.refuse(req, res, err);
       else this.failInternal(req, res, err);
@@ -161,17 +162,18 @@ export class ProxyHandler {
    * against its digest): answered at once from those bytes. Nothing is fetched, resolved or
    * waited for, so it takes no limiter slot, no name resolution and no abort wiring; the
    * deadline is armed only if the client has not taken the bytes yet. Anything else (a range,
-   * a miss, a refusal, tracing on) returns false and takes the full path.
+   * a miss, a refusal, tracing on) takes the full path, given the route decided here if there
+   * is one (undefined: not decided, or refused: serve decides again and answers the refusal).
    */
-  private answerHeld(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-    if (req.method !== 'GET' || req.headers.range !== undefined || hasBody(req) || !this.tasks.readHeld || tracingOf(this.tasks).enabled) return false;
+  private answerHeld(req: http.IncomingMessage, res: http.ServerResponse): 'answered' | RouteDecision | undefined {
+    if (req.method !== 'GET' || req.headers.range !== undefined || hasBody(req) || !this.tasks.readHeld || tracingOf(this.tasks).enabled) return undefined;
     let decision: RouteDecision;
     try {
       decision = this.decide(req);
     } catch {
-      return false;
+      return undefined;
     }
-    if (decision.mode !== 'p2p') return false;
+    if (decision.mode !== 'p2p') return decision;
     const inputs = taskInputs(this.config.proxy, req.headers, decision.upstream);
     const result = this.tasks.readHeld({
       url: decision.upstream.toString(),
@@ -181,25 +183,22 @@ export class ProxyHandler {
       filteredQueryParams: inputs.filteredQueryParams,
       digest: inputs.digest,
     });
-    if (!result?.content) return false;
+    if (!result?.content) return decision;
     req.resume();
     this.answerPeer(res, result, undefined, undefined);
     // Bytes the socket could not take yet: the request deadline still bounds how long they wait.
     if (!res.writableFinished && (res.socket?.writableLength ?? 0) > 0) {
       const deadline = setTimeout(() => {
-        if (res.writableFinished || res.destroyed) return;
-        this.logger.warn({ client: callerOf(req.socket), method: req.method, target: clip(req.url ?? ''), reason: `request exceeded proxy.requestTimeout (${this.timeouts.request} ms)` }, 'proxy: request cut at its deadline');
-        recordAnswer(this.metrics, 'refused', 'deadline', 0);
-        res.destroy();
+        if (!res.writableFinished && !res.destroyed) this.cutAtDeadline(req, res);
       }, this.timeouts.request);
       res.once('close', () => clearTimeout(deadline));
     }
-    return true;
+    return 'answered';
   }
 
   /** Admission (default deny), a limiter slot, a checked address, then P2P or pass-through. */
-  private async serve(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<void> {
-    const decision = this.decide(req);
+  private async serve(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal, decided?: RouteDecision): Promise<void> {
+    const decision = decided ?? this.decide(req);
 
     await this.limiter.acquire(signal);
     this.metrics.inflight.inc();
@@ -285,14 +284,22 @@ export class ProxyHandler {
   private expire(req: http.IncomingMessage, res: http.ServerResponse, abort: AbortController): void {
     if (res.writableEnded || res.destroyed) return;
     abort.abort();
-    const message = `request exceeded proxy.requestTimeout (${this.timeouts.request} ms)`;
     if (!res.headersSent) {
-      this.refuse(req, res, new ProxyRefusal(504, message));
+      this.refuse(req, res, new ProxyRefusal(504, this.deadlineMessage()));
       return;
     }
-    this.logger.warn({ client: callerOf(req.socket), method: req.method, target: clip(req.url ?? ''), reason: message }, 'proxy: request cut at its deadline');
+    this.cutAtDeadline(req, res);
+  }
+
+  /** An answer already under way when proxy.requestTimeout ran out: logged, counted, the connection cut. */
+  private cutAtDeadline(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.logger.warn({ client: callerOf(req.socket), method: req.method, target: clip(req.url ?? ''), reason: this.deadlineMessage() }, 'proxy: request cut at its deadline');
     recordAnswer(this.metrics, 'refused', 'deadline', 0);
     res.destroy();
+  }
+
+  private deadlineMessage(): string {
+    return `request exceeded proxy.requestTimeout (${this.timeouts.request} ms)`;
   }
 
   /** One log line with the caller's address, and the reason as JSON. */
