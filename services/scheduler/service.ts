@@ -360,7 +360,7 @@ export class SchedulerService {
 
   private reschedule(peer: Peer, failedParents: readonly string[]): void {
     // Only peers of the task can be blocked, so the set stays within limits.peersPerTask.
-    for (const id of failedParents) if (peer.task.peers.has(id)) peer.blockedParents.add(id);
+    for (const id of failedParents) if (peer.task.peers.has(id)) peer.block(id);
     peer.retryCount++;
     this.scheduler.forgetAnswer(peer);
     this.scheduler.schedule(peer);
@@ -380,7 +380,7 @@ export class SchedulerService {
     }
     this.applyPeerEvent(peer, 'DownloadSucceeded');
     if (peer.isSeed) this.seeds.succeeded(task);
-    peer.finished.fill(task.pieceCount);
+    peer.markAllPieces();
     peer.sentToOrigin = false;
     task.originPeers.delete(peer);
     task.waiting.delete(peer);
@@ -413,19 +413,19 @@ export class SchedulerService {
 
   private pieceFinished(peer: Peer, number: number, parentId: string, length: number, costNs: number, traffic: string): void {
     if (peer.state === 'ReceivedNormal' || peer.state === 'ReceivedSmall' || peer.state === 'ReceivedTiny') this.applyPeerEvent(peer, 'Download');
-    const fresh = peer.finished.set(number);
+    const fresh = peer.markPiece(number);
     if (length > 0) this.events.traffic(traffic, length);
     this.trace.piece(peer, traffic, length, parentId ? this.store.peers.get(parentId) : undefined); // telemetry: upstream metrics
     if (parentId) {
       const parent = this.store.peers.get(parentId);
       if (parent) parent.recordPieceCost(costNs);
     }
-    if (fresh && peer.finished.size === 1 && peer.state === 'Running') this.scheduler.becameParent(peer);
+    if (fresh && peer.finishedPieceCount() === 1 && peer.state === 'Running') this.scheduler.becameParent(peer);
   }
 
   private pieceFailed(peer: Peer, parentId: string): void {
     if (!parentId || !peer.task.peers.has(parentId)) return;
-    peer.blockedParents.add(parentId);
+    peer.block(parentId);
     const parent = this.store.peers.get(parentId);
     if (parent) {
       parent.host.uploadFailures++;
@@ -441,8 +441,8 @@ export class SchedulerService {
     const previousState = peer.state; // telemetry
     peer.transition(event);
     // A finished peer is only a parent from now on: its register request (headers, options)
-    // is no longer read, and finished peers stay in the store until peerTTL.
-    if (peer.state === 'Succeeded') peer.request = undefined;
+    // and its blocklist are no longer read, and finished peers stay in the store until peerTTL.
+    if (peer.state === 'Succeeded') peer.dropDownloadState();
     this.trace.peerEvent(peer, event, previousState); // telemetry
   }
 
@@ -460,7 +460,7 @@ export class SchedulerService {
     return {
       ...this.peerProto(peer),
       task: this.taskProto(peer.task),
-      pieces: peer.finished.toArray().map((number) => ({ number })),
+      pieces: peer.pieceNumbers().map((number) => ({ number })),
     };
   }
 

@@ -13,6 +13,7 @@ import type { AnnouncePeerResponse, Download } from '../../proto';
 import type { DragonflyError } from '../../common/errors';
 import type { PeerSeries } from '../upstream-metrics';
 import { PieceBitset } from './bitset';
+import { PieceCosts } from './piece-costs';
 import { nextPeerState, nextTaskState, type PeerEvent, type PeerState, type TaskEvent, type TaskState } from './state';
 
 export type HostType = 'NORMAL_HOST' | 'SUPER_HOST';
@@ -110,8 +111,10 @@ export class Task {
   readonly originPeers = new Set<Peer>();
   readonly waiting = new Set<Peer>();
   readonly underServed = new Set<Peer>();
+  /** The parent pool; each member's index in it is its poolSlot. */
   private readonly pool: Peer[] = [];
-  private readonly poolIndex = new Map<Peer, number>();
+  /** Piece-cost windows of its peers (Peer.recordPieceCost). */
+  readonly costs = new PieceCosts();
   /** When this scheduler last asked a seed peer to fetch the task, and whether that is still pending. */
   seedTriggeredAt: number | undefined;
   seedTriggerPending = false;
@@ -159,25 +162,26 @@ export class Task {
   }
 
   inPool(peer: Peer): boolean {
-    return this.poolIndex.has(peer);
+    return peer.poolSlot >= 0 && this.pool[peer.poolSlot] === peer;
   }
 
   addToPool(peer: Peer): boolean {
-    if (this.poolIndex.has(peer)) return false;
-    this.poolIndex.set(peer, this.pool.length);
+    if (peer.task !== this) throw new RangeError(`peer ${peer.id} is not a peer of task ${this.id}`);
+    if (this.inPool(peer)) return false;
+    peer.poolSlot = this.pool.length;
     this.pool.push(peer);
     return true;
   }
 
   removeFromPool(peer: Peer): void {
-    const i = this.poolIndex.get(peer);
-    if (i === undefined) return;
+    if (!this.inPool(peer)) return;
+    const i = peer.poolSlot;
     const last = this.pool.pop() as Peer;
     if (last !== peer) {
       this.pool[i] = last;
-      this.poolIndex.set(last, i);
+      last.poolSlot = i;
     }
-    this.poolIndex.delete(peer);
+    peer.poolSlot = -1;
   }
 
   get poolSize(): number {
@@ -245,8 +249,16 @@ export interface PeerSession {
   fail(err: DragonflyError): void;
 }
 
-const COST_WINDOW = 100;
+/** What a peer without parents, children or blocked parents answers with (never mutated). */
+const NO_PEERS: ReadonlySet<Peer> = new Set<Peer>();
 
+/**
+ * A peer of a task on a host. Finished peers stay in the store as parents until peerTTL, so
+ * a peer holds as few objects of its own as it can: its piece bitset, blocklist, edge sets
+ * and piece-cost window exist only while they hold something (edge sets go when emptied; a
+ * peer that finished keeps neither bitset nor blocklist; cost windows live in the task's
+ * shared PieceCosts), and its place in the task's parent pool is a field, not a map entry.
+ */
 export class Peer {
   readonly id: string;
   readonly task: Task;
@@ -254,14 +266,12 @@ export class Peer {
   state: PeerState = 'Pending';
   priority: string;
   needBackToSource: boolean;
-  readonly finished = new PieceBitset();
-  readonly blockedParents = new Set<string>();
-  readonly parents = new Set<Peer>();
-  readonly children = new Set<Peer>();
   /** Reschedules so far (retryLimit / retryBackToSourceLimit). */
   retryCount = 0;
   /** Sent need_back_to_source and has not finished/failed since. */
   sentToOrigin = false;
+  /** Holds every piece of the task (it succeeded): the bitset is dropped. */
+  private allPieces = false;
   session: PeerSession | undefined;
   /** The register request (origin trigger and back-to-source options). */
   request: Download | undefined = undefined;
@@ -271,12 +281,14 @@ export class Peer {
   metricSeries: PeerSeries | undefined = undefined;
   createdAt: number;
   updatedAt: number;
-  /** Allocated on the first sample: most peers never serve anyone. */
-  private costs: Float64Array | undefined;
-  private costCount = 0;
-  private costSum = 0;
-  private costSumSq = 0;
-  private lastCost = 0;
+  /** Its index in its task's parent pool, -1 outside it (kept by Task). */
+  poolSlot = -1;
+  /** Its slot in the task's PieceCosts, -1 before its first sample. */
+  private costSlot = -1;
+  private pieces: PieceBitset | undefined = undefined;
+  private blocked: Set<string> | undefined = undefined;
+  private parentSet: Set<Peer> | undefined = undefined;
+  private childSet: Set<Peer> | undefined = undefined;
 
   constructor(id: string, task: Task, host: Host, now: number, options: { priority?: string; needBackToSource?: boolean } = {}) {
     this.id = id;
@@ -296,42 +308,130 @@ export class Peer {
     this.state = nextPeerState(this.state, event);
   }
 
+  /** Its parents (the DAG's in-edges); read-only, edges change through addEdge / removeEdge. */
+  get parents(): ReadonlySet<Peer> {
+    return this.parentSet ?? NO_PEERS;
+  }
+
+  /** Its children (the DAG's out-edges). */
+  get children(): ReadonlySet<Peer> {
+    return this.childSet ?? NO_PEERS;
+  }
+
+  // ------------------------------------------------------------ pieces
+
+  /** Records finished piece n; true when it is new. */
+  markPiece(n: number): boolean {
+    if (this.allPieces && n < this.task.pieceCount) return false;
+    this.pieces ??= new PieceBitset(this.task.pieceCount > 0 ? this.task.pieceCount : undefined);
+    return this.pieces.set(n);
+  }
+
+  /**
+   * The peer holds the whole task (it succeeded): its bitset goes. With the piece count still
+   * unknown (an empty task) the pieces it reported stay as they are.
+   */
+  markAllPieces(): void {
+    if (this.task.pieceCount <= 0) return;
+    this.allPieces = true;
+    this.pieces = undefined;
+  }
+
   /** Finished pieces, or every piece of the task once the peer succeeded. */
   finishedPieceCount(): number {
-    if (this.state === 'Succeeded' && this.task.pieceCount > 0) return this.task.pieceCount;
-    return this.finished.size;
+    if ((this.allPieces || this.state === 'Succeeded') && this.task.pieceCount > 0) return this.task.pieceCount;
+    return this.pieces?.size ?? 0;
   }
+
+  /** Whether this peer holds a piece `other` lacks. */
+  holdsPieceNotIn(other: Peer): boolean {
+    if (this.allPieces) return other.finishedPieceCount() < this.task.pieceCount;
+    const mine = this.pieces;
+    if (!mine || mine.size === 0 || other.allPieces) return false;
+    return other.pieces === undefined || mine.hasAnyNotIn(other.pieces);
+  }
+
+  /** The numbers of its finished pieces, ascending (StatPeer). */
+  pieceNumbers(): number[] {
+    if (this.allPieces) return Array.from({ length: this.task.pieceCount }, (_, i) => i);
+    return this.pieces?.toArray() ?? [];
+  }
+
+  // ------------------------------------------------------------ blocked parents
+
+  /** The child will not be offered this parent again (reschedule, failed piece). */
+  block(parentId: string): void {
+    (this.blocked ??= new Set()).add(parentId);
+  }
+
+  isBlocked(parentId: string): boolean {
+    return this.blocked !== undefined && this.blocked.has(parentId);
+  }
+
+  get blockedCount(): number {
+    return this.blocked?.size ?? 0;
+  }
+
+  /** The peer finished downloading: what only a downloader reads (its register request, its blocklist) goes. */
+  dropDownloadState(): void {
+    this.request = undefined;
+    this.blocked = undefined;
+  }
+
+  // ------------------------------------------------------------ piece costs
 
   /** Piece download cost in nanoseconds; keeps a rolling window for the bad-parent test. */
   recordPieceCost(costNs: number): void {
     if (!(costNs > 0)) return;
-    this.costs ??= new Float64Array(COST_WINDOW);
-    const slot = this.costCount % COST_WINDOW;
-    if (this.costCount >= COST_WINDOW) {
-      const old = this.costs[slot];
-      this.costSum -= old;
-      this.costSumSq -= old * old;
-    }
-    this.costs[slot] = costNs;
-    this.costSum += costNs;
-    this.costSumSq += costNs * costNs;
-    this.costCount++;
-    this.lastCost = costNs;
+    if (this.costSlot < 0) this.costSlot = this.task.costs.alloc();
+    this.task.costs.record(this.costSlot, costNs);
   }
 
-  /**
-   * Upstream's bad-parent test on piece costs: with ≥ 2 samples, the last cost is more than
-   * 20× the mean of the earlier ones (window not full) or above mean + 3σ (window full).
-   */
+  /** Upstream's bad-parent test on its piece costs (PieceCosts.isSlow). */
   isSlowParent(): boolean {
-    const n = Math.min(this.costCount, COST_WINDOW);
-    if (n < 2) return false;
-    const prevN = n - 1;
-    const prevSum = this.costSum - this.lastCost;
-    const mean = prevSum / prevN;
-    if (this.costCount < COST_WINDOW) return this.lastCost > 20 * mean;
-    const variance = Math.max(0, (this.costSumSq - this.lastCost * this.lastCost) / prevN - mean * mean);
-    return this.lastCost > mean + 3 * Math.sqrt(variance);
+    return this.costSlot >= 0 && this.task.costs.isSlow(this.costSlot);
+  }
+
+  /** Gives its cost window back to the task (the store dropped the peer). */
+  releaseCosts(): void {
+    if (this.costSlot < 0) return;
+    this.task.costs.release(this.costSlot);
+    this.costSlot = -1;
+  }
+
+  // ------------------------------------------------------------ DAG edges (see addEdge and friends)
+
+  /** @internal parent → child; the caller checked canAddEdge. */
+  static link(parent: Peer, child: Peer): void {
+    (parent.childSet ??= new Set()).add(child);
+    (child.parentSet ??= new Set()).add(parent);
+  }
+
+  /** @internal Removes parent → child; false when there was no such edge. */
+  static unlink(parent: Peer, child: Peer): boolean {
+    const parents = child.parentSet;
+    if (!parents || !parents.delete(parent)) return false;
+    if (parents.size === 0) child.parentSet = undefined;
+    const children = parent.childSet;
+    if (children) {
+      children.delete(child);
+      if (children.size === 0) parent.childSet = undefined;
+    }
+    return true;
+  }
+
+  /** @internal Removes every in-edge; returns the former parents. */
+  static unlinkParents(child: Peer): ReadonlySet<Peer> {
+    const parents = child.parentSet;
+    if (!parents) return NO_PEERS;
+    child.parentSet = undefined;
+    for (const p of parents) {
+      const children = p.childSet;
+      if (!children) continue;
+      children.delete(child);
+      if (children.size === 0) p.childSet = undefined;
+    }
+    return parents;
   }
 }
 
@@ -362,25 +462,18 @@ export function canAddEdge(parent: Peer, child: Peer): boolean {
 
 export function addEdge(parent: Peer, child: Peer): boolean {
   if (!canAddEdge(parent, child)) return false;
-  parent.children.add(child);
-  child.parents.add(parent);
+  Peer.link(parent, child);
   parent.host.assignedChildren++;
   return true;
 }
 
 export function removeEdge(parent: Peer, child: Peer): void {
-  if (!child.parents.delete(parent)) return;
-  parent.children.delete(child);
+  if (!Peer.unlink(parent, child)) return;
   parent.host.assignedChildren = Math.max(0, parent.host.assignedChildren - 1);
 }
 
 export function removeInEdges(child: Peer): void {
-  if (child.parents.size === 0) return;
-  for (const p of child.parents) {
-    p.children.delete(child);
-    p.host.assignedChildren = Math.max(0, p.host.assignedChildren - 1);
-  }
-  child.parents.clear();
+  for (const p of Peer.unlinkParents(child)) p.host.assignedChildren = Math.max(0, p.host.assignedChildren - 1);
 }
 
 /** Removes every edge of the peer; returns its former children. */

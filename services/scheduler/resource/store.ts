@@ -64,6 +64,7 @@ export class ResourceStore {
     task.waiting.delete(peer);
     task.underServed.delete(peer);
     peer.host.peers.delete(peer);
+    peer.releaseCosts();
     return removeAllEdges(peer).filter((c) => c.state !== 'Succeeded' && c.state !== 'Failed' && c.state !== 'Leave');
   }
 

@@ -61,14 +61,14 @@ function hostTypeScore(parent: Peer): number {
 /** Whether the parent holds (or, going to the origin, will hold) a piece the child lacks. */
 export function holdsPiecesChildLacks(parent: Peer, child: Peer): boolean {
   const total = parent.task.pieceCount;
-  if (parent.state === 'Succeeded' || parent.state === 'BackToSource') return total === 0 || child.finished.size < total;
-  return parent.finished.hasAnyNotIn(child.finished);
+  if (parent.state === 'Succeeded' || parent.state === 'BackToSource') return total === 0 || child.finishedPieceCount() < total;
+  return parent.holdsPieceNotIn(child);
 }
 
 export function isEligibleParent(parent: Peer, child: Peer, defaultUploadLimit: number, allowSlow = false): boolean {
   if (parent === child || parent.host === child.host) return false;
   if (parent.state !== 'Running' && parent.state !== 'BackToSource' && parent.state !== 'Succeeded') return false;
-  if (child.blockedParents.has(parent.id)) return false;
+  if (child.isBlocked(parent.id)) return false;
   if (parent.host.info.disableShared) return false;
   if (parent.host.freeUploadSlots(defaultUploadLimit) <= 0) return false;
   if (!holdsPiecesChildLacks(parent, child)) return false;
@@ -86,7 +86,7 @@ export function isEligibleParent(parent: Peer, child: Peer, defaultUploadLimit: 
 export function mayServeLater(parent: Peer, child: Peer): boolean {
   if (parent === child || parent.host === child.host) return false;
   if (parent.state !== 'Running' && parent.state !== 'BackToSource' && parent.state !== 'Succeeded') return false;
-  if (child.blockedParents.has(parent.id) || parent.host.info.disableShared) return false;
+  if (child.isBlocked(parent.id) || parent.host.info.disableShared) return false;
   return holdsPiecesChildLacks(parent, child);
 }
 
@@ -100,7 +100,7 @@ function scoreAgainst(parent: Peer, childIdc: string, childLocation: readonly st
   const limit = host.uploadLimit(defaultUploadLimit);
   const load = limit > 0 ? host.freeUploadSlots(defaultUploadLimit) / limit : 0;
   const total = parent.task.pieceCount;
-  const pieces = parent.state === 'Succeeded' ? 1 : total > 0 ? Math.min(1, parent.finished.size / total) : 0;
+  const pieces = parent.state === 'Succeeded' ? 1 : total > 0 ? Math.min(1, parent.finishedPieceCount() / total) : 0;
   return (
     SCORE_WEIGHTS.load * load +
     SCORE_WEIGHTS.pieces * pieces +

@@ -115,7 +115,7 @@ describe('scheduler attacked by a neighbour', () => {
     expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(err.details).toMatch(/piece number 4294967295 is outside/);
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * MiB);
-    expect(target.scheduler.service.store.peers.get(peerId)?.finished.size ?? 0).toBe(0);
+    expect(target.scheduler.service.store.peers.get(peerId)?.finishedPieceCount() ?? 0).toBe(0);
 
     // A piece number just past a known task's piece count, on a task of 2 pieces.
     const t = new PeerStream(target.attacker);

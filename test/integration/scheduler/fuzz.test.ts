@@ -274,7 +274,7 @@ describe('scheduler fuzzed over gRPC', () => {
       expect(task.pieceCount).toBeLessThanOrEqual(262_144);
       expect(task.peers.size).toBeLessThanOrEqual(limits.peersPerTask);
     }
-    for (const peer of store.peers.values()) expect(peer.blockedParents.size).toBeLessThanOrEqual(limits.peersPerTask);
+    for (const peer of store.peers.values()) expect(peer.blockedCount).toBeLessThanOrEqual(limits.peersPerTask);
     sampleRss();
     const mib = (n: number): number => Math.round(n / MiB);
     console.log(

@@ -39,7 +39,7 @@ export function makePeer(task: Task, host: Host, state: Peer['state'], pieces: n
   seq++;
   const peer = new Peer(`${host.info.ip}-${host.info.hostname}-peer${seq}`, task, host, 0);
   peer.state = state;
-  for (const n of pieces) peer.finished.set(n);
+  for (const n of pieces) peer.markPiece(n);
   task.peers.set(peer.id, peer);
   host.peers.add(peer);
   if (state === 'BackToSource') task.originPeers.add(peer);

@@ -61,7 +61,7 @@ describe('chooseParents', () => {
     expect(slow.isSlowParent()).toBe(true);
     const fast = makePeer(task, makeHost(), 'Running', [0]);
     expect(chooseParents(child, opts)).toEqual([fast]);
-    child.blockedParents.add(fast.id);
+    child.block(fast.id);
     expect(chooseParents(child, opts)).toEqual([slow]);
   });
 
@@ -70,7 +70,7 @@ describe('chooseParents', () => {
     const childHost = makeHost();
     const child = makePeer(task, childHost, 'ReceivedNormal');
     const blocked = makePeer(task, makeHost(), 'Succeeded');
-    child.blockedParents.add(blocked.id);
+    child.block(blocked.id);
     const sameHost = makePeer(task, childHost, 'Succeeded');
     const unshared = makePeer(task, makeHost({ disableShared: true }), 'Succeeded');
     const failed = makePeer(task, makeHost(), 'Failed', [0, 1]);
