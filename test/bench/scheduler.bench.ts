@@ -27,6 +27,8 @@
  * again in an open loop at fixed offered rates, the same for the scheduler and the no-op
  * (SCHEDULER_BENCH_RATE, else a half and a quarter of the no-op's saturated rate in the same
  * run, each at most 10,000 decisions/s). The load average at the start and end goes with every figure.
+ * The scheduler thread's live heap per peer held (a full GC between runs, outside the measured
+ * windows) says what finished peers cost every major GC.
  * SCHEDULER_BENCH_PROFILE=<dir> writes CPU profiles of both servers' measured runs.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -36,6 +38,8 @@ import { Session } from 'node:inspector';
 import * as http2 from 'node:http2';
 import * as os from 'node:os';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { GRPC_OPTIONS } from '../../services/common/grpc';
 import { taskIdOf } from '../../services/common/ids';
@@ -133,6 +137,7 @@ async function serve(): Promise<void> {
   const handle = await startScheduler(config, { logger: silentLogger() });
   parentPort?.on('message', (m: unknown) => {
     if (m === 'stop') void handle.stop().then(() => parentPort?.postMessage('stopped'));
+    if (m === 'heap') parentPort?.postMessage({ heap: heapAfterGc(handle.service.store.peers.size) });
     answerStats(m);
   });
   parentPort?.postMessage({ port: handle.port, metricsPort: handle.metricsPort });
@@ -214,6 +219,33 @@ async function serverDecisionPercentile(metricsPort: number, q: number): Promise
   const total = buckets.length > 0 ? buckets[buckets.length - 1].count : 0;
   if (q < 0) return total;
   return buckets.find((b) => b.count >= q * total)?.le ?? NaN;
+}
+
+/** The scheduler thread's live heap after a full GC, beside the peers its store holds. */
+interface HeapFigure {
+  readonly usedBytes: number;
+  readonly peers: number;
+}
+
+/** A full GC (the bench's server thread only, between runs), then the heap in use. */
+function heapAfterGc(peers: number): HeapFigure {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  return { usedBytes: getHeapStatistics().used_heap_size, peers };
+}
+
+function heapFigure(worker: Worker): Promise<HeapFigure> {
+  return new Promise((resolve) => {
+    const onMessage = (m: { heap?: HeapFigure }): void => {
+      if (!m.heap) return;
+      worker.off('message', onMessage);
+      resolve(m.heap);
+    };
+    worker.on('message', onMessage);
+    worker.postMessage('heap');
+  });
 }
 
 interface ThreadStats {
@@ -777,6 +809,7 @@ export async function run(): Promise<BenchFigure[]> {
 
     // The run, after a warm-up of the scheduler thread with other peers of the same tasks.
     await peerRun(threads, port, WARMUP_PEERS, 'warm', 0);
+    const heap0 = await heapFigure(worker);
     const stats0 = await threadStats(worker);
     worker.postMessage('profile-start');
     const { seconds: runSeconds, registerLat, rescheduleLat, pushed, otherAnswers } = await peerRun(threads, port, PEERS, 'peer', MEASURED_OFFSET);
@@ -790,6 +823,7 @@ export async function run(): Promise<BenchFigure[]> {
     // Daemon restarts: peers re-registering (host, task) pairs of measured peers.
     const restart = await peerRun(threads, port, RESTART_PEERS, 'restart', MEASURED_OFFSET);
     const restartCpuSeconds = ((await threadStats(worker)).cpuMs - stats2.cpuMs) / 1000;
+    const heap1 = await heapFigure(worker);
     const loadAtEnd = os.loadavg();
     const busySeconds = (stats1.elu.active - stats0.elu.active) / 1000;
     const busyShare = busySeconds / (busySeconds + (stats1.elu.idle - stats0.elu.idle) / 1000);
@@ -870,6 +904,13 @@ export async function run(): Promise<BenchFigure[]> {
         baselineValue: echoAll.length / echoCpuSeconds,
         baselineUnit: 'decisions/s',
         note: `the server thread's own CPU time (/proc/thread-self/stat), which does not count time spent waiting for a core: what one core given to the scheduler would serve; scheduler ${cpuSeconds.toFixed(2)} s CPU for ${decisions} decisions, no-op ${echoCpuSeconds.toFixed(2)} s for ${echoAll.length}; event loop busy ${(busyShare * 100).toFixed(0)}% of the ${runSeconds.toFixed(1)} s run; scheduler ${gcNote(gcDelta(stats0, stats1), decisions)}, no-op ${gcNote(echoGc, echoAll.length)}; ${load}`,
+      },
+      {
+        area: 'scheduler',
+        name: 'scheduler heap per peer held (after a full GC)',
+        value: (heap1.usedBytes - heap0.usedBytes) / Math.max(1, heap1.peers - heap0.peers),
+        unit: 'bytes',
+        note: `live heap of the scheduler thread, after the warm-up: ${(heap0.usedBytes / 2 ** 20).toFixed(1)} MiB with ${heap0.peers} peers held, after every run: ${(heap1.usedBytes / 2 ** 20).toFixed(1)} MiB with ${heap1.peers} (finished peers stay until peerTTL, so this is what each major GC walks)`,
       },
       { area: 'scheduler', name: '1-min load average at the end of the run (2 cores shared with other work)', value: loadAtEnd[0], unit: '', note: load },
       {
