@@ -113,8 +113,8 @@ export class Task {
   readonly underServed = new Set<Peer>();
   /** The parent pool; each member's index in it is its poolSlot. */
   private readonly pool: Peer[] = [];
-  /** Piece-cost windows of its peers (Peer.recordPieceCost). */
-  readonly costs = new PieceCosts();
+  /** Piece-cost windows of its peers (Peer.recordPieceCost), made when a peer first serves one. */
+  private costWindows: PieceCosts | undefined = undefined;
   /** When this scheduler last asked a seed peer to fetch the task, and whether that is still pending. */
   seedTriggeredAt: number | undefined;
   seedTriggerPending = false;
@@ -159,6 +159,16 @@ export class Task {
     let n = 0;
     for (const p of this.originPeers) if (!p.isSeed) n++;
     return n;
+  }
+
+  /** The piece-cost windows of its peers, created on first use. */
+  pieceCosts(): PieceCosts {
+    return (this.costWindows ??= new PieceCosts());
+  }
+
+  /** Cost windows its peers hold (0 before any peer served a piece). */
+  get costWindowsHeld(): number {
+    return this.costWindows?.size ?? 0;
   }
 
   inPool(peer: Peer): boolean {
@@ -383,19 +393,20 @@ export class Peer {
   /** Piece download cost in nanoseconds; keeps a rolling window for the bad-parent test. */
   recordPieceCost(costNs: number): void {
     if (!(costNs > 0)) return;
-    if (this.costSlot < 0) this.costSlot = this.task.costs.alloc();
-    this.task.costs.record(this.costSlot, costNs);
+    const costs = this.task.pieceCosts();
+    if (this.costSlot < 0) this.costSlot = costs.alloc();
+    costs.record(this.costSlot, costNs);
   }
 
   /** Upstream's bad-parent test on its piece costs (PieceCosts.isSlow). */
   isSlowParent(): boolean {
-    return this.costSlot >= 0 && this.task.costs.isSlow(this.costSlot);
+    return this.costSlot >= 0 && this.task.pieceCosts().isSlow(this.costSlot);
   }
 
   /** Gives its cost window back to the task (the store dropped the peer). */
   releaseCosts(): void {
     if (this.costSlot < 0) return;
-    this.task.costs.release(this.costSlot);
+    this.task.pieceCosts().release(this.costSlot);
     this.costSlot = -1;
   }
 

@@ -234,9 +234,9 @@ describe('finished peers through the service', () => {
     for (let i = 0; i < 5; i++) f.play(`p${i}`, 1 + i, 0);
     const task = f.store.tasks.get(f.taskIds[0]);
     // Every peer blamed and reported a piece from a parent: those parents hold windows.
-    expect(task?.costs.size).toBeGreaterThan(0);
+    expect(task?.costWindowsHeld).toBeGreaterThan(0);
     for (const id of [...f.store.peers.keys()]) f.service.deletePeer(id, f.store.peers.get(id)?.host.owner ?? '');
-    expect(task?.costs.size).toBe(0);
+    expect(task?.costWindowsHeld).toBe(0);
   });
 
   test('a finished peer costs a few hundred bytes of heap, not a kilobyte', () => {
