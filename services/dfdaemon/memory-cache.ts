@@ -13,6 +13,8 @@ export interface HeldContent {
   readonly content: Buffer;
   /** Identity of the content file (TaskEntry's stamp) when the bytes were read and checked. */
   readonly stamp: string;
+  /** When (monotonic ms) the content file was last seen with that identity (TaskStore.contentInMemory). */
+  checkedAt: number;
 }
 
 export class SmallContentCache {
@@ -39,7 +41,7 @@ export class SmallContentCache {
   }
 
   /** Holds `content`, evicting the least recently used copies until it fits; false when it cannot fit. */
-  set(taskId: string, content: Buffer, stamp: string): boolean {
+  set(taskId: string, content: Buffer, stamp: string, checkedAt = performance.now()): boolean {
     if (!this.fits(content.length)) return false;
     this.delete(taskId);
     while (this.heldBytes + content.length > this.maxBytes) {
@@ -47,7 +49,7 @@ export class SmallContentCache {
       if (oldest.done) break;
       this.delete(oldest.value);
     }
-    this.held.set(taskId, { content, stamp });
+    this.held.set(taskId, { content, stamp, checkedAt });
     this.heldBytes += content.length;
     return true;
   }
