@@ -357,19 +357,8 @@ export class TaskManager implements TaskApi {
     const range = this.clampRange(options, whole.length);
     const content = range.start === 0 && range.length === whole.length ? whole : whole.subarray(range.start, range.start + range.length);
     this.store.touch(entry);
-    this.metrics.downloadBytes.inc({ source: 'local_cache' }, content.length);
-    let body: Readable | undefined;
-    return {
-      taskId: entry.taskId,
-      contentLength: whole.length,
-      responseHeaders: entry.meta.responseHeaders,
-      fromCache: true,
-      content,
-      get body(): Readable {
-        body ??= Readable.from(content.length > 0 ? [content] : []);
-        return body;
-      },
-    };
+    this.metrics.downloadBytes.inc(LOCAL_CACHE, content.length);
+    return new HeldRead(entry.taskId, whole.length, entry.meta.responseHeaders, content);
   }
 
   /** Cache-hit fast path: the file, streamed with large reads (or sent from pooled buffers, see ContentReadStream.sendTo). */
@@ -510,3 +499,23 @@ export class TaskManager implements TaskApi {
   }
 }
 
+
+const LOCAL_CACHE = { source: 'local_cache' } as const;
+
+/** A read answered from a content held in memory; its stream is made only if someone asks for it. */
+class HeldRead implements TaskReadResult {
+  readonly fromCache = true;
+  private stream: Readable | undefined;
+
+  constructor(
+    readonly taskId: string,
+    readonly contentLength: number,
+    readonly responseHeaders: Readonly<Record<string, string>>,
+    readonly content: Buffer,
+  ) {}
+
+  get body(): Readable {
+    this.stream ??= Readable.from(this.content.length > 0 ? [this.content] : []);
+    return this.stream;
+  }
+}

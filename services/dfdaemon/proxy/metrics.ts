@@ -32,3 +32,13 @@ export function recordAnswer(metrics: ProxyMetrics, mode: ProxyMode | 'refused' 
   metrics.requests.inc({ mode, status: String(status) });
   if (bytes > 0) metrics.bytes.inc({ mode }, bytes);
 }
+
+const P2P_OK = { mode: 'p2p', status: '200' } as const;
+const P2P = { mode: 'p2p' } as const;
+
+/** recordAnswer for a whole cache hit (p2p, 200) plus the cache-hit count, with label sets made once. */
+export function recordHeldHit(metrics: ProxyMetrics, bytes: number): void {
+  metrics.cacheHits.inc();
+  metrics.requests.inc(P2P_OK);
+  if (bytes > 0) metrics.bytes.inc(P2P, bytes);
+}

@@ -23,7 +23,7 @@ import { ContentReadStream } from '../storage';
 import { contextOfHeaders } from '../../common/telemetry';
 import { inRequestSpan, tracingOf } from '../tracing';
 import { ConcurrencyLimiter } from './limiter';
-import { createProxyMetrics, recordAnswer, type ProxyMetrics } from './metrics';
+import { createProxyMetrics, recordAnswer, recordHeldHit, type ProxyMetrics } from './metrics';
 import { ProxyPolicy, ProxyRefusal } from './policy';
 import {
   HEADER,
@@ -445,8 +445,38 @@ export class ProxyHandler {
     this.answerPeer(res, result, single, engineRange);
   }
 
+  /**
+   * Response headers of a whole small content answered from memory, by that Buffer: they only
+   * depend on its task (stored headers, id, length), so each held copy builds them once; they
+   * go when the copy does (weak keys).
+   */
+  private readonly heldHeaders = new WeakMap<Buffer, Readonly<Record<string, string | string[]>>>();
+
+  private wholeHeldHeaders(result: TaskReadResult, content: Buffer): Readonly<Record<string, string | string[]>> {
+    let headers = this.heldHeaders.get(content);
+    if (headers === undefined) {
+      const built = storedHeadersToReplay(result.responseHeaders);
+      built['accept-ranges'] = 'bytes';
+      built[HEADER.taskId] = result.taskId;
+      built[HEADER.downloadFinished] = 'true';
+      built['content-length'] = String(content.length);
+      // Shared by every answer of this copy: frozen, so nothing can change one answer's headers for the next.
+      headers = Object.freeze(built);
+      this.heldHeaders.set(content, headers);
+    }
+    return headers;
+  }
+
   private answerPeer(res: http.ServerResponse, result: TaskReadResult, single: Extract<ParsedRange, { kind: 'single' }> | undefined, engineRange: ByteRange | undefined): void {
     const total = result.contentLength;
+    const held = result.content;
+    if (held !== undefined && single === undefined && result.fromCache && held.length === total) {
+      // The whole of a small cache hit: headers and body in one write.
+      res.writeHead(200, this.wholeHeldHeaders(result, held) as http.OutgoingHttpHeaders);
+      res.end(held);
+      recordHeldHit(this.metrics, total);
+      return;
+    }
     // Stored headers came from whoever first fetched the task: only content-describing ones are replayed.
     const headers = storedHeadersToReplay(result.responseHeaders);
     headers['accept-ranges'] = 'bytes';
