@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import { silentLogger } from '../../../services/common/logger';
 import { UnavailableError } from '../../../services/common/errors';
 import { startProxyServer, type ProxyServerHandle } from '../../../services/dfdaemon/proxy';
+import { createProxyMetrics, recordAnswer, recordHeldHit } from '../../../services/dfdaemon/proxy/metrics';
 import { blobOf, MemoryTasks, proxyConfig, request, startOrigin, type Origin } from './helpers';
 
 describe('registry-mirror proxy', () => {
@@ -386,5 +387,26 @@ describe('proxy limits and rules', () => {
     expect(res.body.equals(content)).toBe(true);
     expect(tasks.calls[0].url).toBe(`${origin.base}/v2/library/alpine/blobs/${digest}`);
     await proxy.close();
+  });
+});
+
+describe('proxy metrics: whole cache hits answered from memory', () => {
+  it('are tallied and taken into the counters when read: exact at every read, never twice, shared by the proxies of one registry', async () => {
+    const reg = new Registry();
+    const a = createProxyMetrics(reg);
+    const b = createProxyMetrics(reg);
+    recordHeldHit(a, 100);
+    recordHeldHit(b, 50);
+    recordAnswer(a, 'p2p', 200, 7);
+    const read = async () => ({
+      hits: (await reg.getSingleMetric('dragonfly_dfdaemon_proxy_cache_hits_total')!.get()).values[0]?.value,
+      ok: (await a.requests.get()).values.find((v) => v.labels.mode === 'p2p' && v.labels.status === '200')?.value,
+      bytes: (await a.bytes.get()).values.find((v) => v.labels.mode === 'p2p')?.value,
+    });
+    expect(await read()).toEqual({ hits: 2, ok: 3, bytes: 157 });
+    expect(await read()).toEqual({ hits: 2, ok: 3, bytes: 157 });
+    recordHeldHit(b, 1);
+    expect(await reg.metrics()).toMatch(/dragonfly_dfdaemon_proxy_cache_hits_total 3\n/);
+    expect(await read()).toEqual({ hits: 3, ok: 4, bytes: 158 });
   });
 });
