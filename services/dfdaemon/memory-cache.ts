@@ -3,7 +3,8 @@
  * layer is answered from a Buffer instead of an fstat + read round trip through the libuv
  * thread pool. TaskStore owns it: it only ever puts bytes there that it has just checked
  * against the task's digest, and drops a task's copy when the task is removed or its content
- * file is no longer the verified one.
+ * file is no longer the verified one (noticed within TaskStore's heldRecheckMs; until then the
+ * copy, not the file, is what hits get).
  *
  * Bounded twice: no entry larger than `maxEntryBytes`, and at most `maxBytes` of content in
  * all (least recently used out first).

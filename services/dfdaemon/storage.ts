@@ -20,7 +20,9 @@
  * compares it: unchanged, the bytes are the verified ones; changed (anything wrote to the
  * file, e.g. through a dfget output hardlinked to it) or unknown (first use after a
  * restart), the whole content is verified again — sha256 when the task has a digest, else
- * every piece's crc32 — and a task that fails is dropped, never served.
+ * every piece's crc32 — and a task that fails is dropped, never served. A small content held in
+ * memory (contentInMemory) is served from its verified copy, so its file's fstat runs at most
+ * once per heldRecheckMs.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
