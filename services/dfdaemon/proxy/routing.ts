@@ -109,6 +109,14 @@ function registryOriginOf(value: string): { readonly origin: string; readonly pr
   return known;
 }
 
+/**
+ * An origin-form target of path characters URL parsing leaves as they are, with no query or
+ * only `ns=<plain value>` (what containerd sends): path, ns.
+ */
+const PLAIN_TARGET = /^(\/[A-Za-z0-9._~:@+-]*(?:\/[A-Za-z0-9._~:@+-]*)*)(?:\?ns=([A-Za-z0-9._~:-]*))?$/;
+/** A "." or ".." path segment (URL parsing removes them). */
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+
 /** A query of only `ns=<plain value>` (what containerd sends): no form decoding needed to read or drop it. */
 const NS_ONLY = /^\?ns=([A-Za-z0-9._~:-]*)$/;
 
@@ -119,6 +127,12 @@ const NS_ONLY = /^\?ns=([A-Za-z0-9._~:-]*)$/;
  * target and one of the result.
  */
 function mirrorUpstream(config: DfdaemonConfig['proxy'], rawUrl: string, headerRegistry: string | undefined): { upstream: URL; path: string } {
+  const plainTarget = PLAIN_TARGET.exec(rawUrl);
+  if (plainTarget !== null && !DOT_SEGMENT.test(plainTarget[1])) {
+    // Nothing in it that URL parsing would change (no escapes, dot segments or characters it encodes): the target is its own normal form.
+    const { origin, prefix } = registryOriginOf(headerRegistry || plainTarget[2] || config.registryMirror.url);
+    return { upstream: new URL(`${origin}${prefix}${plainTarget[1]}`), path: plainTarget[1] };
+  }
   const parsed = parseOriginForm(rawUrl);
   let ns: string | null = null;
   let query = '';
