@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { DfdaemonConfig } from '../../common/config/dfdaemon';
 import { DragonflyError } from '../../common/errors';
 import { closeServer, listen } from '../../common/http';
-import { taskIdOf } from '../../common/ids';
+import { blobDigestOf, taskIdOf } from '../../common/ids';
 import { proxyStatusOf } from '../download-errors';
 import { OriginResponseError, type ByteRange, type TaskApi, type TaskReadResult } from '../task-api';
 import { ContentReadStream } from '../storage';
@@ -174,15 +174,22 @@ export class ProxyHandler {
       return undefined;
     }
     if (decision.mode !== 'p2p') return decision;
-    const inputs = taskInputs(this.config.proxy, req.headers, decision.upstream);
-    const result = this.tasks.readHeld({
-      url: decision.upstream.toString(),
-      requestHeaders: {},
-      tag: inputs.tag,
-      application: inputs.application,
-      filteredQueryParams: inputs.filteredQueryParams,
-      digest: inputs.digest,
-    });
+    const url = decision.upstream.href;
+    // A blob's task is its digest: the other task inputs need not be worked out.
+    const digest = this.tasks.readHeldBlob ? blobDigestOf(url) : undefined;
+    let result: TaskReadResult | undefined;
+    if (digest !== undefined) result = this.tasks.readHeldBlob?.(digest);
+    else {
+      const inputs = taskInputs(this.config.proxy, req.headers, decision.upstream);
+      result = this.tasks.readHeld({
+        url,
+        requestHeaders: {},
+        tag: inputs.tag,
+        application: inputs.application,
+        filteredQueryParams: inputs.filteredQueryParams,
+        digest: inputs.digest,
+      });
+    }
     if (!result?.content) return decision;
     req.resume();
     this.answerPeer(res, result, undefined, undefined);
