@@ -3,7 +3,8 @@
  * layer is answered from a Buffer instead of an fstat + read round trip through the libuv
  * thread pool. TaskStore owns it: it only ever puts bytes there that it has just checked
  * against the task's digest, and drops a task's copy when the task is removed or its content
- * file is no longer the verified one.
+ * file is no longer the verified one (noticed within TaskStore's heldRecheckMs; until then the
+ * copy, not the file, is what hits get).
  *
  * Bounded twice: no entry larger than `maxEntryBytes`, and at most `maxBytes` of content in
  * all (least recently used out first).
@@ -13,6 +14,8 @@ export interface HeldContent {
   readonly content: Buffer;
   /** Identity of the content file (TaskEntry's stamp) when the bytes were read and checked. */
   readonly stamp: string;
+  /** When (monotonic ms) the content file was last seen with that identity (TaskStore.contentInMemory). */
+  checkedAt: number;
 }
 
 export class SmallContentCache {
@@ -39,7 +42,7 @@ export class SmallContentCache {
   }
 
   /** Holds `content`, evicting the least recently used copies until it fits; false when it cannot fit. */
-  set(taskId: string, content: Buffer, stamp: string): boolean {
+  set(taskId: string, content: Buffer, stamp: string, checkedAt = performance.now()): boolean {
     if (!this.fits(content.length)) return false;
     this.delete(taskId);
     while (this.heldBytes + content.length > this.maxBytes) {
@@ -47,7 +50,7 @@ export class SmallContentCache {
       if (oldest.done) break;
       this.delete(oldest.value);
     }
-    this.held.set(taskId, { content, stamp });
+    this.held.set(taskId, { content, stamp, checkedAt });
     this.heldBytes += content.length;
     return true;
   }

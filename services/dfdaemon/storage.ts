@@ -20,7 +20,9 @@
  * compares it: unchanged, the bytes are the verified ones; changed (anything wrote to the
  * file, e.g. through a dfget output hardlinked to it) or unknown (first use after a
  * restart), the whole content is verified again — sha256 when the task has a digest, else
- * every piece's crc32 — and a task that fails is dropped, never served.
+ * every piece's crc32 — and a task that fails is dropped, never served. A small content held in
+ * memory (contentInMemory) is served from its verified copy, so its file's fstat runs at most
+ * once per heldRecheckMs.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
@@ -69,6 +71,11 @@ export const MAX_TASKS = 100_000;
 export const MEMORY_CACHE_ENTRY_BYTES = 1024 * 1024;
 /** Bound of all contents held in memory for cache hits. */
 export const MEMORY_CACHE_BYTES = 64 * 1024 * 1024;
+/**
+ * How long a held content's file identity check stands (see contentInMemory): within it a hit
+ * of the same task skips the fstat.
+ */
+export const HELD_RECHECK_MS = 1000;
 
 /** Inode, size, mtime and ctime: any write to the file changes at least the ctime. */
 function stampOf(st: fs.Stats): string {
@@ -305,6 +312,8 @@ export interface StorageOptions {
   readonly onCorrupt?: (taskId: string) => void;
   /** For tests: file-system usage instead of statfs. */
   readonly fsUsage?: () => Promise<DiskUsage>;
+  /** How long a held content's file identity check stands (default HELD_RECHECK_MS; 0: every hit). */
+  readonly heldRecheckMs?: number;
 }
 
 export interface GcResult {
@@ -332,12 +341,14 @@ export class TaskStore {
   private compacting = false;
   /** Small finished contents, each checked against its digest when it was read (see contentInMemory). */
   private readonly memory: SmallContentCache;
+  private readonly heldRecheckMs: number;
 
   private constructor(private readonly options: StorageOptions) {
     this.contentRoot = path.join(options.dataDir, 'content', 'tasks');
     this.metaRoot = path.join(options.dataDir, 'metadata', 'tasks');
     this.journal = new MetaJournal(path.join(options.dataDir, 'metadata', 'finished-tasks.jsonl'));
     this.memory = new SmallContentCache(MEMORY_CACHE_BYTES, MEMORY_CACHE_ENTRY_BYTES);
+    this.heldRecheckMs = options.heldRecheckMs ?? HELD_RECHECK_MS;
   }
 
   /** Opens the store; with keepStorage, reloads finished tasks and re-verifies partial ones. */
@@ -661,11 +672,25 @@ export class TaskStore {
    * file is still the verified one: the same identity check as ensureIntact, by a synchronous
    * fstat of the open handle. A file that changed loses its copy; the caller then takes the
    * file path (ensureIntact re-verifies it, and drops the task if it no longer matches).
+   *
+   * The fstat runs at most once per heldRecheckMs per task (a syscall and a Stats object were
+   * the largest cost of a small hit). That cannot let a wrong byte out: what is answered is
+   * this Buffer, checked against the digest when it was read, never the file; the check only
+   * notices a changed file so that the task is re-verified (and dropped if it no longer
+   * matches) instead of living on beside a bad file. Removal, a new entry and a re-verification
+   * (entry.deleted, verifiedStamp) are still seen on every hit.
    */
   contentInMemory(entry: TaskEntry): Buffer | undefined {
     const held = this.memory.get(entry.taskId);
     if (held === undefined) return undefined;
-    if (entry.finished && !entry.deleted && held.stamp === entry.verifiedStamp && entry.stampNow() === held.stamp) return held.content;
+    if (entry.finished && !entry.deleted && held.stamp === entry.verifiedStamp) {
+      const now = performance.now();
+      if (now - held.checkedAt < this.heldRecheckMs) return held.content;
+      if (entry.stampNow() === held.stamp) {
+        held.checkedAt = now;
+        return held.content;
+      }
+    }
     this.memory.delete(entry.taskId);
     return undefined;
   }

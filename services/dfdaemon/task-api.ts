@@ -111,6 +111,12 @@ export interface TaskApi {
    * (or the request is not valid); read() then gives the answer, or the error.
    */
   readHeld?(options: DownloadOptions): TaskReadResult | undefined;
+  /**
+   * readHeld of a whole OCI blob (a URL that blobDigestOf gives `digest` for: its task is the
+   * digest, whatever the tag, application or filtered query). Undefined: not held, or not a
+   * sha256 digest.
+   */
+  readHeldBlob?(digest: string): TaskReadResult | undefined;
   stat(taskId: string): TaskInfo | undefined;
   delete(taskId: string): Promise<void>;
 }

@@ -288,6 +288,14 @@ export class TaskManager implements TaskApi {
     }
   }
 
+  readHeldBlob(digest: string): TaskReadResult | undefined {
+    if (!SHA256_DIGEST.test(digest)) return undefined;
+    // An OCI blob's task id is its digest's hex (taskIdOf), whatever the tag, application or query.
+    const entry = this.store.get(digest.slice(SHA256_PREFIX.length));
+    const content = entry && this.store.contentInMemory(entry);
+    return entry && content ? this.readFromMemory(entry, content, WHOLE) : undefined;
+  }
+
   /**
    * The finished local task, to be shared with peers (a seed trigger): as finishedEntry, except
    * that a task without a digest that needs its re-verification (first use after a restart) is
@@ -336,7 +344,7 @@ export class TaskManager implements TaskApi {
     return { taskId, contentLength: entry.meta.contentLength, responseHeaders: entry.meta.responseHeaders, fromCache: false, body };
   }
 
-  private clampRange(options: DownloadOptions, size: number): { start: number; length: number } {
+  private clampRange(options: Pick<DownloadOptions, 'range'>, size: number): { start: number; length: number } {
     if (!options.range) return { start: 0, length: size };
     const { start, length } = options.range;
     if (start < 0 || length < 0 || start + length > size) throw new InvalidArgumentError(`range ${start}+${length} is outside the content of ${size} bytes`);
@@ -353,23 +361,12 @@ export class TaskManager implements TaskApi {
   }
 
   /** A cache hit from the verified copy in memory: `content` is the requested bytes, `body` made only if asked for. */
-  private readFromMemory(entry: TaskEntry, whole: Buffer, options: DownloadOptions): TaskReadResult {
+  private readFromMemory(entry: TaskEntry, whole: Buffer, options: Pick<DownloadOptions, 'range'>): TaskReadResult {
     const range = this.clampRange(options, whole.length);
     const content = range.start === 0 && range.length === whole.length ? whole : whole.subarray(range.start, range.start + range.length);
     this.store.touch(entry);
-    this.metrics.downloadBytes.inc({ source: 'local_cache' }, content.length);
-    let body: Readable | undefined;
-    return {
-      taskId: entry.taskId,
-      contentLength: whole.length,
-      responseHeaders: entry.meta.responseHeaders,
-      fromCache: true,
-      content,
-      get body(): Readable {
-        body ??= Readable.from(content.length > 0 ? [content] : []);
-        return body;
-      },
-    };
+    this.metrics.downloadBytes.inc(LOCAL_CACHE, content.length);
+    return new HeldRead(entry.taskId, whole.length, entry.meta.responseHeaders, content);
   }
 
   /** Cache-hit fast path: the file, streamed with large reads (or sent from pooled buffers, see ContentReadStream.sendTo). */
@@ -510,3 +507,26 @@ export class TaskManager implements TaskApi {
   }
 }
 
+
+const LOCAL_CACHE = { source: 'local_cache' } as const;
+const WHOLE: Pick<DownloadOptions, 'range'> = {};
+const SHA256_PREFIX = 'sha256:';
+const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+/** A read answered from a content held in memory; its stream is made only if someone asks for it. */
+class HeldRead implements TaskReadResult {
+  readonly fromCache = true;
+  private stream: Readable | undefined;
+
+  constructor(
+    readonly taskId: string,
+    readonly contentLength: number,
+    readonly responseHeaders: Readonly<Record<string, string>>,
+    readonly content: Buffer,
+  ) {}
+
+  get body(): Readable {
+    this.stream ??= Readable.from(this.content.length > 0 ? [this.content] : []);
+    return this.stream;
+  }
+}

@@ -72,7 +72,9 @@ export function effectivePort(url: URL): number {
 
 /** Host name as compared against the lists: lower case, IPv6 brackets removed. */
 export function bareHost(hostname: string): string {
-  return hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  // Only a host with a bracket at either end (an IPv6 literal) needs the regex: the others skip it (checked on each request).
+  const bracketed = hostname.charCodeAt(0) === 91 || hostname.charCodeAt(hostname.length - 1) === 93;
+  return (bracketed ? hostname.replace(/^\[|\]$/g, '') : hostname).toLowerCase();
 }
 
 /** Anchored: a whiteList `regx: registry.local` must not also admit `registry.local.attacker.example`. */

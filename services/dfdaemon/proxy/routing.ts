@@ -47,6 +47,8 @@ export interface RouteDecision {
   readonly kind: 'mirror' | 'forward';
   /** Skip TLS verification to this upstream (registryMirror.insecure). */
   readonly insecure: boolean;
+  /** Mirror requests: the request target's path after URL normalisation (what admit checks), parsed once by route. */
+  readonly originPath?: string;
 }
 
 export class RouteError extends Error {
@@ -84,15 +86,69 @@ export function parseOriginForm(originForm: string): URL {
   }
 }
 
-/** Joins a registry base (possibly with a path prefix) and an origin-form request path. */
-function joinMirror(base: URL, originForm: string): URL {
-  const parsed = parseOriginForm(originForm);
-  const prefix = base.pathname.replace(/\/+$/, '');
-  const url = new URL(base.origin);
-  url.pathname = `${prefix}${parsed.pathname}`;
-  parsed.searchParams.delete('ns');
-  url.search = parsed.searchParams.toString();
-  return url;
+/** Most registry strings whose parsed base is kept (they come from a header: bounded). */
+const MAX_REGISTRY_BASES = 64;
+/** Parsed registry bases by the string that named them: the few registries a node pulls from, each parsed once. */
+const registryBases = new Map<string, { readonly origin: string; readonly prefix: string } | RouteError>();
+
+/** registryBase's origin and path prefix (trailing slashes removed), remembered per string. */
+function registryOriginOf(value: string): { readonly origin: string; readonly prefix: string } {
+  let known = registryBases.get(value);
+  if (known === undefined) {
+    try {
+      const base = registryBase(value);
+      known = { origin: base.origin, prefix: base.pathname.replace(/\/+$/, '') };
+    } catch (err) {
+      if (!(err instanceof RouteError)) throw err;
+      known = err;
+    }
+    if (registryBases.size >= MAX_REGISTRY_BASES) registryBases.delete(registryBases.keys().next().value as string);
+    registryBases.set(value, known);
+  }
+  if (known instanceof RouteError) throw new RouteError(known.message);
+  return known;
+}
+
+/**
+ * An origin-form target of path characters URL parsing leaves as they are, with no query or
+ * only `ns=<plain value>` (what containerd sends): path, ns.
+ */
+const PLAIN_TARGET = /^(\/[A-Za-z0-9._~:@+-]*(?:\/[A-Za-z0-9._~:@+-]*)*)(?:\?ns=([A-Za-z0-9._~:-]*))?$/;
+/** A "." or ".." path segment (URL parsing removes them). */
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+
+/** A query of only `ns=<plain value>` (what containerd sends): no form decoding needed to read or drop it. */
+const NS_ONLY = /^\?ns=([A-Za-z0-9._~:-]*)$/;
+
+/**
+ * The registry named by a mirror request (X-Dragonfly-Registry when allowed, else `ns=`, else
+ * registryMirror.url) and the upstream URL: that registry's origin and path prefix, then the
+ * request's normalised path and its query without `ns` (form-serialised). One parse of the
+ * target and one of the result.
+ */
+function mirrorUpstream(config: DfdaemonConfig['proxy'], rawUrl: string, headerRegistry: string | undefined): { upstream: URL; path: string } {
+  const plainTarget = PLAIN_TARGET.exec(rawUrl);
+  if (plainTarget !== null && !DOT_SEGMENT.test(plainTarget[1])) {
+    // Nothing in it that URL parsing would change (no escapes, dot segments or characters it encodes): the target is its own normal form.
+    const { origin, prefix } = registryOriginOf(headerRegistry || plainTarget[2] || config.registryMirror.url);
+    return { upstream: new URL(`${origin}${prefix}${plainTarget[1]}`), path: plainTarget[1] };
+  }
+  const parsed = parseOriginForm(rawUrl);
+  let ns: string | null = null;
+  let query = '';
+  if (parsed.search !== '') {
+    const plain = NS_ONLY.exec(parsed.search);
+    if (plain) ns = plain[1];
+    else {
+      const params = parsed.searchParams;
+      ns = params.get('ns');
+      params.delete('ns');
+      query = params.toString();
+    }
+  }
+  const { origin, prefix } = registryOriginOf(headerRegistry || ns || config.registryMirror.url);
+  // The path is already normalised (no dot segments, percent-encoded): parsing it again after the origin leaves it as is.
+  return { upstream: new URL(`${origin}${prefix}${parsed.pathname}${query === '' ? '' : `?${query}`}`), path: parsed.pathname };
 }
 
 /** The URL with query and fragment stripped: what rules are matched against. */
@@ -124,6 +180,7 @@ export function route(
   let kind: RouteDecision['kind'];
   let insecure = false;
   let forceDirect = false;
+  let originPath: string | undefined;
   if (/^https?:\/\//i.test(rawUrl)) {
     kind = 'forward';
     try {
@@ -135,19 +192,20 @@ export function route(
     kind = 'mirror';
     // registryMirror.dynamic (Go-era key): whether X-Dragonfly-Registry may pick the upstream.
     const headerRegistry = config.registryMirror.dynamic ? single(headers[HEADER.registry]) : undefined;
-    const ns = parseOriginForm(rawUrl).searchParams.get('ns');
-    const registry = headerRegistry || ns || config.registryMirror.url;
-    upstream = joinMirror(registryBase(registry), rawUrl);
+    ({ upstream, path: originPath } = mirrorUpstream(config, rawUrl, headerRegistry));
     insecure = config.registryMirror.insecure;
     forceDirect = config.registryMirror.direct;
   } else {
     throw new RouteError(`unsupported request target "${rawUrl}"`);
   }
-  upstream.hash = '';
-  const requested = new URL(upstream);
+  // A mirror upstream is built without a fragment; a forward URL may carry one ("#" too).
+  if (kind === 'forward') upstream.hash = '';
 
   const rule = firstMatchingRule(config.proxies, upstream, compiledRules);
-  if (rule) {
+  // What the caller asked for stays as it was: a copy only when a rule rewrites the upstream.
+  let requested = upstream;
+  if (rule && (rule.redirect || (rule.useHTTPS && upstream.protocol === 'http:'))) {
+    requested = new URL(upstream);
     if (rule.redirect) upstream.host = rule.redirect;
     if (rule.useHTTPS && upstream.protocol === 'http:') {
       upstream.protocol = 'https:';
@@ -156,7 +214,7 @@ export function route(
   }
   const forcedP2P = single(headers[HEADER.useP2P])?.toLowerCase() === 'true';
   const p2p = method === 'GET' && !forceDirect && (forcedP2P || (rule !== undefined && !rule.direct));
-  return { upstream, requested, mode: p2p ? 'p2p' : 'pass-through', kind, insecure };
+  return { upstream, requested, mode: p2p ? 'p2p' : 'pass-through', kind, insecure, originPath };
 }
 
 /** Methods a mirror request may use: containerd only pulls. */
@@ -175,7 +233,7 @@ export function admit(policy: ProxyPolicy, method: string, rawUrl: string, decis
     throw new ProxyRefusal(403, `method ${method} is not allowed: mirror requests are GET or HEAD under /v2/`);
   }
   // Checked after URL normalisation, so /v2/../api and /v2/%2e%2e/api do not escape.
-  const { pathname } = parseOriginForm(rawUrl);
+  const pathname = decision.originPath ?? parseOriginForm(rawUrl).pathname;
   if (pathname !== '/v2' && !pathname.startsWith('/v2/')) {
     throw new ProxyRefusal(403, `path ${pathname.slice(0, 200)} is not allowed: mirror requests are GET or HEAD under /v2/`);
   }
@@ -253,6 +311,14 @@ export interface TaskInputs {
   readonly digest?: string;
 }
 
+/** proxy.defaultFilter as parsed last time (one config value: every request without a filter header shares it, frozen). */
+let parsedDefaultFilter: { readonly text: string; readonly names: readonly string[] } | undefined;
+
+function defaultFilterOf(text: string): readonly string[] {
+  if (parsedDefaultFilter?.text !== text) parsedDefaultFilter = { text, names: Object.freeze(parseFilter(text)) };
+  return parsedDefaultFilter.names;
+}
+
 /** Task-id inputs from X-Dragonfly-* headers, falling back to proxy.defaultTag/defaultApplication/defaultFilter. */
 export function taskInputs(config: DfdaemonConfig['proxy'], headers: IncomingHttpHeaders, upstream: URL): TaskInputs {
   const tag = single(headers[HEADER.tag]) ?? config.defaultTag;
@@ -264,7 +330,7 @@ export function taskInputs(config: DfdaemonConfig['proxy'], headers: IncomingHtt
       ? listHeader.split(',').map((s) => s.trim()).filter(Boolean)
       : goFilter !== undefined
         ? parseFilter(goFilter)
-        : parseFilter(config.defaultFilter);
+        : defaultFilterOf(config.defaultFilter);
   const priorityText = single(headers[HEADER.priority]);
   const priority = priorityText !== undefined && /^\d+$/.test(priorityText) ? Number(priorityText) : undefined;
   return {

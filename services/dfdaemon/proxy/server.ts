@@ -16,14 +16,14 @@ import type { Logger } from 'pino';
 import type { DfdaemonConfig } from '../../common/config/dfdaemon';
 import { DragonflyError } from '../../common/errors';
 import { closeServer, listen } from '../../common/http';
-import { taskIdOf } from '../../common/ids';
+import { blobDigestOf, taskIdOf } from '../../common/ids';
 import { proxyStatusOf } from '../download-errors';
 import { OriginResponseError, type ByteRange, type TaskApi, type TaskReadResult } from '../task-api';
 import { ContentReadStream } from '../storage';
 import { contextOfHeaders } from '../../common/telemetry';
 import { inRequestSpan, tracingOf } from '../tracing';
 import { ConcurrencyLimiter } from './limiter';
-import { createProxyMetrics, recordAnswer, type ProxyMetrics } from './metrics';
+import { createProxyMetrics, recordAnswer, recordHeldHit, type ProxyMetrics } from './metrics';
 import { ProxyPolicy, ProxyRefusal } from './policy';
 import {
   HEADER,
@@ -174,15 +174,22 @@ export class ProxyHandler {
       return undefined;
     }
     if (decision.mode !== 'p2p') return decision;
-    const inputs = taskInputs(this.config.proxy, req.headers, decision.upstream);
-    const result = this.tasks.readHeld({
-      url: decision.upstream.toString(),
-      requestHeaders: {},
-      tag: inputs.tag,
-      application: inputs.application,
-      filteredQueryParams: inputs.filteredQueryParams,
-      digest: inputs.digest,
-    });
+    const url = decision.upstream.href;
+    // A blob's task is its digest: the other task inputs need not be worked out.
+    const digest = this.tasks.readHeldBlob ? blobDigestOf(url) : undefined;
+    let result: TaskReadResult | undefined;
+    if (digest !== undefined) result = this.tasks.readHeldBlob?.(digest);
+    else {
+      const inputs = taskInputs(this.config.proxy, req.headers, decision.upstream);
+      result = this.tasks.readHeld({
+        url,
+        requestHeaders: {},
+        tag: inputs.tag,
+        application: inputs.application,
+        filteredQueryParams: inputs.filteredQueryParams,
+        digest: inputs.digest,
+      });
+    }
     if (!result?.content) return decision;
     req.resume();
     this.answerPeer(res, result, undefined, undefined);
@@ -445,8 +452,38 @@ export class ProxyHandler {
     this.answerPeer(res, result, single, engineRange);
   }
 
+  /**
+   * Response headers of a whole small content answered from memory, by that Buffer: they only
+   * depend on its task (stored headers, id, length), so each held copy builds them once; they
+   * go when the copy does (weak keys).
+   */
+  private readonly heldHeaders = new WeakMap<Buffer, Readonly<Record<string, string | string[]>>>();
+
+  private wholeHeldHeaders(result: TaskReadResult, content: Buffer): Readonly<Record<string, string | string[]>> {
+    let headers = this.heldHeaders.get(content);
+    if (headers === undefined) {
+      const built = storedHeadersToReplay(result.responseHeaders);
+      built['accept-ranges'] = 'bytes';
+      built[HEADER.taskId] = result.taskId;
+      built[HEADER.downloadFinished] = 'true';
+      built['content-length'] = String(content.length);
+      // Shared by every answer of this copy: frozen, so nothing can change one answer's headers for the next.
+      headers = Object.freeze(built);
+      this.heldHeaders.set(content, headers);
+    }
+    return headers;
+  }
+
   private answerPeer(res: http.ServerResponse, result: TaskReadResult, single: Extract<ParsedRange, { kind: 'single' }> | undefined, engineRange: ByteRange | undefined): void {
     const total = result.contentLength;
+    const held = result.content;
+    if (held !== undefined && single === undefined && result.fromCache && held.length === total) {
+      // The whole of a small cache hit: headers and body in one write.
+      res.writeHead(200, this.wholeHeldHeaders(result, held) as http.OutgoingHttpHeaders);
+      res.end(held);
+      recordHeldHit(this.metrics, total);
+      return;
+    }
     // Stored headers came from whoever first fetched the task: only content-describing ones are replayed.
     const headers = storedHeadersToReplay(result.responseHeaders);
     headers['accept-ranges'] = 'bytes';

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { GRPC_OPTIONS, startGrpcServer, type GrpcServerHandle } from '../../../services/common';
 import { startDfdaemon, type DfdaemonHandle } from '../../../services/dfdaemon/daemon';
-import { crc32Of } from '../../../services/dfdaemon/storage';
+import { crc32Of, HELD_RECHECK_MS } from '../../../services/dfdaemon/storage';
 import {
   dfdaemonUploadService,
   protos,
@@ -236,6 +236,11 @@ describe('dfdaemon trust boundaries', () => {
     const fh = await fsp.open(contentPath, 'r+');
     await fh.write(Buffer.from([small[1000] ^ 0xff]), 0, 1, 1000);
     await fh.close();
+    // Until the identity check is due again, hits still get the verified copy, never the file's bytes.
+    const meanwhile = await proxyGet(daemon.proxyPort, blobPath(smallHex), originBase());
+    expect(meanwhile.status).toBe(200);
+    expect(sha256(meanwhile.body)).toBe(smallHex);
+    await new Promise((r) => setTimeout(r, HELD_RECHECK_MS));
     // The next hit sees the change (not the copy in memory): the task is dropped and fetched again.
     const again = await proxyGet(daemon.proxyPort, blobPath(smallHex), originBase());
     expectNeverWrongBytes(again, smallHex);

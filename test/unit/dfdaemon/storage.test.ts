@@ -445,8 +445,8 @@ describe('TaskStore', () => {
       await store.close();
     });
 
-    it('drops the copy as soon as the content file changes; the file path then re-verifies and drops the task', async () => {
-      const store = await TaskStore.open(opts(dir));
+    it('drops the copy once the content file changed (checked every heldRecheckMs); the file path then re-verifies and drops the task', async () => {
+      const store = await TaskStore.open(opts(dir, { heldRecheckMs: 200 }));
       const data = randomBytes(64 * 1024);
       const e = await finished(store, taskId('2'), data, sha(data));
       expect(await store.loadIntoMemory(e)).toBeDefined();
@@ -455,10 +455,40 @@ describe('TaskStore', () => {
       const fh = await fsp.open(e.contentPath, 'r+');
       await fh.write(Buffer.from([data[100] ^ 1]), 0, 1, 100);
       await fh.close();
+      // Within the interval the copy is still answered: the verified bytes, never the file's.
+      const held = store.contentInMemory(e);
+      expect(held && Buffer.compare(held, data)).toBe(0);
+      await new Promise((r) => setTimeout(r, 200));
       expect(store.contentInMemory(e)).toBeUndefined();
       expect(store.memoryUsage().entries).toBe(0);
       expect(await store.ensureIntact(e)).toBe(false);
       expect(store.get(e.taskId)).toBeUndefined();
+      await store.close();
+    });
+
+    it('with heldRecheckMs 0 sees a changed file at the next hit; removal and a new verification are seen at once whatever the interval', async () => {
+      const every = await TaskStore.open(opts(dir, { heldRecheckMs: 0 }));
+      const data = randomBytes(32 * 1024);
+      const e = await finished(every, taskId('6'), data, sha(data));
+      expect(await every.loadIntoMemory(e)).toBeDefined();
+      expect(every.contentInMemory(e)).toBeDefined();
+      await new Promise((r) => setTimeout(r, 20));
+      const fh = await fsp.open(e.contentPath, 'r+');
+      await fh.write(Buffer.from([data[7] ^ 1]), 0, 1, 7);
+      await fh.close();
+      expect(every.contentInMemory(e)).toBeUndefined();
+      await every.close();
+
+      const store = await TaskStore.open(opts(dir, { keepStorage: false, heldRecheckMs: 60_000 }));
+      const f = await finished(store, taskId('7'), data, sha(data));
+      expect(await store.loadIntoMemory(f)).toBeDefined();
+      // Another verification of the file (its stamp moved): the copy made under the old one goes.
+      f.verifiedStamp = 'other';
+      expect(store.contentInMemory(f)).toBeUndefined();
+      const g = await finished(store, taskId('8'), data, sha(data));
+      expect(await store.loadIntoMemory(g)).toBeDefined();
+      await store.remove(g.taskId);
+      expect(store.contentInMemory(g)).toBeUndefined();
       await store.close();
     });
 

@@ -1,5 +1,6 @@
 import { ConfigError, parseConfig } from '../../../services/common/config';
 import { ProxyPolicy, ProxyRefusal, admit, isSensitiveAddress, route } from '../../../services/dfdaemon/proxy';
+import { bareHost } from '../../../services/dfdaemon/proxy/policy';
 import { withRegistryWhiteList } from '../../../constructs/dfdaemon';
 import { proxyConfig } from './helpers';
 
@@ -102,5 +103,22 @@ describe('constructs: the cluster registries on the proxy whiteList', () => {
       { host: 'registry.local', ports: ['5000'] },
     ]);
     expect(withRegistryWhiteList(undefined, [])).toEqual({});
+  });
+});
+
+describe('bareHost', () => {
+  it('strips a bracket at either end and lower-cases, as the regex alone did', () => {
+    for (const [input, want] of [
+      ['[::1]', '::1'],
+      ['[FE80::1]', 'fe80::1'],
+      ['Registry.Local', 'registry.local'],
+      ['host]', 'host'],
+      ['[host', 'host'],
+      ['a[b]c', 'a[b]c'],
+      ['', ''],
+    ] as const) {
+      expect(bareHost(input)).toBe(want);
+      expect(bareHost(input)).toBe(input.replace(/^\[|\]$/g, '').toLowerCase());
+    }
   });
 });

@@ -4,6 +4,7 @@ import { Registry } from 'prom-client';
 import { silentLogger } from '../../../services/common/logger';
 import { UnavailableError } from '../../../services/common/errors';
 import { startProxyServer, type ProxyServerHandle } from '../../../services/dfdaemon/proxy';
+import { createProxyMetrics, recordAnswer, recordHeldHit } from '../../../services/dfdaemon/proxy/metrics';
 import { blobOf, MemoryTasks, proxyConfig, request, startOrigin, type Origin } from './helpers';
 
 describe('registry-mirror proxy', () => {
@@ -223,6 +224,34 @@ describe('registry-mirror proxy', () => {
     expect(text).toMatch(/mode="p2p",status="200"[^\n]* 2/);
   });
 
+  it('looks a held blob up by its digest alone (readHeldBlob); refused requests never reach it, other URLs still use readHeld', async () => {
+    expect((await request(proxy.port, `/v2/library/alpine/blobs/${digest}`)).status).toBe(200);
+    tasks.inMemory = true;
+    const byDigest: string[] = [];
+    Object.assign(tasks, {
+      readHeldBlob: (d: string) => {
+        byDigest.push(d);
+        return tasks.readHeld({ url: `${origin.base}/v2/library/alpine/blobs/${d}`, requestHeaders: {} });
+      },
+    });
+    const heldBefore = tasks.heldCalls.length;
+    // Tag and application do not change a blob's task: the digest is all the lookup needs.
+    const hit = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { 'X-Dragonfly-Tag': 't', 'X-Dragonfly-Application': 'a' } });
+    expect(hit.status).toBe(200);
+    expect(hit.body.equals(content)).toBe(true);
+    expect(hit.headers['x-dragonfly-task-id']).toBe(hex);
+    expect(hit.headers['x-dragonfly-task-download-finished']).toBe('true');
+    expect(byDigest).toEqual([digest]);
+    expect(tasks.calls).toHaveLength(1);
+    // A registry the config does not list: refused before any lookup.
+    expect((await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { 'X-Dragonfly-Registry': 'http://10.1.2.3:5000' } })).status).toBe(403);
+    expect(byDigest).toHaveLength(1);
+    // Not a blob URL: the task inputs are worked out and readHeld asked.
+    await request(proxy.port, '/v2/library/alpine/manifests/latest', { headers: { 'X-Dragonfly-Use-P2P': 'true' } });
+    expect(byDigest).toHaveLength(1);
+    expect(tasks.heldCalls.length).toBe(heldBefore + 2);
+  });
+
   it('cuts an open-ended range out of the body when the task is not known yet', async () => {
     const res = await request(proxy.port, `/v2/library/alpine/blobs/${digest}`, { headers: { Range: 'bytes=2500-' } });
     expect(res.status).toBe(206);
@@ -386,5 +415,26 @@ describe('proxy limits and rules', () => {
     expect(res.body.equals(content)).toBe(true);
     expect(tasks.calls[0].url).toBe(`${origin.base}/v2/library/alpine/blobs/${digest}`);
     await proxy.close();
+  });
+});
+
+describe('proxy metrics: whole cache hits answered from memory', () => {
+  it('are tallied and taken into the counters when read: exact at every read, never twice, shared by the proxies of one registry', async () => {
+    const reg = new Registry();
+    const a = createProxyMetrics(reg);
+    const b = createProxyMetrics(reg);
+    recordHeldHit(a, 100);
+    recordHeldHit(b, 50);
+    recordAnswer(a, 'p2p', 200, 7);
+    const read = async () => ({
+      hits: (await reg.getSingleMetric('dragonfly_dfdaemon_proxy_cache_hits_total')!.get()).values[0]?.value,
+      ok: (await a.requests.get()).values.find((v) => v.labels.mode === 'p2p' && v.labels.status === '200')?.value,
+      bytes: (await a.bytes.get()).values.find((v) => v.labels.mode === 'p2p')?.value,
+    });
+    expect(await read()).toEqual({ hits: 2, ok: 3, bytes: 157 });
+    expect(await read()).toEqual({ hits: 2, ok: 3, bytes: 157 });
+    recordHeldHit(b, 1);
+    expect(await reg.metrics()).toMatch(/dragonfly_dfdaemon_proxy_cache_hits_total 3\n/);
+    expect(await read()).toEqual({ hits: 3, ok: 4, bytes: 158 });
   });
 });

@@ -95,3 +95,106 @@ describe('proxy routing', () => {
     expect(resolveRange(e, 100)).toEqual({ start: 90, end: 99 });
   });
 });
+
+describe('proxy routing: one parse of a mirror target', () => {
+  /** route's mirror URL as it was built before (parse, join by setters, full copy): the answer must not change. */
+  function reference(cfg: ReturnType<typeof proxyConfig>['proxy'], rawUrl: string, headerRegistry?: string): { upstream: string; requested: string; path: string } {
+    const parse = (t: string) => new URL(`http://placeholder${t}`);
+    const registry = (cfg.registryMirror.dynamic ? headerRegistry : undefined) || parse(rawUrl).searchParams.get('ns') || cfg.registryMirror.url;
+    const base = registryBase(registry);
+    const parsed = parse(rawUrl);
+    const url = new URL(base.origin);
+    url.pathname = `${base.pathname.replace(/\/+$/, '')}${parsed.pathname}`;
+    parsed.searchParams.delete('ns');
+    url.search = parsed.searchParams.toString();
+    url.hash = '';
+    const requested = new URL(url);
+    for (const rule of cfg.proxies) {
+      if (!new RegExp(rule.regx).test(`${url.protocol}//${url.host}${url.pathname}`)) continue;
+      if (rule.redirect) url.host = rule.redirect;
+      if (rule.useHTTPS && url.protocol === 'http:') {
+        url.protocol = 'https:';
+        if (url.port === '80') url.port = '';
+      }
+      break;
+    }
+    return { upstream: url.href, requested: requested.href, path: parsed.pathname };
+  }
+
+  const digest = `sha256:${'c'.repeat(64)}`;
+  const targets = [
+    `/v2/a/blobs/${digest}`,
+    `/v2/a/blobs/${digest}?ns=ghcr.io`,
+    `/v2/a/blobs/${digest}?ns=`,
+    `/v2/a/blobs/${digest}?ns=registry.local%3A5000`,
+    `/v2/a/blobs/${digest}?ns=docker.io&x=1`,
+    `/v2/a/blobs/${digest}?x=a b&ns=ghcr.io&y=%2B+c`,
+    `/v2/a/blobs/${digest}?ns=ghcr.io&ns=other.io`,
+    `/v2/a/blobs/${digest}?ns=ghcr.io#frag`,
+    `/v2/a/blobs/${digest}#`,
+    `/v2/a/blobs/${digest}?`,
+    '/v2/a/../b/./c/manifests/latest?ns=quay.io',
+    '/v2/%2e%2e/api',
+    '/v2/a%20b/c d/manifests/é',
+    '//evil.example/v2/x',
+    '/v2\\a\\blobs',
+    '/v2',
+    '/api/x?ns=ghcr.io',
+    '/v2/',
+    '/v2//a//blobs/',
+    '/v2/a/./b',
+    '/v2/a/.',
+    '/v2/a/..',
+    '/v2/.hidden/..x/x..',
+    '/v2/a:b@c+d~e-f_g.h',
+    '/v2/a?ns=gh:cr.io',
+    '/v2/a?ns=ghcr.io&',
+    '/v2/a?ns=ghcr.io%20x',
+    '/v2/a?ns',
+    '/v2/a?NS=ghcr.io',
+    '/v2/A/Blobs',
+  ];
+  const configs = [
+    proxyConfig().proxy,
+    proxyConfig({ registryMirror: { url: 'https://harbor.example/cache/', dynamic: false } }).proxy,
+    proxyConfig({ proxies: [{ regx: 'blobs/sha256.*', redirect: 'other.example:8443' }] }).proxy,
+    proxyConfig({ registryMirror: { url: 'http://plain.example' }, proxies: [{ regx: '.*', useHTTPS: true }] }).proxy,
+  ];
+  const registries = [undefined, 'http://127.0.0.1:5000', 'https://harbor.example/proxy-cache//', 'docker.io', '[::1]:5000'];
+
+  it('builds the same upstream, requested URL and checked path as the parse-join-copy it replaces', () => {
+    let compared = 0;
+    for (const cfg of configs) {
+      for (const target of targets) {
+        for (const reg of registries) {
+          const headers = reg === undefined ? {} : { 'x-dragonfly-registry': reg };
+          const outcome = (f: () => object) => {
+            try {
+              return f();
+            } catch (err) {
+              return { error: (err as Error).message };
+            }
+          };
+          const got = outcome(() => {
+            const d = route(cfg, 'GET', target, headers);
+            return { upstream: d.upstream.href, requested: d.requested.href, path: d.originPath };
+          });
+          expect({ target, reg, ...got }).toEqual({ target, reg, ...outcome(() => reference(cfg, target, reg)) });
+          compared++;
+        }
+      }
+    }
+    expect(compared).toBe(configs.length * targets.length * registries.length);
+  });
+
+  it('keeps what the caller asked for apart from a rule that rewrites the upstream', () => {
+    const cfg = proxyConfig({ proxies: [{ regx: 'blobs/sha256.*', redirect: 'other.example' }] }).proxy;
+    const d = route(cfg, 'GET', `/v2/a/blobs/${digest}`, { 'x-dragonfly-registry': 'https://asked.example' });
+    expect(d.requested.host).toBe('asked.example');
+    expect(d.upstream.host).toBe('other.example');
+  });
+
+  it('answers an invalid registry with a RouteError every time, also once remembered', () => {
+    for (let i = 0; i < 2; i++) expect(() => route(proxyConfig().proxy, 'GET', `/v2/a/blobs/${digest}`, { 'x-dragonfly-registry': 'ftp://x' })).toThrow('unsupported registry scheme');
+  });
+});
