@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '../../../services/common';
 import { fetchFromOrigin, type OriginTask } from '../../../services/dfdaemon/origin-fetch';
-import { OriginClient } from '../../../services/dfdaemon/piece-transfer';
+import { closeIdlePieceConnections, OriginClient } from '../../../services/dfdaemon/piece-transfer';
 import { crc32Of } from '../../../services/dfdaemon/storage';
 
 const KiB = 1024;
@@ -26,10 +26,14 @@ interface Behaviour {
   cutFirstAfter?: number;
   /** Stop sending (without closing) after this many bytes. */
   stallAfter?: number;
+  /** From this GET on (1-based), ignore Range: 200 with everything. */
+  ignoreRangeFrom?: number;
 }
 
 async function origin(content: Buffer, b: Behaviour) {
   const gets: Array<string | undefined> = [];
+  /** Per GET: its Connection header (the HTTP client's agent sends keep-alive, a raw GET none) and Authorization. */
+  const getHeaders: Array<{ connection?: string; authorization?: string }> = [];
   let heads = 0;
   const server = http.createServer((req, res) => {
     if (req.method === 'HEAD') {
@@ -38,9 +42,10 @@ async function origin(content: Buffer, b: Behaviour) {
       return;
     }
     gets.push(req.headers.range);
+    getHeaders.push({ connection: req.headers.connection, authorization: req.headers.authorization });
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     let body = content;
-    if (b.ranges && m) {
+    if (b.ranges && m && (b.ignoreRangeFrom === undefined || gets.length < b.ignoreRangeFrom)) {
       const start = Number(m[1]);
       const end = m[2] ? Math.min(Number(m[2]), content.length - 1) : content.length - 1;
       body = content.subarray(start, end + 1);
@@ -60,6 +65,7 @@ async function origin(content: Buffer, b: Behaviour) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/c`,
     gets,
+    getHeaders,
     heads: () => heads,
     close: async () => {
       server.closeAllConnections();
@@ -103,10 +109,10 @@ async function task(content: Buffer, stored: number[] = []) {
   };
 }
 
-async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; timeoutMs?: number; noProbe?: boolean; firstGet?: boolean } = {}) {
+async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; timeoutMs?: number; noProbe?: boolean; firstGet?: boolean; headers?: Record<string, string> } = {}) {
   const o = await origin(content, b);
   const k = await task(content, opts.stored);
-  const client = new OriginClient({});
+  const client = new OriginClient(opts.headers ?? {});
   const failed: number[] = [];
   try {
     // noProbe: the metadata came from the scheduler, Range support is unknown.
@@ -139,8 +145,9 @@ async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; tim
       (err: unknown) => (err instanceof Error ? err : new Error(`rejected with ${String((err as { message?: string })?.message ?? err)}`, { cause: err })),
     );
     if (!(result instanceof Error)) await k.check();
-    return { result, gets: o.gets, heads: o.heads(), order: k.order, failed };
+    return { result, gets: o.gets, getHeaders: o.getHeaders, heads: o.heads(), order: k.order, failed };
   } finally {
+    closeIdlePieceConnections();
     await o.close();
     await k.close();
   }
@@ -154,6 +161,26 @@ describe('fetchFromOrigin', () => {
     expect(r.result).toEqual({ mode: 'ranged' });
     expect(r.gets).toHaveLength(11);
     expect(r.gets.every((g) => g?.startsWith('bytes='))).toBe(true);
+  });
+
+  it('once a 206 came through the HTTP client, the next ranged GETs go over raw kept-alive connections, with the same headers', async () => {
+    const r = await run(content, { ranges: true, advertise: true }, { headers: { Authorization: 'Bearer t' } });
+    expect(r.result).toEqual({ mode: 'ranged' });
+    expect(r.gets).toHaveLength(11);
+    // The first wave (concurrency 4) through the HTTP client's agent, the other 7 raw.
+    expect(r.getHeaders.filter((h) => h.connection === 'keep-alive')).toHaveLength(4);
+    expect(r.getHeaders.filter((h) => h.connection === undefined)).toHaveLength(7);
+    expect(r.getHeaders.every((h) => h.authorization === 'Bearer t')).toBe(true);
+  });
+
+  it('an answer the raw reader does not take (a 200 after 206s) goes back to the HTTP client: that 200 becomes the stream', async () => {
+    const r = await run(content, { ranges: true, advertise: true, ignoreRangeFrom: 6 });
+    expect(r.result).toEqual({ mode: 'sequential' });
+    expect(r.failed).toEqual([]);
+    // After the 5 ranged answers, each of the 4 workers makes at most two GETs: its raw GET
+    // answered 200, asked again through the HTTP client (the first such 200 is the stream).
+    expect(r.gets.length).toBeLessThanOrEqual(5 + 2 * 4);
+    expect(r.getHeaders.some((h) => h.connection === undefined)).toBe(true);
   });
 
   it('no Accept-Ranges: one plain GET, pieces cut in order', async () => {
