@@ -738,7 +738,7 @@ export function fetchOriginRangeRaw(
       poolKey: key,
       connect: (onread) =>
         secure
-          ? connectTls(key, { host: hostname, port, servername: net.isIP(hostname) ? undefined : hostname, ALPNProtocols: ['http/1.1'] }, onread)
+          ? connectTls(key, { host: hostname, port, servername: net.isIP(hostname) ? undefined : hostname }, onread)
           : net.connect({ host: hostname, port, onread }),
       request: `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nRange: bytes=${offset}-${offset + length - 1}\r\n${lines.join('')}\r\n`,
       offset,

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '../../../services/common';
 import { fetchFromOrigin, type OriginTask } from '../../../services/dfdaemon/origin-fetch';
-import { closeIdlePieceConnections, OriginClient } from '../../../services/dfdaemon/piece-transfer';
+import { closeIdlePieceConnections, fetchOriginRangeRaw, OriginClient, UnusableAnswerError } from '../../../services/dfdaemon/piece-transfer';
 import { crc32Of } from '../../../services/dfdaemon/storage';
 
 const KiB = 1024;
@@ -273,5 +273,67 @@ describe('fetchFromOrigin', () => {
     expect(r.gets).toEqual([undefined, `bytes=${PIECE}-`, `bytes=${PIECE}-`, `bytes=${PIECE}-`]);
     expect(r.order).toEqual([0]);
     expect(r.failed).toEqual([1]);
+  });
+});
+
+describe('fetchOriginRangeRaw', () => {
+  const content = randomBytes(3 * PIECE);
+  let dir: string;
+  let fh: fsp.FileHandle;
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'origin-raw-'));
+    fh = await fsp.open(path.join(dir, 'content'), 'w+');
+  });
+  afterEach(async () => {
+    closeIdlePieceConnections();
+    await fh.close();
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  /** Answers a Range with 206, or with 200 and everything when `whole`. */
+  const handler = (whole: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (!m || whole) return void res.writeHead(200, { 'content-length': content.length }).end(content);
+    const [a, b] = [Number(m[1]), Number(m[2])];
+    res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${content.length}` }).end(content.subarray(a, b + 1));
+  };
+
+  it('https: the certificate is checked as by the HTTP client (an untrusted one is refused, nothing written)', async () => {
+    const { createDevCa, issueDevCert } = await import('../../../services/common/dev-pki');
+    const ca = createDevCa(dir);
+    const cert = issueDevCert(ca, dir, { commonName: 'origin', ipAddresses: ['127.0.0.1'] });
+    const https = await import('node:https');
+    const server = https.createServer({ cert: await fsp.readFile(cert.certFile), key: await fsp.readFile(cert.keyFile) }, handler(false));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      // The dev CA is in no trust store here.
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/c`;
+      const viaClient = await new OriginClient({}).request('GET', url, { Range: `bytes=0-${PIECE - 1}` }, 5000).then(
+        () => 'accepted',
+        (err: Error) => err.message,
+      );
+      expect(viaClient).toMatch(/certificate/);
+      await expect(fetchOriginRangeRaw(url, {}, fh, 0, PIECE, 5000)).rejects.toThrow(viaClient);
+      expect((await fh.stat()).size).toBe(0);
+    } finally {
+      closeIdlePieceConnections();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a 200 is not taken: UnusableAnswerError, nothing written', async () => {
+    const server = http.createServer(handler(true));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/c`;
+      await expect(fetchOriginRangeRaw(url, {}, fh, PIECE, PIECE, 5000)).rejects.toBeInstanceOf(UnusableAnswerError);
+      expect((await fh.stat()).size).toBe(0);
+      // A header value http.request would have to judge is left to it.
+      await expect(fetchOriginRangeRaw(url, { 'x-a': 'b\r\nx: y' }, fh, 0, PIECE, 5000)).rejects.toBeInstanceOf(UnusableAnswerError);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
