@@ -22,7 +22,7 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import { UnavailableError } from '../common';
 import { isLocalIoError } from './local-io';
-import { OriginClient, receiveInto } from './piece-transfer';
+import { OriginClient, receiveInto, UnusableAnswerError } from './piece-transfer';
 import type { Limiters } from './rate-limiter';
 import { crc32Digest } from './storage';
 import { OriginResponseError } from './task-api';
@@ -114,7 +114,12 @@ export async function fetchFromOrigin(o: OriginFetchOptions): Promise<OriginFetc
   }
   // Piece 0 already on its way (the answer that gave the length): read it; if it breaks, it is
   // fetched again like any other piece.
-  if (firstUsable && (await firstPieceFrom(o, first.res, first.length))) missing.shift();
+  // The answer that gave the length was a 206 through the HTTP client: the origin serves ranges.
+  const raw: RawRanges = { on: false };
+  if (firstUsable && (await firstPieceFrom(o, first.res, first.length))) {
+    missing.shift();
+    raw.on = true;
+  }
   /** The first 200 to a ranged GET: Range is ignored, and that response is the stream. */
   let whole: http.IncomingMessage | undefined;
   const claim = (res: http.IncomingMessage | undefined) => {
@@ -122,11 +127,11 @@ export async function fetchFromOrigin(o: OriginFetchOptions): Promise<OriginFetc
     if (whole) res.destroy();
     else whole = res;
   };
-  if (o.acceptsRanges === undefined) claim(await rangedPieceWithRetry(o, missing.shift()!));
+  if (o.acceptsRanges === undefined) claim(await rangedPieceWithRetry(o, missing.shift()!, raw));
   let failure: Error | undefined;
   const worker = async () => {
     for (let n = whole ? undefined : missing.shift(); n !== undefined && !failure; n = whole ? undefined : missing.shift()) {
-      claim(await rangedPieceWithRetry(o, n));
+      claim(await rangedPieceWithRetry(o, n, raw));
     }
   };
   const workers = Array.from({ length: Math.min(o.concurrency, Math.max(1, missing.length)) }, () =>
@@ -175,8 +180,18 @@ async function firstPieceFrom(o: OriginFetchOptions, res: http.IncomingMessage, 
   }
 }
 
+/**
+ * Whether ranged GETs go over raw connections (OriginClient.fetchRangeRaw): only once the origin
+ * answered one through the HTTP client with a 206, so the first answers (a 200 that becomes the
+ * stream, a redirect, a refusal) are read as before and cost no extra GET; off again after an
+ * answer the raw reader does not take.
+ */
+interface RawRanges {
+  on: boolean;
+}
+
 /** One piece by a ranged GET, retried; a 200 answer is returned unread (the origin ignores Range: the caller streams it). */
-async function rangedPieceWithRetry(o: OriginFetchOptions, n: number): Promise<http.IncomingMessage | undefined> {
+async function rangedPieceWithRetry(o: OriginFetchOptions, n: number, raw: RawRanges): Promise<http.IncomingMessage | undefined> {
   const { offset, length } = pieceSpan(o.task, n);
   const started = process.hrtime.bigint();
   for (let attempt = 1; ; attempt++) {
@@ -184,11 +199,27 @@ async function rangedPieceWithRetry(o: OriginFetchOptions, n: number): Promise<h
     const deadline = new Deadline(o.signal);
     deadline.arm(o.pieceTimeoutMs, () => `origin did not deliver bytes ${offset}+${length} of ${o.url} within ${o.pieceTimeoutMs} ms`);
     try {
+      if (raw.on) {
+        const fh = await o.task.handle();
+        const digest = await o.client.fetchRangeRaw(o.url, fh, offset, length, o.pieceTimeoutMs, o.limiters, deadline.signal).catch((err: unknown) => {
+          if (!(err instanceof UnusableAnswerError)) throw err;
+          raw.on = false;
+          o.log.debug({ piece: n, err: err.message }, 'origin answer not taken raw; asking through the HTTP client');
+          return undefined;
+        });
+        if (digest !== undefined) {
+          deadline.clear();
+          o.onPiece(n, digest, Number(process.hrtime.bigint() - started));
+          return undefined;
+        }
+      }
       const { res } = await o.client.request('GET', o.url, { Range: `bytes=${offset}-${offset + length - 1}` }, o.pieceTimeoutMs, deadline.signal);
       const status = res.statusCode ?? 0;
       let digest: string;
-      if (status === 206) digest = await receiveInto(res, await o.task.handle(), offset, length, { limiters: o.limiters });
-      else if (status === 200) {
+      if (status === 206) {
+        digest = await receiveInto(res, await o.task.handle(), offset, length, { limiters: o.limiters });
+        raw.on = true;
+      } else if (status === 200) {
         deadline.clear();
         return res;
       } else throw await OriginClient.refusal(res, o.url);

@@ -209,9 +209,13 @@ const tlsSessions = new Map<string, Buffer>();
 
 function connectPieceSocket(req: PeerPieceRequest, onread: net.OnReadOpts): net.Socket {
   if (!req.tls) return net.connect({ host: req.ip, port: req.port, onread });
-  const key = `${req.ip}|${req.port}`;
+  return connectTls(`${req.ip}|${req.port}`, { ...req.tls, host: req.ip, port: req.port }, onread);
+}
+
+/** A TLS connection resuming the session last seen for `key` (see tlsSessions). */
+function connectTls(key: string, options: tls.ConnectionOptions, onread: net.OnReadOpts): tls.TLSSocket {
   // Node's tls.connect takes `onread` (reads land in our batches, as with net), its types do not.
-  const socket = tls.connect({ ...req.tls, host: req.ip, port: req.port, onread, session: tlsSessions.get(key) } as tls.ConnectionOptions);
+  const socket = tls.connect({ ...options, onread, session: tlsSessions.get(key) } as tls.ConnectionOptions);
   socket.on('session', (session: Buffer) => {
     tlsSessions.delete(key);
     if (tlsSessions.size >= TLS_SESSIONS_MAX) tlsSessions.delete(tlsSessions.keys().next().value as string);
@@ -250,14 +254,14 @@ class PieceConnection {
 
   constructor(
     readonly key: string,
-    req: PeerPieceRequest,
+    connect: (onread: net.OnReadOpts) => net.Socket,
     reader: PieceReader,
   ) {
     // Set before connecting: the socket asks for its first read buffer right away.
     this.reader = reader;
     /** The buffer the read in progress lands in (the generator is asked after each read). */
     let given: Buffer = IDLE_BUFFER;
-    this.socket = connectPieceSocket(req, {
+    this.socket = connect({
       buffer: () => (given = this.reader?.nextBuffer() ?? IDLE_BUFFER),
       callback: (n) => {
         if (!this.reader) {
@@ -321,9 +325,8 @@ function poolKey(req: PeerPieceRequest): string {
   return `${req.tls ? 'https' : 'http'}|${req.ip}|${req.port}`;
 }
 
-/** An idle connection to the request's parent, most recently used first; undefined when none. */
-function takeIdle(req: PeerPieceRequest): PieceConnection | undefined {
-  const key = poolKey(req);
+/** An idle connection of pool `key`, most recently used first; undefined when none. */
+function takeIdle(key: string): PieceConnection | undefined {
   const list = idleConnections.get(key);
   const conn = list?.pop();
   if (!conn) return undefined;
@@ -422,6 +425,15 @@ export class OriginClient {
       out[k] = v;
     }
     return { ...out, ...extra };
+  }
+
+  /**
+   * Bytes [offset, offset+length) of `url` (no redirects followed: the URL after them) into the
+   * content file over a raw kept-alive connection; see fetchOriginRangeRaw (UnusableAnswerError).
+   */
+  fetchRangeRaw(url: string, fh: FileHandle, offset: number, length: number, timeoutMs: number, limiters?: Limiters, signal?: AbortSignal): Promise<string> {
+    const target = new URL(url);
+    return fetchOriginRangeRaw(url, this.outgoingHeaders(target, target.host, {}), fh, offset, length, timeoutMs, limiters, signal);
   }
 
   /** One request with redirects followed; resolves with the final response (body unread). */
@@ -598,6 +610,39 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 const MAX_HEADER = 16 * 1024;
 const LIMITED_READ = 64 * 1024;
 
+/** A ranged GET over a pooled raw connection (see rawRangeGet). */
+interface RawRangeSpec {
+  /** Which idle connections may carry it (one pool per peer or origin, per scheme). */
+  readonly poolKey: string;
+  connect(onread: net.OnReadOpts): net.Socket;
+  /** The request head, blank line included. */
+  readonly request: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly expectedDigest?: string;
+  readonly timeoutMs: number;
+  readonly limiters?: Limiters;
+  readonly signal?: AbortSignal;
+  /** Why a response head is not the answer to read (undefined: it is), as the caller's error. */
+  refuse(status: number, head: string): Error | undefined;
+  /** A response head larger than MAX_HEADER. */
+  tooLarge(): Error;
+}
+
+/**
+ * Why the head of a 206 is not exactly bytes [offset, offset+length) with a Content-Length
+ * (a stray answer on a reused connection would put other bytes here); undefined when it is.
+ */
+function rangeAnswerProblem(head: string, offset: number, length: number): string | undefined {
+  const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
+  if (len !== length) return `sent ${len} bytes for a ${length}-byte piece`;
+  const range = /\r\ncontent-range:\s*bytes (\d+)-(\d+)\//i.exec(head);
+  if (!range || Number(range[1]) !== offset || Number(range[2]) !== offset + length - 1) {
+    return `answered for ${range ? `bytes ${range[1]}-${range[2]}` : 'no range'} instead of bytes ${offset}-${offset + length - 1}`;
+  }
+  return undefined;
+}
+
 /**
  * The same request as fetchPieceFromPeer over a kept-alive raw socket (TCP or TLS) whose reads
  * land directly in pooled 1 MiB write batches (`onread` with a buffer generator): no per-chunk
@@ -608,6 +653,113 @@ const LIMITED_READ = 64 * 1024;
  * 206 + Content-Length).
  */
 export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<string> {
+  const host = req.ip.includes(':') ? `[${req.ip}]` : req.ip;
+  const path = `/download/${req.taskId.slice(0, 3)}/${req.taskId}?peerId=${encodeURIComponent(req.parentPeerId)}`;
+  const extra = Object.entries(req.headers ?? {})
+    .filter(([k, v]) => /^[a-z0-9-]+$/i.test(k) && /^[\x20-\x7e]*$/.test(v))
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  return rawRangeGet(
+    {
+      poolKey: poolKey(req),
+      connect: (onread) => connectPieceSocket(req, onread),
+      request: `GET ${path} HTTP/1.1\r\nHost: ${host}:${req.port}\r\nRange: bytes=${req.offset}-${req.offset + req.length - 1}\r\n${extra}\r\n`,
+      offset: req.offset,
+      length: req.length,
+      expectedDigest: req.expectedDigest,
+      timeoutMs: req.timeoutMs,
+      limiters: req.limiters,
+      signal: req.signal,
+      refuse: (status, head) => {
+        if (status !== 206) return new PieceHttpError(status, `parent answered ${status} for piece at ${req.offset}`);
+        const problem = rangeAnswerProblem(head, req.offset, req.length);
+        return problem === undefined ? undefined : new Error(`parent ${problem}`);
+      },
+      tooLarge: () => new Error('response header too large'),
+    },
+    fh,
+  );
+}
+
+/**
+ * An origin's answer the raw reader does not take: anything but a plain 206 of exactly the asked
+ * bytes (a 200, a redirect, a refusal, chunked coding, a huge head). Nothing was written; the
+ * caller asks again through the HTTP client, which handles every kind of answer.
+ */
+export class UnusableAnswerError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UnusableAnswerError';
+  }
+}
+
+/** Header values the raw request carries as they are (http.request validates the same way). */
+const SAFE_HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/i;
+const SAFE_HEADER_VALUE = /^[\t\x20-\x7e]*$/;
+
+/**
+ * Bytes [offset, offset+length) of an origin URL (http or https) into the content file over a
+ * kept-alive raw connection, as fetchPieceRaw does for parents: the Node HTTP client copies every
+ * 64 KiB of a body into a new buffer, which cost about three times the receive itself. Resolves
+ * with the crc32; rejects with UnusableAnswerError (before writing anything) when the answer is
+ * not a plain 206 of those bytes, or at once when the request cannot be sent raw (a header value
+ * http.request would have to judge).
+ */
+export function fetchOriginRangeRaw(
+  rawUrl: string,
+  headers: Readonly<Record<string, string>>,
+  fh: FileHandle,
+  offset: number,
+  length: number,
+  timeoutMs: number,
+  limiters?: Limiters,
+  signal?: AbortSignal,
+): Promise<string> {
+  const url = new URL(rawUrl);
+  const secure = url.protocol === 'https:';
+  if ((!secure && url.protocol !== 'http:') || url.username || url.password) {
+    return Promise.reject(new UnusableAnswerError(0, `${url.protocol} with credentials in the URL is left to the HTTP client`));
+  }
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(headers)) {
+    if (!SAFE_HEADER_NAME.test(k) || !SAFE_HEADER_VALUE.test(v)) return Promise.reject(new UnusableAnswerError(0, `header ${k.slice(0, 64)} is left to the HTTP client`));
+    lines.push(`${k}: ${v}\r\n`);
+  }
+  // URL keeps IPv6 literals bracketed; connect wants them bare.
+  const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = Number(url.port || (secure ? 443 : 80));
+  const key = `origin|${url.protocol}|${hostname}|${port}`;
+  const unusable = (status: number, why: string) => new UnusableAnswerError(status, `origin answered bytes ${offset}-${offset + length - 1} of ${rawUrl} ${why}`);
+  return rawRangeGet(
+    {
+      poolKey: key,
+      connect: (onread) =>
+        secure
+          ? connectTls(key, { host: hostname, port, servername: net.isIP(hostname) ? undefined : hostname }, onread)
+          : net.connect({ host: hostname, port, onread }),
+      request: `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nRange: bytes=${offset}-${offset + length - 1}\r\n${lines.join('')}\r\n`,
+      offset,
+      length,
+      timeoutMs,
+      limiters,
+      signal,
+      refuse: (status, head) => {
+        if (status !== 206) return unusable(status, `with ${status}`);
+        if (/\r\ntransfer-encoding:/i.test(head)) return unusable(status, 'with a transfer coding');
+        const problem = rangeAnswerProblem(head, offset, length);
+        return problem === undefined ? undefined : unusable(status, `but ${problem}`);
+      },
+      tooLarge: () => unusable(0, `with a head over ${MAX_HEADER} bytes`),
+    },
+    fh,
+  );
+}
+
+/** See fetchPieceRaw. */
+function rawRangeGet(req: RawRangeSpec, fh: FileHandle): Promise<string> {
   return new Promise((resolve, reject) => {
     const limited = req.limiters !== undefined && !req.limiters.empty;
     let conn: PieceConnection;
@@ -713,26 +865,15 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
       batchLen += nread;
       const end = batch.subarray(0, batchLen).indexOf(HEADER_END, searchFrom);
       if (end < 0) {
-        if (batchLen > MAX_HEADER) finish(new Error('response header too large'));
+        if (batchLen > MAX_HEADER) finish(req.tooLarge());
         return !settled;
       }
       const head = batch.toString('latin1', 0, end);
       inHeader = false;
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
-      if (status !== 206) {
-        finish(new PieceHttpError(status, `parent answered ${status} for piece at ${req.offset}`));
-        return false;
-      }
-      const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
-      if (len !== req.length) {
-        finish(new Error(`parent sent ${len} bytes for a ${req.length}-byte piece`));
-        return false;
-      }
-      // The answer must be for this range: anything else (a stray answer on a reused connection)
-      // would put another piece's bytes here.
-      const range = /\r\ncontent-range:\s*bytes (\d+)-(\d+)\//i.exec(head);
-      if (!range || Number(range[1]) !== req.offset || Number(range[2]) !== req.offset + req.length - 1) {
-        finish(new Error(`parent answered for ${range ? `bytes ${range[1]}-${range[2]}` : 'no range'} instead of bytes ${req.offset}-${req.offset + req.length - 1}`));
+      const refused = req.refuse(status, head);
+      if (refused) {
+        finish(refused);
         return false;
       }
       if (/^HTTP\/1\.0 /.test(head) || /\r\nconnection:[^\r]*close/i.test(head)) keepAlive = false;
@@ -757,20 +898,13 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
         finish(err.message === 'connection closed' ? new Error(`connection closed after ${received} of ${req.length} piece bytes`) : err);
       },
     };
-    const host = req.ip.includes(':') ? `[${req.ip}]` : req.ip;
-    const path = `/download/${req.taskId.slice(0, 3)}/${req.taskId}?peerId=${encodeURIComponent(req.parentPeerId)}`;
-    const extra = Object.entries(req.headers ?? {})
-      .filter(([k, v]) => /^[a-z0-9-]+$/i.test(k) && /^[\x20-\x7e]*$/.test(v))
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('');
-    const request = `GET ${path} HTTP/1.1\r\nHost: ${host}:${req.port}\r\nRange: bytes=${req.offset}-${req.offset + req.length - 1}\r\n${extra}\r\n`;
     const send = (reuse: boolean) => {
-      const idle = reuse ? takeIdle(req) : undefined;
+      const idle = reuse ? takeIdle(req.poolKey) : undefined;
       reusedConn = idle !== undefined;
-      conn = idle ?? new PieceConnection(poolKey(req), req, reader);
+      conn = idle ?? new PieceConnection(req.poolKey, (onread) => req.connect(onread), reader);
       conn.reader = reader;
       conn.socket.resume();
-      conn.socket.write(request);
+      conn.socket.write(req.request);
     };
     const timer = setTimeout(() => finish(new Error(`piece request timed out after ${req.timeoutMs} ms`)), req.timeoutMs);
     const onAbort = () => finish(new Error('aborted'));

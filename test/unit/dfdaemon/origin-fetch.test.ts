@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { silentLogger } from '../../../services/common';
 import { fetchFromOrigin, type OriginTask } from '../../../services/dfdaemon/origin-fetch';
-import { OriginClient } from '../../../services/dfdaemon/piece-transfer';
+import { closeIdlePieceConnections, fetchOriginRangeRaw, OriginClient, UnusableAnswerError } from '../../../services/dfdaemon/piece-transfer';
 import { crc32Of } from '../../../services/dfdaemon/storage';
 
 const KiB = 1024;
@@ -26,10 +26,14 @@ interface Behaviour {
   cutFirstAfter?: number;
   /** Stop sending (without closing) after this many bytes. */
   stallAfter?: number;
+  /** From this GET on (1-based), ignore Range: 200 with everything. */
+  ignoreRangeFrom?: number;
 }
 
 async function origin(content: Buffer, b: Behaviour) {
   const gets: Array<string | undefined> = [];
+  /** Per GET: its Connection header (the HTTP client's agent sends keep-alive, a raw GET none) and Authorization. */
+  const getHeaders: Array<{ connection?: string; authorization?: string }> = [];
   let heads = 0;
   const server = http.createServer((req, res) => {
     if (req.method === 'HEAD') {
@@ -38,9 +42,10 @@ async function origin(content: Buffer, b: Behaviour) {
       return;
     }
     gets.push(req.headers.range);
+    getHeaders.push({ connection: req.headers.connection, authorization: req.headers.authorization });
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     let body = content;
-    if (b.ranges && m) {
+    if (b.ranges && m && (b.ignoreRangeFrom === undefined || gets.length < b.ignoreRangeFrom)) {
       const start = Number(m[1]);
       const end = m[2] ? Math.min(Number(m[2]), content.length - 1) : content.length - 1;
       body = content.subarray(start, end + 1);
@@ -60,6 +65,7 @@ async function origin(content: Buffer, b: Behaviour) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/c`,
     gets,
+    getHeaders,
     heads: () => heads,
     close: async () => {
       server.closeAllConnections();
@@ -103,10 +109,10 @@ async function task(content: Buffer, stored: number[] = []) {
   };
 }
 
-async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; timeoutMs?: number; noProbe?: boolean; firstGet?: boolean } = {}) {
+async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; timeoutMs?: number; noProbe?: boolean; firstGet?: boolean; headers?: Record<string, string> } = {}) {
   const o = await origin(content, b);
   const k = await task(content, opts.stored);
-  const client = new OriginClient({});
+  const client = new OriginClient(opts.headers ?? {});
   const failed: number[] = [];
   try {
     // noProbe: the metadata came from the scheduler, Range support is unknown.
@@ -139,8 +145,9 @@ async function run(content: Buffer, b: Behaviour, opts: { stored?: number[]; tim
       (err: unknown) => (err instanceof Error ? err : new Error(`rejected with ${String((err as { message?: string })?.message ?? err)}`, { cause: err })),
     );
     if (!(result instanceof Error)) await k.check();
-    return { result, gets: o.gets, heads: o.heads(), order: k.order, failed };
+    return { result, gets: o.gets, getHeaders: o.getHeaders, heads: o.heads(), order: k.order, failed };
   } finally {
+    closeIdlePieceConnections();
     await o.close();
     await k.close();
   }
@@ -154,6 +161,26 @@ describe('fetchFromOrigin', () => {
     expect(r.result).toEqual({ mode: 'ranged' });
     expect(r.gets).toHaveLength(11);
     expect(r.gets.every((g) => g?.startsWith('bytes='))).toBe(true);
+  });
+
+  it('once a 206 came through the HTTP client, the next ranged GETs go over raw kept-alive connections, with the same headers', async () => {
+    const r = await run(content, { ranges: true, advertise: true }, { headers: { Authorization: 'Bearer t' } });
+    expect(r.result).toEqual({ mode: 'ranged' });
+    expect(r.gets).toHaveLength(11);
+    // The first wave (concurrency 4) through the HTTP client's agent, the other 7 raw.
+    expect(r.getHeaders.filter((h) => h.connection === 'keep-alive')).toHaveLength(4);
+    expect(r.getHeaders.filter((h) => h.connection === undefined)).toHaveLength(7);
+    expect(r.getHeaders.every((h) => h.authorization === 'Bearer t')).toBe(true);
+  });
+
+  it('an answer the raw reader does not take (a 200 after 206s) goes back to the HTTP client: that 200 becomes the stream', async () => {
+    const r = await run(content, { ranges: true, advertise: true, ignoreRangeFrom: 6 });
+    expect(r.result).toEqual({ mode: 'sequential' });
+    expect(r.failed).toEqual([]);
+    // After the 5 ranged answers, each of the 4 workers makes at most two GETs: its raw GET
+    // answered 200, asked again through the HTTP client (the first such 200 is the stream).
+    expect(r.gets.length).toBeLessThanOrEqual(5 + 2 * 4);
+    expect(r.getHeaders.some((h) => h.connection === undefined)).toBe(true);
   });
 
   it('no Accept-Ranges: one plain GET, pieces cut in order', async () => {
@@ -246,5 +273,67 @@ describe('fetchFromOrigin', () => {
     expect(r.gets).toEqual([undefined, `bytes=${PIECE}-`, `bytes=${PIECE}-`, `bytes=${PIECE}-`]);
     expect(r.order).toEqual([0]);
     expect(r.failed).toEqual([1]);
+  });
+});
+
+describe('fetchOriginRangeRaw', () => {
+  const content = randomBytes(3 * PIECE);
+  let dir: string;
+  let fh: fsp.FileHandle;
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'origin-raw-'));
+    fh = await fsp.open(path.join(dir, 'content'), 'w+');
+  });
+  afterEach(async () => {
+    closeIdlePieceConnections();
+    await fh.close();
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  /** Answers a Range with 206, or with 200 and everything when `whole`. */
+  const handler = (whole: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+    if (!m || whole) return void res.writeHead(200, { 'content-length': content.length }).end(content);
+    const [a, b] = [Number(m[1]), Number(m[2])];
+    res.writeHead(206, { 'content-length': b - a + 1, 'content-range': `bytes ${a}-${b}/${content.length}` }).end(content.subarray(a, b + 1));
+  };
+
+  it('https: the certificate is checked as by the HTTP client (an untrusted one is refused, nothing written)', async () => {
+    const { createDevCa, issueDevCert } = await import('../../../services/common/dev-pki');
+    const ca = createDevCa(dir);
+    const cert = issueDevCert(ca, dir, { commonName: 'origin', ipAddresses: ['127.0.0.1'] });
+    const https = await import('node:https');
+    const server = https.createServer({ cert: await fsp.readFile(cert.certFile), key: await fsp.readFile(cert.keyFile) }, handler(false));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      // The dev CA is in no trust store here.
+      const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/c`;
+      const viaClient = await new OriginClient({}).request('GET', url, { Range: `bytes=0-${PIECE - 1}` }, 5000).then(
+        () => 'accepted',
+        (err: Error) => err.message,
+      );
+      expect(viaClient).toMatch(/certificate/);
+      await expect(fetchOriginRangeRaw(url, {}, fh, 0, PIECE, 5000)).rejects.toThrow(viaClient);
+      expect((await fh.stat()).size).toBe(0);
+    } finally {
+      closeIdlePieceConnections();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a 200 is not taken: UnusableAnswerError, nothing written', async () => {
+    const server = http.createServer(handler(true));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/c`;
+      await expect(fetchOriginRangeRaw(url, {}, fh, PIECE, PIECE, 5000)).rejects.toBeInstanceOf(UnusableAnswerError);
+      expect((await fh.stat()).size).toBe(0);
+      // A header value http.request would have to judge is left to it.
+      await expect(fetchOriginRangeRaw(url, { 'x-a': 'b\r\nx: y' }, fh, 0, PIECE, 5000)).rejects.toBeInstanceOf(UnusableAnswerError);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });
