@@ -115,10 +115,10 @@ export async function fetchFromOrigin(o: OriginFetchOptions): Promise<OriginFetc
   // Piece 0 already on its way (the answer that gave the length): read it; if it breaks, it is
   // fetched again like any other piece.
   // The answer that gave the length was a 206 through the HTTP client: the origin serves ranges.
-  const raw: RawRanges = { on: false };
+  const raw: RawRanges = { on: false, refused: false };
   if (firstUsable && (await firstPieceFrom(o, first.res, first.length))) {
     missing.shift();
-    raw.on = true;
+    rawRangesOk(raw);
   }
   /** The first 200 to a ranged GET: Range is ignored, and that response is the stream. */
   let whole: http.IncomingMessage | undefined;
@@ -183,11 +183,17 @@ async function firstPieceFrom(o: OriginFetchOptions, res: http.IncomingMessage, 
 /**
  * Whether ranged GETs go over raw connections (OriginClient.fetchRangeRaw): only once the origin
  * answered one through the HTTP client with a 206, so the first answers (a 200 that becomes the
- * stream, a redirect, a refusal) are read as before and cost no extra GET; off again after an
- * answer the raw reader does not take.
+ * stream, a redirect, a refusal) are read as before and cost no extra GET; off for the rest of
+ * the task after an answer the raw reader does not take (`refused`), so an origin that redirects
+ * or challenges every GET costs one extra request per task, not one per piece.
  */
 interface RawRanges {
   on: boolean;
+  refused: boolean;
+}
+
+function rawRangesOk(raw: RawRanges): void {
+  if (!raw.refused) raw.on = true;
 }
 
 /** One piece by a ranged GET, retried; a 200 answer is returned unread (the origin ignores Range: the caller streams it). */
@@ -204,6 +210,7 @@ async function rangedPieceWithRetry(o: OriginFetchOptions, n: number, raw: RawRa
         const digest = await o.client.fetchRangeRaw(o.url, fh, offset, length, o.pieceTimeoutMs, o.limiters, deadline.signal).catch((err: unknown) => {
           if (!(err instanceof UnusableAnswerError)) throw err;
           raw.on = false;
+          raw.refused = true;
           o.log.debug({ piece: n, err: err.message }, 'origin answer not taken raw; asking through the HTTP client');
           return undefined;
         });
@@ -218,7 +225,7 @@ async function rangedPieceWithRetry(o: OriginFetchOptions, n: number, raw: RawRa
       let digest: string;
       if (status === 206) {
         digest = await receiveInto(res, await o.task.handle(), offset, length, { limiters: o.limiters });
-        raw.on = true;
+        rawRangesOk(raw);
       } else if (status === 200) {
         deadline.clear();
         return res;

@@ -412,16 +412,29 @@ export interface OriginProbe {
 const MAX_REDIRECTS = 10;
 const ERROR_BODY_LIMIT = 64 * 1024;
 
-/** Talks to the origin: redirects followed, Authorization dropped when a redirect changes host. */
+/**
+ * Talks to the origin: redirects followed, Authorization sent only to the host it was given for.
+ * That host is the task URL's (`credentialsFor`), not the host a request starts from: piece GETs
+ * start from the URL a redirect led to (a CDN or a signed storage URL), which must not receive the
+ * registry's credentials (a signed URL with an Authorization header is refused, and leaks them).
+ */
 export class OriginClient {
-  constructor(private readonly headers: Readonly<Record<string, string>>) {}
+  private readonly credentialsHost: string | undefined;
+
+  constructor(
+    private readonly headers: Readonly<Record<string, string>>,
+    credentialsFor?: string,
+  ) {
+    this.credentialsHost = credentialsFor === undefined ? undefined : URL.canParse(credentialsFor) ? new URL(credentialsFor).host : '';
+  }
 
   private outgoingHeaders(url: URL, originalHost: string, extra: Record<string, string>): Record<string, string> {
     const out: Record<string, string> = {};
+    const credentialsHost = this.credentialsHost ?? originalHost;
     for (const [k, v] of Object.entries(this.headers)) {
       const key = k.toLowerCase();
       if (HOP_HEADERS.has(key)) continue;
-      if (key === 'authorization' && url.host !== originalHost) continue;
+      if (key === 'authorization' && url.host !== credentialsHost) continue;
       out[k] = v;
     }
     return { ...out, ...extra };

@@ -542,7 +542,7 @@ export class TaskDownload extends EventEmitter {
 
   private async backToSource(): Promise<void> {
     if (this.options.disableBackToSource) throw new NoParentsError(`back-to-source is disabled for task ${this.taskId} and no peer could provide it`);
-    const client = new OriginClient(this.options.requestHeaders);
+    const client = new OriginClient(this.options.requestHeaders, this.options.url);
     const timeout = this.cfg.download.pieceDownloadTimeout;
     let url = this.options.url;
     // Without a probe (the scheduler gave the metadata) Range support is learnt from the first piece's answer.
@@ -665,7 +665,7 @@ export class TaskDownload extends EventEmitter {
 
   /** See `earlyProbe`: the HEAD (or its fallback) runs while the scheduler is asked. */
   private startEarlyProbe(): void {
-    const client = new OriginClient(this.options.requestHeaders);
+    const client = new OriginClient(this.options.requestHeaders, this.options.url);
     const url = this.options.url;
     const timeout = this.cfg.download.pieceDownloadTimeout;
     // One GET whose answer gives the length and carries piece 0 (no HEAD): the free space is

@@ -28,6 +28,8 @@ interface Behaviour {
   stallAfter?: number;
   /** From this GET on (1-based), ignore Range: 200 with everything. */
   ignoreRangeFrom?: number;
+  /** Answer a GET without the HTTP client's keep-alive header (a raw GET) with a 401 challenge. */
+  challengeRaw?: boolean;
 }
 
 async function origin(content: Buffer, b: Behaviour) {
@@ -43,6 +45,10 @@ async function origin(content: Buffer, b: Behaviour) {
     }
     gets.push(req.headers.range);
     getHeaders.push({ connection: req.headers.connection, authorization: req.headers.authorization });
+    if (b.challengeRaw && req.headers.connection === undefined) {
+      res.writeHead(401, { 'www-authenticate': 'Bearer realm="x"', 'content-length': 6 }).end('denied');
+      return;
+    }
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     let body = content;
     if (b.ranges && m && (b.ignoreRangeFrom === undefined || gets.length < b.ignoreRangeFrom)) {
@@ -181,6 +187,18 @@ describe('fetchFromOrigin', () => {
     // answered 200, asked again through the HTTP client (the first such 200 is the stream).
     expect(r.gets.length).toBeLessThanOrEqual(5 + 2 * 4);
     expect(r.getHeaders.some((h) => h.connection === undefined)).toBe(true);
+  });
+
+  it('an origin that refuses raw GETs (a challenge, a redirect) is asked raw once per worker, then only through the HTTP client', async () => {
+    const r = await run(content, { ranges: true, advertise: true, challengeRaw: true });
+    expect(r.result).toEqual({ mode: 'ranged' });
+    expect(r.failed).toEqual([]);
+    // The first wave (4) through the HTTP client, then at most one refused raw GET per worker:
+    // a refusal turns raw GETs off for the rest of the task instead of once per piece.
+    const raw = r.getHeaders.filter((h) => h.connection === undefined).length;
+    expect(raw).toBeGreaterThan(0);
+    expect(raw).toBeLessThanOrEqual(4);
+    expect(r.gets.length).toBe(11 + raw);
   });
 
   it('no Accept-Ranges: one plain GET, pieces cut in order', async () => {

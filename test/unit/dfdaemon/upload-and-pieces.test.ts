@@ -226,6 +226,43 @@ describe('upload server and piece transfer', () => {
       await new Promise((r) => origin.close(r));
     }
   });
+
+  it('credentials go to the task URL\'s host only: not to the storage a redirect led to, even when a piece GET starts there', async () => {
+    const content = randomBytes(2 * MiB);
+    const seen: Array<{ server: string; authorization?: string }> = [];
+    const storage = http.createServer((req, res) => {
+      seen.push({ server: 'storage', authorization: req.headers.authorization });
+      const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '');
+      const [a, b] = m ? [Number(m[1]), Number(m[2])] : [0, content.length - 1];
+      res.writeHead(m ? 206 : 200, { 'content-range': `bytes ${a}-${b}/${content.length}`, 'content-length': b - a + 1 }).end(content.subarray(a, b + 1));
+    });
+    await new Promise<void>((r) => storage.listen(0, '127.0.0.1', r));
+    const storageBase = `http://127.0.0.1:${(storage.address() as AddressInfo).port}`;
+    const registry = http.createServer((req, res) => {
+      seen.push({ server: 'registry', authorization: req.headers.authorization });
+      res.writeHead(307, { location: `${storageBase}/signed?sig=1` }).end();
+    });
+    await new Promise<void>((r) => registry.listen(0, '127.0.0.1', r));
+    const taskUrl = `http://127.0.0.1:${(registry.address() as AddressInfo).port}/v2/r/blobs/x`;
+    const target = await fsp.open(path.join(dir, 'redirect-target'), 'w+');
+    try {
+      const client = new OriginClient({ Authorization: 'Bearer t' }, taskUrl);
+      const probe = await client.probe(taskUrl, 5000);
+      expect(probe.finalUrl).toBe(`${storageBase}/signed?sig=1`);
+      // Piece GETs start from the URL the redirect led to (as the task download does).
+      const d = await client.fetchPiece(probe.finalUrl, target, 0, MiB, 5000);
+      expect(d).toBe(crc32Of(content.subarray(0, MiB)));
+      expect(seen.filter((s) => s.server === 'registry').every((s) => s.authorization === 'Bearer t')).toBe(true);
+      expect(seen.filter((s) => s.server === 'storage').length).toBeGreaterThanOrEqual(2);
+      expect(seen.filter((s) => s.server === 'storage').map((s) => s.authorization)).toEqual(seen.filter((s) => s.server === 'storage').map(() => undefined));
+    } finally {
+      await target.close();
+      for (const s of [storage, registry]) {
+        s.closeAllConnections();
+        await new Promise((r) => s.close(r));
+      }
+    }
+  });
 });
 
 describe('TokenBucket', () => {
