@@ -549,6 +549,7 @@ export class TaskDownload extends EventEmitter {
     let acceptsRanges: boolean | undefined;
     let body: http.IncomingMessage | undefined;
     let firstPiece: OriginProbe['firstPiece'];
+    let startReported = false;
     this.trace.backToSourceStarted(url); // telemetry
     try {
       if (!this.entry) {
@@ -559,8 +560,16 @@ export class TaskDownload extends EventEmitter {
         acceptsRanges = probe.acceptsRanges;
         body = probe.body;
         firstPiece = probe.firstPiece;
+        const pieceLength = pieceLengthFor(probe.contentLength);
+        // Reported before the entry exists: the scheduler's answer to waiting children (and their
+        // entry creation) then overlaps ours instead of following it; a child syncing pieces from
+        // here meanwhile waits for the entry (TaskManager.pendingEntry).
+        if (!taskMetadataProblem(probe.contentLength, pieceLength)) {
+          this.session.send({ downloadPeerBackToSourceStartedRequest: { contentLength: probe.contentLength, pieceLength, responseHeader: probe.responseHeaders } });
+          startReported = true;
+        }
         try {
-          await this.createEntry(probe.contentLength, pieceLengthFor(probe.contentLength), probe.responseHeaders);
+          await this.createEntry(probe.contentLength, pieceLength, probe.responseHeaders);
         } catch (err) {
           body?.destroy();
           firstPiece?.res.destroy();
@@ -568,13 +577,15 @@ export class TaskDownload extends EventEmitter {
         }
       }
       const entry = this.entry!;
-      this.session.send({
-        downloadPeerBackToSourceStartedRequest: {
-          contentLength: entry.meta.contentLength,
-          pieceLength: entry.meta.pieceLength,
-          responseHeader: entry.meta.responseHeaders,
-        },
-      });
+      if (!startReported) {
+        this.session.send({
+          downloadPeerBackToSourceStartedRequest: {
+            contentLength: entry.meta.contentLength,
+            pieceLength: entry.meta.pieceLength,
+            responseHeader: entry.meta.responseHeaders,
+          },
+        });
+      }
       try {
         const { mode } = await fetchFromOrigin({
           client,
