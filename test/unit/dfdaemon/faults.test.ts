@@ -509,12 +509,13 @@ describe('dfdaemon under faults', () => {
     let taskId = '';
     let entryAtStart: unknown = 'not reported';
     let synced: Promise<number[]> | undefined;
-    let d: DfdaemonHandle | undefined;
+    const daemonRef: { d?: DfdaemonHandle } = {};
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const sched = await fakeScheduler({
       announcePeer: (call, req) => {
         if (req.registerPeerRequest) call.write({ needBackToSourceResponse: { description: 'go' } });
+        const d = daemonRef.d;
         if (!req.downloadPeerBackToSourceStartedRequest || !d) return;
         // A child told about this parent at once: its SyncPieces arrives before the entry is made.
         entryAtStart = d.engine.entry(taskId);
@@ -530,7 +531,8 @@ describe('dfdaemon under faults', () => {
       },
     });
     closers.push(sched.close);
-    d = await daemon('early-start', { scheduler: { netAddrs: [{ addr: sched.addr }] } });
+    const d = await daemon('early-start', { scheduler: { netAddrs: [{ addr: sched.addr }] } });
+    daemonRef.d = d;
     const url = `${origin.base}/early-start.bin`;
     taskId = d.engine.taskIdFor({ url, requestHeaders: {} });
     // The entry's creation waits until the child has asked (or 3 s, so a regression fails instead of hanging).
