@@ -170,6 +170,8 @@ export class TaskDownload extends EventEmitter {
         await this.useEntry(existing);
         if (!existing.finished) await this.deps.reserveSpace(this.taskId, existing.meta.contentLength - this.completedLength);
       }
+      // Content directory and file made while the scheduler and the origin are asked (TaskStore.prepare).
+      if (!existing) this.deps.store.prepare(this.taskId);
       const pool = this.deps.schedulers;
       let scheduled = false;
       if (pool && this.entry?.finished !== true) {
@@ -700,6 +702,8 @@ export class TaskDownload extends EventEmitter {
 
   release(): void {
     this.dropEarlyProbe();
+    // A file made ahead for an entry that never came (the download failed first).
+    if (!this.entry) void this.deps.store.discardPrepared(this.taskId);
     // Children syncing pieces from this host learn that no more are coming (SyncPieces ends).
     this.entry?.stopFilling(this.stopReason ?? new Error('download ended'));
     this.entry?.release();
