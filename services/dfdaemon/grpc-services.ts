@@ -15,7 +15,9 @@ import {
 import type { DfdaemonDownloadHandlers, DfdaemonUploadHandlers, Download__Output, Piece } from '../proto';
 import type { DownloadTaskResponse } from '../proto/gen/dfdaemon/v2/DownloadTaskResponse';
 import type { Task } from '../proto/gen/common/v2/Task';
-import type { PieceRecord } from './storage';
+import type { SyncPiecesRequest__Output } from '../proto/gen/dfdaemon/v2/SyncPiecesRequest';
+import type { SyncPiecesResponse } from '../proto/gen/dfdaemon/v2/SyncPiecesResponse';
+import type { PieceRecord, TaskEntry } from './storage';
 import { downloadError } from './download-errors';
 import type { DownloadOptions, DownloadProgress } from './task-api';
 import type { TaskManager } from './task-manager';
@@ -225,61 +227,74 @@ function deleteHandler(mgr: TaskManager, method: string): grpc.handleUnaryCall<{
   };
 }
 
+/** Streams the pieces `entry` holds, then each one as it lands, until the task is complete or its download stops. */
+function syncPieces(mgr: TaskManager, call: grpc.ServerWritableStream<SyncPiecesRequest__Output, SyncPiecesResponse>, entry: TaskEntry): void {
+  const { taskId, interestedPieceNumbers } = call.request;
+  const interested = interestedPieceNumbers.length > 0 ? new Set(interestedPieceNumbers) : undefined;
+  const total = interested ? interested.size : entry.pieceCount;
+  const sent = new Set<number>();
+  const send = (p: PieceRecord) => {
+    if (sent.has(p.number) || (interested && !interested.has(p.number))) return;
+    sent.add(p.number);
+    call.write({ number: p.number, offset: p.offset, length: p.length, digest: p.digest, contentLength: entry.meta.contentLength, pieceLength: entry.meta.pieceLength });
+    if (sent.size >= total) finish();
+  };
+  const onFailed = (err: Error) => {
+    cleanup();
+    call.emit('error', toGrpcError(new NotFoundError(`task ${taskId} is gone: ${err.message}`)));
+  };
+  const onFinished = () => {
+    for (const p of entry.pieces()) send(p);
+    finish();
+  };
+  // The download here failed (its origin died, say): the pieces sent are all there will be,
+  // so the stream ends and the child looks elsewhere instead of waiting on it.
+  const onStopped = (err: Error) => {
+    mgr.logger.debug({ taskId, err: err.message }, 'SyncPieces: the download of this task stopped; ending the stream');
+    finish();
+  };
+  const cleanup = () => {
+    entry.off('piece', send);
+    entry.off('failed', onFailed);
+    entry.off('finished', onFinished);
+    entry.off('stopped', onStopped);
+  };
+  let done = false;
+  const finish = () => {
+    if (done) return;
+    done = true;
+    cleanup();
+    call.end();
+  };
+  entry.on('piece', send);
+  entry.on('failed', onFailed);
+  entry.on('finished', onFinished);
+  entry.on('stopped', onStopped);
+  call.on('cancelled', cleanup);
+  for (const p of entry.pieces()) send(p);
+  // A partial task nobody is downloading here: what it holds now is all it will offer.
+  if (entry.finished || total === 0 || !entry.filling) finish();
+}
+
 export function uploadHandlers(mgr: TaskManager): DfdaemonUploadHandlers {
   return {
     SyncPieces: (call) => {
-      const { taskId, interestedPieceNumbers } = call.request;
-      const entry = mgr.entry(taskId);
-      if (!entry) {
+      const { taskId } = call.request;
+      const refuse = () => {
         const err = new NotFoundError(`task ${taskId} not found`);
         logRefusal(mgr, call, 'DfdaemonUpload.SyncPieces', err);
         call.emit('error', toGrpcError(err));
-        return;
-      }
-      const interested = interestedPieceNumbers.length > 0 ? new Set(interestedPieceNumbers) : undefined;
-      const total = interested ? interested.size : entry.pieceCount;
-      const sent = new Set<number>();
-      const send = (p: PieceRecord) => {
-        if (sent.has(p.number) || (interested && !interested.has(p.number))) return;
-        sent.add(p.number);
-        call.write({ number: p.number, offset: p.offset, length: p.length, digest: p.digest, contentLength: entry.meta.contentLength, pieceLength: entry.meta.pieceLength });
-        if (sent.size >= total) finish();
       };
-      const onFailed = (err: Error) => {
-        cleanup();
-        call.emit('error', toGrpcError(new NotFoundError(`task ${taskId} is gone: ${err.message}`)));
-      };
-      const onFinished = () => {
-        for (const p of entry.pieces()) send(p);
-        finish();
-      };
-      // The download here failed (its origin died, say): the pieces sent are all there will be,
-      // so the stream ends and the child looks elsewhere instead of waiting on it.
-      const onStopped = (err: Error) => {
-        mgr.logger.debug({ taskId, err: err.message }, 'SyncPieces: the download of this task stopped; ending the stream');
-        finish();
-      };
-      const cleanup = () => {
-        entry.off('piece', send);
-        entry.off('failed', onFailed);
-        entry.off('finished', onFinished);
-        entry.off('stopped', onStopped);
-      };
-      let done = false;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        cleanup();
-        call.end();
-      };
-      entry.on('piece', send);
-      entry.on('failed', onFailed);
-      entry.on('finished', onFinished);
-      entry.on('stopped', onStopped);
-      call.on('cancelled', cleanup);
-      for (const p of entry.pieces()) send(p);
-      // A partial task nobody is downloading here: what it holds now is all it will offer.
-      if (entry.finished || total === 0 || !entry.filling) finish();
+      const entry = mgr.entry(taskId);
+      if (entry) return syncPieces(mgr, call, entry);
+      // A download here that reported its start before creating its entry: the child waits for it.
+      const pending = mgr.pendingEntry(taskId);
+      if (!pending) return refuse();
+      void pending.then((e) => {
+        if (call.cancelled) return;
+        if (e) syncPieces(mgr, call, e);
+        else refuse();
+      });
     },
     DownloadTask: downloadTaskHandler(mgr, 'upload'),
     StatTask: statHandler(mgr, 'DfdaemonUpload.StatTask'),

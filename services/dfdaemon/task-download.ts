@@ -170,6 +170,8 @@ export class TaskDownload extends EventEmitter {
         await this.useEntry(existing);
         if (!existing.finished) await this.deps.reserveSpace(this.taskId, existing.meta.contentLength - this.completedLength);
       }
+      // Content directory and file made while the scheduler and the origin are asked (TaskStore.prepare).
+      if (!existing) this.deps.store.prepare(this.taskId);
       const pool = this.deps.schedulers;
       let scheduled = false;
       if (pool && this.entry?.finished !== true) {
@@ -549,6 +551,7 @@ export class TaskDownload extends EventEmitter {
     let acceptsRanges: boolean | undefined;
     let body: http.IncomingMessage | undefined;
     let firstPiece: OriginProbe['firstPiece'];
+    let startReported = false;
     this.trace.backToSourceStarted(url); // telemetry
     try {
       if (!this.entry) {
@@ -559,8 +562,16 @@ export class TaskDownload extends EventEmitter {
         acceptsRanges = probe.acceptsRanges;
         body = probe.body;
         firstPiece = probe.firstPiece;
+        const pieceLength = pieceLengthFor(probe.contentLength);
+        // Reported before the entry exists: the scheduler's answer to waiting children (and their
+        // entry creation) then overlaps ours instead of following it; a child syncing pieces from
+        // here meanwhile waits for the entry (TaskManager.pendingEntry).
+        if (!taskMetadataProblem(probe.contentLength, pieceLength)) {
+          this.session.send({ downloadPeerBackToSourceStartedRequest: { contentLength: probe.contentLength, pieceLength, responseHeader: probe.responseHeaders } });
+          startReported = true;
+        }
         try {
-          await this.createEntry(probe.contentLength, pieceLengthFor(probe.contentLength), probe.responseHeaders);
+          await this.createEntry(probe.contentLength, pieceLength, probe.responseHeaders);
         } catch (err) {
           body?.destroy();
           firstPiece?.res.destroy();
@@ -568,13 +579,15 @@ export class TaskDownload extends EventEmitter {
         }
       }
       const entry = this.entry!;
-      this.session.send({
-        downloadPeerBackToSourceStartedRequest: {
-          contentLength: entry.meta.contentLength,
-          pieceLength: entry.meta.pieceLength,
-          responseHeader: entry.meta.responseHeaders,
-        },
-      });
+      if (!startReported) {
+        this.session.send({
+          downloadPeerBackToSourceStartedRequest: {
+            contentLength: entry.meta.contentLength,
+            pieceLength: entry.meta.pieceLength,
+            responseHeader: entry.meta.responseHeaders,
+          },
+        });
+      }
       try {
         const { mode } = await fetchFromOrigin({
           client,
@@ -689,6 +702,8 @@ export class TaskDownload extends EventEmitter {
 
   release(): void {
     this.dropEarlyProbe();
+    // A file made ahead for an entry that never came (the download failed first).
+    if (!this.entry) void this.deps.store.discardPrepared(this.taskId);
     // Children syncing pieces from this host learn that no more are coming (SyncPieces ends).
     this.entry?.stopFilling(this.stopReason ?? new Error('download ended'));
     this.entry?.release();

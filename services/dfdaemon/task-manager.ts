@@ -204,6 +204,20 @@ export class TaskManager implements TaskApi {
     return { downloads: this.downloads.size, reservations: this.reservations.size };
   }
 
+  /**
+   * The entry of a download running here that has not created it yet (it told the scheduler it
+   * started before its file exists, see TaskDownload.backToSource): settles with the entry, or
+   * undefined when the download fails first. Undefined when no such download runs.
+   */
+  pendingEntry(taskId: string): Promise<TaskEntry | undefined> | undefined {
+    const d = this.downloads.get(taskId);
+    if (!d || d.entry) return undefined;
+    return d.entryReady.promise.then(
+      (e) => e,
+      () => undefined,
+    );
+  }
+
   /** Starts the download of a task, or joins the one in progress. */
   ensureDownload(options: DownloadOptions): TaskDownload {
     const taskId = this.taskIdFor(options);

@@ -504,4 +504,48 @@ describe('dfdaemon under faults', () => {
     expect(kinds).toEqual(['registerPeerRequest', 'downloadPeerBackToSourceStartedRequest', 'downloadPeerBackToSourceFinishedRequest']);
     expect(Number(streams[1][2].downloadPeerBackToSourceFinishedRequest?.contentLength)).toBe(content.length);
   });
+
+  it('issue 21: back-to-source start is reported before the entry exists; a child syncing pieces meanwhile waits for it', async () => {
+    let taskId = '';
+    let entryAtStart: unknown = 'not reported';
+    let synced: Promise<number[]> | undefined;
+    const daemonRef: { d?: DfdaemonHandle } = {};
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const sched = await fakeScheduler({
+      announcePeer: (call, req) => {
+        if (req.registerPeerRequest) call.write({ needBackToSourceResponse: { description: 'go' } });
+        const d = daemonRef.d;
+        if (!req.downloadPeerBackToSourceStartedRequest || !d) return;
+        // A child told about this parent at once: its SyncPieces arrives before the entry is made.
+        entryAtStart = d.engine.entry(taskId);
+        const client = new (protos().dfdaemon.dfdaemon.v2.DfdaemonUpload)(`127.0.0.1:${d.grpcPort}`, grpc.credentials.createInsecure(), GRPC_OPTIONS);
+        synced = new Promise<number[]>((resolve, reject) => {
+          const got: number[] = [];
+          const sync = client.SyncPieces({ hostId: 'child', taskId, interestedPieceNumbers: [] });
+          sync.on('data', (p: { number: number }) => got.push(p.number));
+          sync.on('end', () => resolve(got));
+          sync.on('error', reject);
+        }).finally(() => client.close());
+        setTimeout(release, 100);
+      },
+    });
+    closers.push(sched.close);
+    const d = await daemon('early-start', { scheduler: { netAddrs: [{ addr: sched.addr }] } });
+    daemonRef.d = d;
+    const url = `${origin.base}/early-start.bin`;
+    taskId = d.engine.taskIdFor({ url, requestHeaders: {} });
+    // The entry's creation waits until the child has asked (or 3 s, so a regression fails instead of hanging).
+    const reserve = d.engine.reserveSpace.bind(d.engine);
+    jest.spyOn(d.engine, 'reserveSpace').mockImplementation(async (id, bytes) => {
+      await Promise.race([gate, new Promise((r) => setTimeout(r, 3_000))]);
+      return reserve(id, bytes);
+    });
+    const out = path.join(root, 'early-start.bin');
+    await d.tasks.downloadToFile({ url, requestHeaders: {}, outputPath: out });
+    expect(sha256(fs.readFileSync(out))).toBe(sha256(content));
+    expect(entryAtStart).toBeUndefined();
+    expect(synced).toBeDefined();
+    expect((await synced!).sort()).toEqual([0, 1, 2]);
+  });
 });

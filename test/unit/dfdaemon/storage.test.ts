@@ -28,6 +28,14 @@ function opts(dataDir: string, extra: Partial<StorageOptions> = {}): StorageOpti
 
 const taskId = (c: string) => c.repeat(64);
 
+async function until(check: () => Promise<boolean>, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** A task's persisted metadata: its own file, else its last record in the finished-tasks journal. */
 async function persistedMeta(dir: string, id: string): Promise<{ lastUsedAt: number; finished: boolean } | undefined> {
   const own = await fsp.readFile(path.join(dir, 'metadata', 'tasks', `${id}.json`), 'utf8').catch(() => undefined);
@@ -74,6 +82,40 @@ describe('TaskStore', () => {
     await store.finish(e);
     expect(Buffer.compare(await fsp.readFile(e.contentPath), data)).toBe(0);
     expect(e.pieces().map((p) => p.digest)).toEqual([0, 1, 2].map((n) => crc32Of(data.subarray(n * 4 * MiB, (n + 1) * 4 * MiB))));
+    await store.close();
+  });
+
+  it('prepare makes the content file ahead of create, which takes it; a file no entry took is removed, and a new one can follow', async () => {
+    const store = await TaskStore.open(opts(dir));
+    const id = taskId('b');
+    const contentPath = path.join(dir, 'content', 'tasks', 'bbb', id);
+    store.prepare(id);
+    await until(async () => (await fsp.stat(contentPath).catch(() => undefined)) !== undefined);
+    const made = await fsp.stat(contentPath);
+    const data = randomBytes(64 * 1024);
+    const e = await store.create({ taskId: id, url: 'http://o/b', contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: {} });
+    // The same file: create made none of its own.
+    expect((await fsp.stat(e.contentPath)).ino).toBe(made.ino);
+    await writePiece(store, id, 0, data);
+    await store.finish(e);
+    expect(Buffer.compare(await fsp.readFile(contentPath), data)).toBe(0);
+    // Taken: discarding it now is a no-op that leaves the task's file alone.
+    await store.discardPrepared(id);
+    expect(Buffer.compare(await fsp.readFile(contentPath), data)).toBe(0);
+
+    // A download that failed before its entry: the file goes; the next attempt prepares and creates again.
+    const other = taskId('c');
+    const otherPath = path.join(dir, 'content', 'tasks', 'ccc', other);
+    store.prepare(other);
+    const discarded = store.discardPrepared(other);
+    store.prepare(other); // while the removal runs: not prepared again (it would be removed under it)
+    await discarded;
+    expect(await fsp.stat(otherPath).catch(() => undefined)).toBeUndefined();
+    store.prepare(other);
+    const again = await store.create({ taskId: other, url: 'http://o/c', contentLength: data.length, pieceLength: 4 * MiB, responseHeaders: {} });
+    await writePiece(store, other, 0, data);
+    await store.finish(again);
+    expect(Buffer.compare(await fsp.readFile(otherPath), data)).toBe(0);
     await store.close();
   });
 
