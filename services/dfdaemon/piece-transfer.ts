@@ -623,19 +623,13 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 const MAX_HEADER = 16 * 1024;
 const LIMITED_READ = 64 * 1024;
 
-/** A ranged GET over a pooled raw connection (see rawRangeGet). */
-interface RawRangeSpec {
+/** A ranged GET over a pooled raw connection (see rawRangeGet): the byte range and limits as for a parent's piece. */
+interface RawRangeSpec extends Pick<PeerPieceRequest, 'offset' | 'length' | 'expectedDigest' | 'timeoutMs' | 'limiters' | 'signal'> {
   /** Which idle connections may carry it (one pool per peer or origin, per scheme). */
   readonly poolKey: string;
   connect(onread: net.OnReadOpts): net.Socket;
   /** The request head, blank line included. */
   readonly request: string;
-  readonly offset: number;
-  readonly length: number;
-  readonly expectedDigest?: string;
-  readonly timeoutMs: number;
-  readonly limiters?: Limiters;
-  readonly signal?: AbortSignal;
   /** Why a response head is not the answer to read (undefined: it is), as the caller's error. */
   refuse(status: number, head: string): Error | undefined;
   /** A response head larger than MAX_HEADER. */

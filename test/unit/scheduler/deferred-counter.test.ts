@@ -6,7 +6,17 @@
 import { Counter, Registry } from 'prom-client';
 import { DeferredCounter } from '../../../services/scheduler/deferred-counter';
 import { SchedulerUpstreamMetrics } from '../../../services/scheduler/upstream-metrics';
-import { Host, Peer, Task } from '../../../services/scheduler/resource/model';
+import { Peer } from '../../../services/scheduler/resource/model';
+import { makeHost, makeTask } from './helpers';
+
+/** Upstream metrics on a fresh registry, with two peers of one task on one normal host. */
+function upstreamWithTwoPeers() {
+  const r = new Registry();
+  const m = new SchedulerUpstreamMetrics(r, { enableHost: false });
+  const host = makeHost();
+  const task = makeTask();
+  return { r, m, task, host, a: new Peer('a', task, host, 0), b: new Peer('b', task, host, 0) };
+}
 
 const series = async (r: Registry, name: string): Promise<{ labels: Record<string, string | number>; value: number }[]> =>
   ((await r.getMetricsAsJSON()).find((m) => m.name === name)?.values ?? []).map((v) => ({ labels: v.labels as Record<string, string | number>, value: v.value }));
@@ -33,12 +43,7 @@ describe('DeferredCounter', () => {
   });
 
   it('feeds the upstream peer and piece counters with the peer\'s labels', async () => {
-    const r = new Registry();
-    const m = new SchedulerUpstreamMetrics(r, { enableHost: false });
-    const host = new Host({ id: 'h', type: 'NORMAL_HOST', hostname: 'h', ip: '10.0.0.1', port: 1, downloadPort: 2, idc: '', location: '', disableShared: false, concurrentUploadLimit: 0, concurrentUploadCount: 0, uploadCount: 0, uploadFailedCount: 0, maxTxBandwidth: 0, txBandwidth: 0, schedulerClusterId: 0 }, 0, 0);
-    const task = new Task({ id: 't', url: 'http://o/x', filteredQueryParams: [], requestHeader: {} }, 0);
-    const a = new Peer('a', task, host, 0);
-    const b = new Peer('b', task, host, 0);
+    const { r, m, a, b } = upstreamWithTwoPeers();
     m.registered(a, { tag: 'tag|1', application: 'app', priority: 'LEVEL3' });
     m.registered(b, { tag: 'tag', application: '1|app', priority: 'LEVEL3' });
     m.peerEvent(a, 'Download', 'ReceivedNormal');
@@ -62,12 +67,7 @@ describe('DeferredCounter', () => {
   });
 
   it('peers with the same labels share one label set; past the bounded cache every peer still counts under its own labels', async () => {
-    const r = new Registry();
-    const m = new SchedulerUpstreamMetrics(r, { enableHost: false });
-    const host = new Host({ id: 'h', type: 'NORMAL_HOST', hostname: 'h', ip: '10.0.0.1', port: 1, downloadPort: 2, idc: '', location: '', disableShared: false, concurrentUploadLimit: 0, concurrentUploadCount: 0, uploadCount: 0, uploadFailedCount: 0, maxTxBandwidth: 0, txBandwidth: 0, schedulerClusterId: 0 }, 0, 0);
-    const task = new Task({ id: 't', url: 'http://o/x', filteredQueryParams: [], requestHeader: {} }, 0);
-    const a = new Peer('a', task, host, 0);
-    const b = new Peer('b', task, host, 0);
+    const { r, m, task, host, a, b } = upstreamWithTwoPeers();
     m.registered(a, { tag: 'same', application: 'x', priority: 'LEVEL1' });
     m.registered(b, { tag: 'same', application: 'x', priority: 'LEVEL1' });
     expect(a.metricSeries).toBeDefined();
