@@ -94,6 +94,8 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
     cleanup.push(() => store.close());
 
     const uploadTrace = new UploadTrace();
+    // The task manager is made once the upload port is known; until then no download is pending.
+    const late: { engine?: TaskManager } = {};
     const upload = new UploadServer({
       trace: uploadTrace,
       store,
@@ -102,6 +104,7 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
       metrics,
       logger,
       security: config.upload.tls.enable ? security : undefined,
+      pendingEntry: (taskId) => late.engine?.pendingEntry(taskId),
     });
     const uploadPort = await listen(upload.server, { host: config.upload.tcpListen.listen, port: config.upload.tcpListen.port });
     cleanup.push(() => closeServer(upload.server));
@@ -113,6 +116,7 @@ export async function startDfdaemon(config: DfdaemonConfig, options: { logger?: 
 
     const schedulers = new SchedulerPool({ config, host, load, logger, security });
     const engine = new TaskManager({ store, config, host, schedulers, metrics, logger, security });
+    late.engine = engine;
     cleanup.push(() => engine.stop());
     // Tracing (issue 18): one provider per program, flushed after everything else stopped.
     const tracing = Tracing.start({

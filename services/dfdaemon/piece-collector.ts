@@ -57,8 +57,12 @@ export class PieceCollector {
 
   constructor(private readonly o: PieceCollectorOptions) {}
 
-  /** Adds the scheduler's candidates (known, failed, ourselves and bad addresses skipped) and starts syncing each. */
-  add(candidates: readonly Peer__Output[]): void {
+  /**
+   * Adds the scheduler's candidates (known, failed, ourselves and bad addresses skipped) and
+   * starts syncing each; with `sync` false their streams wait for `syncDeferred` (a one-piece
+   * task first asks a parent for its piece directly, see TaskDownload.onePieceDirect).
+   */
+  add(candidates: readonly Peer__Output[], sync = true): void {
     for (const c of candidates) {
       if (!c.host || this.parents.has(c.id) || this.failed.has(c.id) || c.id === this.o.selfPeerId) continue;
       if (this.parents.size >= MAX_PARENTS) break;
@@ -79,9 +83,14 @@ export class PieceCollector {
         syncEnded: false,
       };
       this.parents.set(c.id, parent);
-      this.sync(parent);
+      if (sync) this.sync(parent);
     }
     this.o.onChange();
+  }
+
+  /** Opens the streams `add` left closed (blocked parents stay closed). */
+  syncDeferred(): void {
+    for (const p of this.parents.values()) if (!p.call && !p.blocked && !p.syncEnded) this.sync(p);
   }
 
   private sync(parent: Parent): void {

@@ -198,7 +198,25 @@ export interface PeerPieceRequest {
   readonly tls?: tls.ConnectionOptions;
   /** Extra request headers (the trace context's `traceparent`); names and values must be header-safe. */
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Without `expectedDigest`: the piece is checked against the digest the parent sends in
+   * X-Dragonfly-Piece-Digest (its SyncPieces would have sent the same), and the parent may wait up
+   * to this many ms for the piece to be stored (X-Dragonfly-Piece-Wait) instead of answering 416.
+   * A 206 without that digest fails with PieceDigestUnknownError before any byte is written.
+   */
+  readonly waitMs?: number;
 }
+
+/** A parent answered a piece without the digest header (an older version): nothing was written. */
+export class PieceDigestUnknownError extends Error {
+  constructor() {
+    super('parent sent no piece digest');
+    this.name = 'PieceDigestUnknownError';
+  }
+}
+
+/** The response header a parent's piece digest comes in (upload-server.ts PIECE_DIGEST_HEADER). */
+const PIECE_DIGEST_IN_HEAD = /\r\nx-dragonfly-piece-digest:[ \t]*(crc32:\d{1,10})[ \t]*(?=\r\n|$)/i;
 
 /**
  * TLS sessions per parent, so a new piece connection resumes instead of doing a full
@@ -624,7 +642,9 @@ const MAX_HEADER = 16 * 1024;
 const LIMITED_READ = 64 * 1024;
 
 /** A ranged GET over a pooled raw connection (see rawRangeGet): the byte range and limits as for a parent's piece. */
-interface RawRangeSpec extends Pick<PeerPieceRequest, 'offset' | 'length' | 'expectedDigest' | 'timeoutMs' | 'limiters' | 'signal'> {
+interface RawRangeSpec extends Pick<PeerPieceRequest, 'offset' | 'length' | 'timeoutMs' | 'limiters' | 'signal'> {
+  /** Set by `refuse` when the digest comes with the answer (PeerPieceRequest.waitMs). */
+  expectedDigest?: string;
   /** Which idle connections may carry it (one pool per peer or origin, per scheme). */
   readonly poolKey: string;
   connect(onread: net.OnReadOpts): net.Socket;
@@ -666,26 +686,31 @@ export function fetchPieceRaw(req: PeerPieceRequest, fh: FileHandle): Promise<st
     .filter(([k, v]) => /^[a-z0-9-]+$/i.test(k) && /^[\x20-\x7e]*$/.test(v))
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
-  return rawRangeGet(
-    {
-      poolKey: poolKey(req),
-      connect: (onread) => connectPieceSocket(req, onread),
-      request: `GET ${path} HTTP/1.1\r\nHost: ${host}:${req.port}\r\nRange: bytes=${req.offset}-${req.offset + req.length - 1}\r\n${extra}\r\n`,
-      offset: req.offset,
-      length: req.length,
-      expectedDigest: req.expectedDigest,
-      timeoutMs: req.timeoutMs,
-      limiters: req.limiters,
-      signal: req.signal,
-      refuse: (status, head) => {
-        if (status !== 206) return new PieceHttpError(status, `parent answered ${status} for piece at ${req.offset}`);
-        const problem = rangeAnswerProblem(head, req.offset, req.length);
-        return problem === undefined ? undefined : new Error(`parent ${problem}`);
-      },
-      tooLarge: () => new Error('response header too large'),
+  const learn = req.expectedDigest === undefined && req.waitMs !== undefined;
+  const wait = learn ? `x-dragonfly-piece-wait: ${Math.max(0, Math.floor(req.waitMs ?? 0))}\r\n` : '';
+  const spec: RawRangeSpec = {
+    poolKey: poolKey(req),
+    connect: (onread) => connectPieceSocket(req, onread),
+    request: `GET ${path} HTTP/1.1\r\nHost: ${host}:${req.port}\r\nRange: bytes=${req.offset}-${req.offset + req.length - 1}\r\n${wait}${extra}\r\n`,
+    offset: req.offset,
+    length: req.length,
+    expectedDigest: req.expectedDigest,
+    timeoutMs: req.timeoutMs,
+    limiters: req.limiters,
+    signal: req.signal,
+    refuse: (status, head) => {
+      if (status !== 206) return new PieceHttpError(status, `parent answered ${status} for piece at ${req.offset}`);
+      const problem = rangeAnswerProblem(head, req.offset, req.length);
+      if (problem !== undefined) return new Error(`parent ${problem}`);
+      if (!learn) return undefined;
+      const digest = PIECE_DIGEST_IN_HEAD.exec(head)?.[1];
+      if (digest === undefined) return new PieceDigestUnknownError();
+      spec.expectedDigest = digest; // checked as a digest from SyncPieces is, before the piece counts
+      return undefined;
     },
-    fh,
-  );
+    tooLarge: () => new Error('response header too large'),
+  };
+  return rawRangeGet(spec, fh);
 }
 
 /**

@@ -254,8 +254,9 @@ export class TaskEntry extends EventEmitter {
    * Resolves once piece `n` is stored; rejects if the task fails or is deleted, or when no
    * download is filling it (the piece would never come: a reader must fail, not hang).
    */
-  waitForPiece(n: number): Promise<void> {
+  waitForPiece(n: number, signal?: AbortSignal): Promise<void> {
     if (this.hasPiece(n) || this.meta.finished) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(new Error('aborted'));
     if (this.failure) return Promise.reject(this.failure);
     const notComing = (why: string) => new UnavailableError(`piece ${n} of task ${this.taskId} is not stored and will not come: ${why}`);
     if (!this.filling) return Promise.reject(notComing('no download of it is running'));
@@ -266,7 +267,10 @@ export class TaskEntry extends EventEmitter {
       const onFinished = () => done(undefined);
       const onFailed = (err: Error) => done(err);
       const onStopped = (err: Error) => done(notComing(`its download stopped (${err.message})`));
+      // A caller that stops waiting (a timeout) takes its listeners away.
+      const onAbort = () => done(new Error('aborted'));
       const done = (err: Error | undefined) => {
+        signal?.removeEventListener('abort', onAbort);
         this.off('piece', onPiece);
         this.off('finished', onFinished);
         this.off('failed', onFailed);
@@ -278,6 +282,7 @@ export class TaskEntry extends EventEmitter {
       this.on('finished', onFinished);
       this.on('failed', onFailed);
       this.on('stopped', onStopped);
+      signal?.addEventListener('abort', onAbort);
     });
   }
 }

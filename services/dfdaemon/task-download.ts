@@ -31,7 +31,7 @@ import { ContentDigestMismatchError, DownloadAbortedError, NoParentsError, Sched
 import { isLocalIoError, localStorageError } from './local-io';
 import type { DfdaemonMetrics } from './metrics';
 import { fetchFromOrigin } from './origin-fetch';
-import { P2PFetch } from './p2p-fetch';
+import { P2PFetch, pickParent } from './p2p-fetch';
 import { PieceCollector, type Parent } from './piece-collector';
 import { fetchPieceRaw, OriginClient, PieceDigestError, PieceHttpError, type OriginProbe } from './piece-transfer';
 import type { Limiters } from './rate-limiter';
@@ -338,6 +338,7 @@ export class TaskDownload extends EventEmitter {
     let response: AnnouncePeerResponse__Output | undefined = first;
     let p2p: Promise<'done' | 'reschedule'> | undefined;
     let started = false;
+    let direct = false;
     for (;;) {
       if (response) {
         switch (response.response) {
@@ -368,7 +369,9 @@ export class TaskDownload extends EventEmitter {
               // The parents' piece streams open while the entry is created (space check, file,
               // metadata): their first answers overlap that work instead of following it.
               this.announcedPieceCount = pieceCountOf(contentLength, pieceLength);
-              this.collector.add(ntr.candidateParents);
+              // A one-piece task asks a parent for the piece itself first (no SyncPieces stream).
+              direct = this.announcedPieceCount === 1;
+              this.collector.add(ntr.candidateParents, !direct);
               await this.createEntry(contentLength, pieceLength, { ...task.responseHeader });
             }
             if (!started) {
@@ -376,6 +379,14 @@ export class TaskDownload extends EventEmitter {
               started = true;
             }
             this.rescheduleRequested = false;
+            if (direct) {
+              direct = false;
+              if (await this.onePieceDirect(this.entry!)) {
+                await this.complete(this.entry!, false);
+                return;
+              }
+              this.collector.syncDeferred();
+            }
             this.collector.add(ntr.candidateParents);
             p2p ??= this.startP2P();
             break;
@@ -504,7 +515,47 @@ export class TaskDownload extends EventEmitter {
     });
   }
 
-  private async fetchFromParent(entry: TaskEntry, n: number, parent: Parent): Promise<string> {
+  /**
+   * A one-piece task (the scheduler's metadata says so): piece 0 straight from a parent's upload
+   * server, which waits for it (bounded) and sends its crc32 along; the bytes are checked against
+   * that digest as against one from SyncPieces (the same parent would have announced it), and the
+   * content against its sha256 when finished. True when the piece is stored. A wrong piece
+   * blocks the parent (reported, as from P2PFetch); anything else unexpected (an older parent
+   * without the digest header, a 416 after the wait, a refusal, a network error) leaves the
+   * normal path (SyncPieces, P2PFetch) to try again.
+   */
+  private async onePieceDirect(entry: TaskEntry): Promise<boolean> {
+    const usable = this.collector.usable();
+    if (usable.length === 0 || entry.pieceCount !== 1 || entry.hasPiece(0)) return false;
+    const parent = pickParent(usable, Math.random);
+    const timeoutMs = this.cfg.download.pieceDownloadTimeout;
+    parent.inflight++;
+    const started = process.hrtime.bigint();
+    try {
+      // The parent answers (416) before our own timeout would fire.
+      const digest = await this.fetchFromParent(entry, 0, parent, Math.min(this.cfg.scheduler.scheduleTimeout, Math.floor(timeoutMs / 2)));
+      const costNs = Number(process.hrtime.bigint() - started);
+      this.storePiece(0, digest, 'REMOTE_PEER', costNs, parent.peerId);
+      this.trace.pieceFromParent(parent.peerId, parent.ip, 0, entry.meta.contentLength, costNs); // telemetry
+      return true;
+    } catch (err) {
+      if (this.abort.signal.aborted) throw new DownloadAbortedError('aborted');
+      if (isLocalIoError(err)) throw await localStorageError(err, entry.contentPath);
+      if (err instanceof PieceDigestError) {
+        this.deps.metrics.pieceFailures.inc({ reason: 'digest_mismatch' });
+        this.trace.parentFailed(parent.peerId, parent.ip, 0, 'digest_mismatch'); // telemetry
+        this.log.warn({ piece: 0, parent: parent.peerId, err: err.message }, 'piece from parent failed; blocking that parent');
+        this.collector.block(parent, 0, true);
+      } else {
+        this.log.debug({ parent: parent.peerId, err: (err as Error).message }, 'one-piece task: direct fetch did not work, syncing pieces instead');
+      }
+      return false;
+    } finally {
+      parent.inflight--;
+    }
+  }
+
+  private async fetchFromParent(entry: TaskEntry, n: number, parent: Parent, waitMs?: number): Promise<string> {
     const offset = n * entry.meta.pieceLength;
     const length = Math.min(entry.meta.pieceLength, entry.meta.contentLength - offset);
     return fetchPieceRaw(
@@ -521,6 +572,7 @@ export class TaskDownload extends EventEmitter {
         signal: this.abort.signal,
         tls: this.deps.pieceTls?.(),
         headers: this.trace.pieceHeaders(parent.peerId, parent.ip), // telemetry
+        waitMs,
       },
       await entry.handle(),
     );

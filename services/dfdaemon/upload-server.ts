@@ -2,6 +2,11 @@
  * Piece upload server: `GET /download/<id[0:3]>/<id>?peerId=` with one `Range` → 206
  * streamed from the task's content file. 416 when a piece in the range is not stored yet,
  * 404 for an unknown task, 429 over `upload.concurrentLimit`.
+ *
+ * A child that knows a task has one piece skips SyncPieces (issue 21): it asks for that piece
+ * with `X-Dragonfly-Piece-Wait: <ms>`, and the range's pieces are waited for (bounded, while a
+ * download here fills the task) instead of a 416. A range that is exactly one piece carries its
+ * crc32 in `X-Dragonfly-Piece-Digest`, which the child checks the bytes against.
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -23,6 +28,23 @@ export interface UploadServerOptions {
   readonly security?: TransportSecurity;
   /** Batch spans of the pieces served (issue 18). */
   readonly trace?: UploadTrace;
+  /** A download here that has no entry yet: resolves with it (undefined if it fails first); undefined when none runs. */
+  pendingEntry?(taskId: string): Promise<TaskEntry | undefined> | undefined;
+}
+
+/** Request header: how long (ms) the parent may wait for the range's pieces instead of answering 416. */
+export const PIECE_WAIT_HEADER = 'x-dragonfly-piece-wait';
+/** Response header: the crc32 digest of the piece served, when the range is exactly one piece. */
+export const PIECE_DIGEST_HEADER = 'x-dragonfly-piece-digest';
+/** Longest wait a child may ask for. */
+export const MAX_PIECE_WAIT_MS = 60_000;
+/** Requests waiting for pieces at once; past this a request is answered at once, as without the header. */
+export const MAX_PIECE_WAITERS = 1024;
+
+/** The wait a request asks for, in ms (0: none, or not a plain integer). */
+function pieceWaitOf(header: string | string[] | undefined): number {
+  if (typeof header !== 'string' || !/^\d{1,6}$/.test(header)) return 0;
+  return Math.min(Number(header), MAX_PIECE_WAIT_MS);
 }
 
 export interface UploadStats {
@@ -146,6 +168,8 @@ export class UploadServer {
   private active = 0;
   private total = 0;
   private failed = 0;
+  /** Requests waiting for a task's entry or pieces (bounded by MAX_PIECE_WAITERS). */
+  private waiting = 0;
   private readonly limiters: Limiters;
 
   constructor(private readonly options: UploadServerOptions) {
@@ -177,6 +201,52 @@ export class UploadServer {
     res.writeHead(code, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ message }));
   }
 
+  /** `p`'s value, or undefined once `ms` passed or the child hung up (counted among the waiters). */
+  private async waitFor<T>(res: http.ServerResponse, ms: number, p: Promise<T | undefined> | undefined): Promise<T | undefined> {
+    if (!p || ms <= 0) return undefined;
+    this.waiting++;
+    let timer: NodeJS.Timeout | undefined;
+    let onClose: (() => void) | undefined;
+    try {
+      return await Promise.race([
+        p.catch(() => undefined),
+        new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), ms);
+          onClose = () => resolve(undefined);
+          res.once('close', onClose);
+        }),
+      ]);
+    } finally {
+      this.waiting--;
+      clearTimeout(timer);
+      if (onClose) res.off('close', onClose);
+    }
+  }
+
+  /**
+   * Waits until the pieces of [start, start+length) are stored, the download filling the task
+   * here stops or fails, the deadline passes or the child hangs up; the caller then answers as
+   * it would have at once (206, or 416 when the pieces did not come).
+   */
+  private async waitForRange(entry: TaskEntry, start: number, length: number, res: http.ServerResponse, deadline: number): Promise<void> {
+    const pieceLength = entry.meta.pieceLength;
+    if (pieceLength <= 0 || length <= 0) return;
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    res.once('close', stop);
+    try {
+      for (let n = Math.floor(start / pieceLength); n <= Math.floor((start + length - 1) / pieceLength); n++) {
+        const ms = deadline - performance.now();
+        if (ms <= 0 || !entry.filling) return;
+        const stored = await this.waitFor(res, ms, entry.waitForPiece(n, abort.signal).then(() => true));
+        if (!stored) return;
+      }
+    } finally {
+      abort.abort(); // drops the entry listeners of a wait that timed out
+      res.off('close', stop);
+    }
+  }
+
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.route(req, res).catch((err: unknown) => {
       this.options.logger.warn({ err: (err as Error).message }, 'piece upload failed');
@@ -200,7 +270,13 @@ export class UploadServer {
     if (!m) return this.reply(req, res, 404, `no route ${url.pathname}`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return this.reply(req, res, 405, 'method not allowed', { allow: 'GET, HEAD' });
     const taskId = m[2];
-    const entry = this.options.store.get(taskId);
+    const waitMs = this.waiting < MAX_PIECE_WAITERS ? pieceWaitOf(req.headers[PIECE_WAIT_HEADER]) : 0;
+    const deadline = performance.now() + waitMs;
+    let entry = this.options.store.get(taskId);
+    if (!entry && waitMs > 0 && m[1] === taskId.slice(0, 3)) {
+      entry = await this.waitFor(res, waitMs, this.options.pendingEntry?.(taskId));
+      if (res.destroyed) return; // the child hung up while waiting
+    }
     if (!entry || m[1] !== taskId.slice(0, 3)) return this.reply(req, res, 404, `task ${taskId.slice(0, 128)} not found`);
     const size = entry.meta.contentLength;
     const rangeHeader = req.headers.range;
@@ -210,6 +286,8 @@ export class UploadServer {
       if (!parsed) return this.reply(req, res, 416, `range ${rangeHeader} not satisfiable`, { 'content-range': `bytes */${size}` });
       range = parsed;
     }
+    if (waitMs > 0 && !entry.holdsRange(range.start, range.length)) await this.waitForRange(entry, range.start, range.length, res, deadline);
+    if (res.destroyed) return;
     // Only verified content leaves this host: a finished task whose file changed is re-checked (and
     // dropped if bad); during a per-piece re-check the range waits only for its own pieces.
     if (!(await this.options.store.rangeVerified(entry, range.start, range.length))) {
@@ -223,6 +301,8 @@ export class UploadServer {
     const headers: http.OutgoingHttpHeaders = { 'content-type': 'application/octet-stream', 'content-length': range.length, 'accept-ranges': 'bytes' };
     const code = rangeHeader ? 206 : 200;
     if (rangeHeader) headers['content-range'] = `bytes ${range.start}-${range.start + range.length - 1}/${size}`;
+    const piece = entry.meta.pieceLength > 0 ? entry.piece(Math.floor(range.start / entry.meta.pieceLength)) : undefined;
+    if (rangeHeader && piece && piece.offset === range.start && piece.length === range.length) headers[PIECE_DIGEST_HEADER] = piece.digest;
     this.options.metrics?.uploadRequests.inc({ code: String(code) });
     res.writeHead(code, headers);
     if (req.method === 'HEAD' || range.length === 0) {

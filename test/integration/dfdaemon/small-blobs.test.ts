@@ -4,6 +4,8 @@
  * - a one-piece blob and a tiny one (≤ 128 B) each cost exactly one origin request for the
  *   whole cluster (the seed's ranged GET gives the length and the piece: no HEAD), and the
  *   second peer gets them from a peer, not from the origin;
+ * - a peer takes a one-piece blob's piece straight from a parent (no SyncPieces stream), and
+ *   falls back to SyncPieces with parents that neither wait for the piece nor send its digest;
  * - a cold burst of 1,000 distinct small blobs, 16 in flight, completes with the right digests,
  *   leaves no download, reservation, waiting peer or seed trigger behind, and the heap returns
  *   within a bound after garbage collection.
@@ -15,6 +17,8 @@ import type { AddressInfo } from 'node:net';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import type { DfdaemonHandle } from '../../../services/dfdaemon/daemon';
+import { PieceCollector } from '../../../services/dfdaemon/piece-collector';
+import { PIECE_DIGEST_HEADER, PIECE_WAIT_HEADER, UploadServer } from '../../../services/dfdaemon/upload-server';
 import type { SchedulerHandle } from '../../../services/scheduler/server';
 import { startSeededCluster, tempDir, until } from './helpers';
 
@@ -157,6 +161,40 @@ describe('small blobs through the mirror', () => {
 
   it('a tiny blob (≤ 128 B): exactly one origin request cluster-wide, and the second peer gets it from a peer', async () => {
     await pulledOnceSharedTwice(100);
+  });
+
+  it('a one-piece blob: the peers take the piece straight from a parent, with no SyncPieces stream', async () => {
+    const syncs = jest.spyOn(PieceCollector.prototype as unknown as { sync(p: unknown): void }, 'sync');
+    try {
+      await pulledOnceSharedTwice(64 * 1024);
+      expect(syncs).not.toHaveBeenCalled();
+    } finally {
+      syncs.mockRestore();
+    }
+  });
+
+  it('parents of an older version (no wait for the piece, no digest with it): the peers fall back to SyncPieces, still one origin request', async () => {
+    type Route = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>;
+    const proto = UploadServer.prototype as unknown as { route: Route };
+    const route = proto.route;
+    const old = jest.spyOn(proto, 'route').mockImplementation(function (this: unknown, req, res) {
+      delete req.headers[PIECE_WAIT_HEADER];
+      const writeHead = res.writeHead.bind(res) as (code: number, headers?: http.OutgoingHttpHeaders) => http.ServerResponse;
+      res.writeHead = ((code: number, headers?: http.OutgoingHttpHeaders) => {
+        if (headers) delete headers[PIECE_DIGEST_HEADER];
+        return writeHead(code, headers);
+      }) as typeof res.writeHead;
+      return route.call(this, req, res);
+    });
+    const syncs = jest.spyOn(PieceCollector.prototype as unknown as { sync(p: unknown): void }, 'sync');
+    try {
+      await pulledOnceSharedTwice(64 * 1024);
+      expect(old).toHaveBeenCalled();
+      expect(syncs).toHaveBeenCalled();
+    } finally {
+      syncs.mockRestore();
+      old.mockRestore();
+    }
   });
 
   it('a one-piece blob pulled on both peers at once: still one origin request', async () => {
