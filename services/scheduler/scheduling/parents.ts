@@ -148,11 +148,17 @@ interface ChildView {
   readonly location: readonly string[];
 }
 
-/** Inserts `p` into `best` (kept sorted by score, at most `limit`) when eligible and good enough. */
+/**
+ * Inserts `p` into `best` (kept sorted by score, at most `limit`) when eligible and good enough.
+ * The score comes first: once `best` is full, most of a sample cannot beat its last entry, and
+ * the eligibility checks (blocklist, bitsets, piece costs, the DAG) cost more than the score.
+ * Ineligible candidates never enter `best`, so checking them second chooses the same parents.
+ */
 function considerParent(p: Peer, child: ChildView, defaultUploadLimit: number, allowSlow: boolean, exclude: ReadonlySet<Peer> | undefined, limit: number, best: Peer[], scores: number[]): void {
-  if (exclude?.has(p) || !isEligibleParent(p, child.peer, defaultUploadLimit, allowSlow)) return;
+  if (exclude?.has(p)) return;
   const s = scoreAgainst(p, child.idc, child.location, defaultUploadLimit);
   if (best.length === limit && s <= scores[limit - 1]) return;
+  if (!isEligibleParent(p, child.peer, defaultUploadLimit, allowSlow)) return;
   let i = best.length < limit ? best.length : limit - 1;
   while (i > 0 && scores[i - 1] < s) {
     if (i < limit) {

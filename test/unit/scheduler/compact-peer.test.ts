@@ -106,6 +106,26 @@ describe('compact peer', () => {
     expect(other.children).toBe(none);
   });
 
+  test('an edge set losing its last edge is dropped whole, not emptied (V8 reallocates an emptied Set)', () => {
+    const task = makeTask();
+    const [a, b] = [makePeer(task, makeHost(), 'Succeeded'), makePeer(task, makeHost(), 'Succeeded')];
+    const child = makePeer(task, makeHost(), 'Running');
+    expect(addEdge(a, child) && addEdge(b, child)).toBe(true);
+    const parents = child.parents;
+    const aChildren = a.children;
+    removeEdge(a, child);
+    // Two members: the one set loses one.
+    expect(child.parents).toBe(parents);
+    expect([...parents]).toEqual([b]);
+    // One member: the set is let go as it was.
+    expect(a.children).not.toBe(aChildren);
+    expect([...aChildren]).toEqual([child]);
+    removeEdge(b, child);
+    expect(child.parents.size).toBe(0);
+    expect([...parents]).toEqual([b]);
+    expect(b.host.assignedChildren + a.host.assignedChildren).toBe(0);
+  });
+
   test('pieces: a bitset while downloading, the whole task once it succeeded', () => {
     const task = makeTask(40);
     const a = makePeer(task, makeHost(), 'Running');

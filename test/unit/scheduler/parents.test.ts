@@ -1,5 +1,6 @@
 import { addEdge } from '../../../services/scheduler/resource/model';
-import { chooseParents, idcAffinity, locationAffinity, type ParentChoiceOptions } from '../../../services/scheduler/scheduling/parents';
+import type { Peer } from '../../../services/scheduler/resource/model';
+import { chooseParents, idcAffinity, isEligibleParent, locationAffinity, scoreParent, type ParentChoiceOptions } from '../../../services/scheduler/scheduling/parents';
 import { makeHost, makePeer, makeTask } from './helpers';
 
 const opts: ParentChoiceOptions = { candidateParentLimit: 4, filterParentLimit: 40, defaultUploadLimit: 10 };
@@ -105,5 +106,60 @@ describe('chooseParents', () => {
     const one = chooseParents(child, { ...opts, filterParentLimit: 1 });
     expect(one).toHaveLength(1);
     expect(peers).toContain(one[0]);
+  });
+
+  test('checks eligibility only for candidates whose score could still enter the list', () => {
+    const task = makeTask();
+    const child = makePeer(task, makeHost({ idc: 'idc-a' }), 'ReceivedNormal');
+    // Pool order is sample order when the pool fits the sample: four best first, then worse.
+    for (let i = 0; i < 4; i++) makePeer(task, makeHost({ idc: 'idc-a' }), 'Succeeded');
+    for (let i = 0; i < 36; i++) makePeer(task, makeHost({ concurrentUploadCount: 5 }), 'Succeeded');
+    const isBlocked = jest.spyOn(child, 'isBlocked');
+    expect(chooseParents(child, opts)).toHaveLength(4);
+    // isEligibleParent reads the blocklist once per candidate it checks.
+    expect(isBlocked).toHaveBeenCalledTimes(4);
+  });
+
+  test('chooses what filtering every candidate and then ranking by score chooses (randomised pools)', () => {
+    let seed = 7;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+    /** The specification: eligible candidates (origin peers first, then the pool), stable-sorted by score. */
+    const reference = (child: Peer, o: ParentChoiceOptions): Peer[] => {
+      const task = child.task;
+      const order = [...task.originPeers, ...task.samplePool(Number.MAX_SAFE_INTEGER).filter((p) => !task.originPeers.has(p))];
+      const rank = (allowSlow: boolean): Peer[] =>
+        order
+          .filter((p) => isEligibleParent(p, child, o.defaultUploadLimit, allowSlow))
+          .map((p, i) => ({ p, i, s: scoreParent(p, child, o.defaultUploadLimit) }))
+          .sort((a, b) => b.s - a.s || a.i - b.i)
+          .slice(0, o.candidateParentLimit)
+          .map((x) => x.p);
+      const strict = rank(false);
+      return strict.length > 0 ? strict : rank(true);
+    };
+    let chosenTotal = 0;
+    for (let round = 0; round < 200; round++) {
+      const task = makeTask(8);
+      const hosts = Array.from({ length: 1 + Math.floor(rnd() * 12) }, () =>
+        makeHost({ idc: pick(['', 'idc-a', 'idc-b']), location: pick(['', 'cn|sh', 'cn|sh|pd', 'us|ca']), concurrentUploadCount: Math.floor(rnd() * 11), type: rnd() < 0.1 ? 'SUPER_HOST' : 'NORMAL_HOST', disableShared: rnd() < 0.1 }),
+      );
+      const child = makePeer(task, pick(hosts), pick(['ReceivedNormal', 'Running'] as const), [0, 1, 2].filter(() => rnd() < 0.5));
+      const peers = Array.from({ length: Math.floor(rnd() * 30) }, () =>
+        makePeer(task, pick(hosts), pick(['Running', 'BackToSource', 'Succeeded', 'Failed'] as const), [0, 1, 2, 3, 4, 5, 6, 7].filter(() => rnd() < 0.3)),
+      );
+      for (const p of peers) {
+        if (rnd() < 0.15) child.block(p.id);
+        if (rnd() < 0.15) for (const cost of [1e6, 1e6, 1e6, 50e6]) p.recordPieceCost(cost);
+        if (rnd() < 0.1) addEdge(child, p);
+        if (rnd() < 0.1) p.host.assignedChildren += 3;
+      }
+      const o = { ...opts, candidateParentLimit: 1 + Math.floor(rnd() * 4), filterParentLimit: 1000 };
+      const chosen = chooseParents(child, o);
+      expect(chosen).toEqual(reference(child, o));
+      chosenTotal += chosen.length;
+    }
+    // The pools are varied enough that most rounds choose someone.
+    expect(chosenTotal).toBeGreaterThan(200);
   });
 });
