@@ -28,7 +28,7 @@ import { protos, type DfdaemonUploadClient } from '../proto';
 import { warmContentHasher } from './content-hasher';
 import type { HostIdentity, SchedulerPool } from './control-plane';
 import { ensureSpace, freeBytesAt, rethrowLocalIo } from './local-io';
-import type { DfdaemonMetrics } from './metrics';
+import { recordHeldBytes, type DfdaemonMetrics } from './metrics';
 import { bucketFor, Limiters, type TokenBucket } from './rate-limiter';
 import { SchedulerSession } from './scheduler-session';
 import { ContentReadStream, type TaskEntry, type TaskStore } from './storage';
@@ -379,7 +379,7 @@ export class TaskManager implements TaskApi {
     const range = this.clampRange(options, whole.length);
     const content = range.start === 0 && range.length === whole.length ? whole : whole.subarray(range.start, range.start + range.length);
     this.store.touch(entry);
-    this.metrics.downloadBytes.inc(LOCAL_CACHE, content.length);
+    recordHeldBytes(this.metrics, content.length);
     return new HeldRead(entry.taskId, whole.length, entry.meta.responseHeaders, content);
   }
 
@@ -521,8 +521,6 @@ export class TaskManager implements TaskApi {
   }
 }
 
-
-const LOCAL_CACHE = { source: 'local_cache' } as const;
 const WHOLE: Pick<DownloadOptions, 'range'> = {};
 const SHA256_PREFIX = 'sha256:';
 const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;

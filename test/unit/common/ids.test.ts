@@ -20,6 +20,47 @@ describe('task id', () => {
     expect(blobDigestOf('https://ghcr.io/v2/x/manifests/latest')).toBeUndefined();
   });
 
+  it('blobDigestOf answers as the blob-URL pattern does, for URLs ending with a digest or not (differential)', () => {
+    // The pattern blobDigestOf stands for; its fast path for URLs ending with the digest must agree with it.
+    const spec = (url: string) => /^(.*):\/\/(.*)\/v2\/(.*)\/blobs\/(sha256:[a-f0-9]{64})(?:[?#].*)?$/.exec(url)?.[4];
+    const other = DIGEST.replace('82cb', 'ffff');
+    const parts = ['://', 'http', '/v2/', '/v2', 'v2/', '/', ':', 'x', '/blobs/', 'blobs/', `/blobs/${DIGEST}`, DIGEST, `/blobs/${other}`, '?', '#', 'ns=a', '\n', '\r', '\u2028', DIGEST.toUpperCase(), DIGEST.slice(0, 70)];
+    let seed = 7;
+    const next = (n: number) => {
+      seed = (seed * 48271) % 2147483647;
+      return seed % n;
+    };
+    const urls = [
+      `https://ghcr.io/v2/a/b/blobs/${DIGEST}`,
+      `://v2//blobs/${DIGEST}`,
+      `http://h/v2/blobs/${DIGEST}`,
+      `http://h/v2/x/blobs/${other}/blobs/${DIGEST}`,
+      `http://h/v2/x/blobs/${DIGEST}?q#f/blobs/${other}`,
+      `http://h/v2/x/blobs/${DIGEST}\n`,
+      `http://h\n/v2/x/blobs/${DIGEST}`,
+      `http://h/v2/x/blobs/${DIGEST.toUpperCase()}`,
+    ];
+    for (let i = 0; i < 20_000; i++) {
+      let url = next(4) > 0 ? 'http://h' : '';
+      for (let j = next(4); j > 0; j--) url += parts[next(parts.length)];
+      if (next(4) > 0) url += '/v2/';
+      for (let j = next(4); j > 0; j--) url += parts[next(parts.length)];
+      // Most generated URLs end with a digest: the fast path's shape.
+      if (next(3) > 0) url += `/blobs/${[DIGEST, other, `${DIGEST.slice(0, -1)}g`, `${DIGEST.slice(0, -1)}/`][next(4)]}`;
+      urls.push(url);
+    }
+    let matched = 0;
+    for (const url of urls) {
+      // A new URL each time: the one-URL memo of blobDigestOf does not answer.
+      const want = spec(url);
+      if (want !== undefined) matched++;
+      expect([url, blobDigestOf(url)]).toEqual([url, want]);
+    }
+    // Both answers occur often enough to mean something.
+    expect(matched).toBeGreaterThan(1000);
+    expect(urls.length - matched).toBeGreaterThan(1000);
+  });
+
   it('the ns param is filtered by default; other params count', () => {
     const a = taskIdOf({ url: 'https://example.com/file.tar?ns=docker.io' });
     const b = taskIdOf({ url: 'https://example.com/file.tar' });

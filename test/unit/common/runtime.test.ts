@@ -76,7 +76,7 @@ describe('gRPC channel options', () => {
     };
     return new Promise((resolve, reject) => {
       handlers.GetTopChannels({ request: { start_channel_id: 0, max_results: 100_000 } }, (err, reply) => {
-        if (err) reject(err as Error);
+        if (err) reject(err instanceof Error ? err : new Error('GetTopChannels failed'));
         else resolve(reply.channel.map((c) => JSON.stringify(c.data.target)));
       });
     });

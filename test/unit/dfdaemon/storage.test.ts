@@ -210,6 +210,38 @@ describe('TaskStore', () => {
     expect((await persistedMeta(dir, taskId('t')))!.lastUsedAt).toBeGreaterThan(written.lastUsedAt);
   });
 
+  it('a hit after the use-time write has run schedules the next one; removal cancels a pending one', async () => {
+    const store = await TaskStore.open(opts(dir, { metadataFlushMs: 5, touchFlushMs: 30 }));
+    const make = async (c: string) => {
+      const e = await store.create({ taskId: taskId(c), url: `http://o/${c}`, contentLength: 4, pieceLength: 4 * MiB, responseHeaders: {} });
+      const fh = await e.handle();
+      await fh.write(Buffer.from('abcd'), 0, 4, 0);
+      store.markPiece(e, 0, crc32Of(Buffer.from('abcd')));
+      await store.finish(e);
+      return e;
+    };
+    const e = await make('u');
+    const written = (await persistedMeta(dir, taskId('u')))!;
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 5; i++) store.touch(e);
+    await new Promise((r) => setTimeout(r, 120));
+    const first = (await persistedMeta(dir, taskId('u')))!;
+    expect(first.lastUsedAt).toBe(e.meta.lastUsedAt);
+    expect(first.lastUsedAt).toBeGreaterThan(written.lastUsedAt);
+    // The write above ran: the next hit must schedule another, not take the spent one for pending.
+    await new Promise((r) => setTimeout(r, 5));
+    store.touch(e);
+    await new Promise((r) => setTimeout(r, 120));
+    expect((await persistedMeta(dir, taskId('u')))!.lastUsedAt).toBeGreaterThan(first.lastUsedAt);
+    // A task removed with a write pending: nothing of it is written after.
+    const gone = await make('v');
+    store.touch(gone);
+    await store.remove(gone.taskId);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(await persistedMeta(dir, taskId('v'))).toBeUndefined();
+    await store.close();
+  });
+
   it('GC removes tasks unused for taskExpireTime, but not ones in use', async () => {
     const store = await TaskStore.open(opts(dir, { taskExpireMs: 1000 }));
     const old = await store.create({ taskId: taskId('1'), url: 'http://o/1', contentLength: 1, pieceLength: 4 * MiB, responseHeaders: {} });
