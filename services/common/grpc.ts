@@ -17,10 +17,6 @@ export const GRPC_OPTIONS: grpc.ChannelOptions = {
   // certificates and clients check the SPIFFE identity, not the name, so a fixed name serves.
   // Plaintext channels ignore this option.
   'grpc.ssl_target_name_override': 'dragonfly',
-  // No channelz: grpc-js otherwise tracks every call, stream and message of every channel and
-  // server (timestamps, counters) for a channelz service nobody here serves; a few percent of the
-  // CPU of a cold small blob (issue 21), which takes several calls.
-  'grpc.enable_channelz': 0,
 };
 
 export interface GrpcServerHandle {
