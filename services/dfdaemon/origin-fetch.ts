@@ -247,6 +247,9 @@ async function rangedPieceWithRetry(o: OriginFetchOptions, n: number, raw: RawRa
 }
 
 /** The content as one stream from the first missing piece on; a broken stream is resumed (a new GET) while it makes progress. */
+/** How much longer than the piece deadline a streaming GET's socket may stay silent. */
+const STREAM_SOCKET_GRACE_MS = 1000;
+
 async function fetchSequential(o: OriginFetchOptions, initial: http.IncomingMessage | undefined): Promise<void> {
   let failures = 0;
   for (;;) {
@@ -271,7 +274,9 @@ async function fetchSequential(o: OriginFetchOptions, initial: http.IncomingMess
       } else {
         const from = firstMissing * o.task.meta.pieceLength;
         deadline.arm(o.pieceTimeoutMs, () => `origin did not answer for ${o.url} within ${o.pieceTimeoutMs} ms`);
-        ({ res } = await o.client.request('GET', o.url, from > 0 ? { Range: `bytes=${from}-` } : {}, o.pieceTimeoutMs, deadline.signal));
+        // The deadline bounds every piece; the socket's idle timeout is only a backstop, set later so
+        // it cannot win the race against the deadline and fail the attempt with a bare "aborted".
+        ({ res } = await o.client.request('GET', o.url, from > 0 ? { Range: `bytes=${from}-` } : {}, o.pieceTimeoutMs + STREAM_SOCKET_GRACE_MS, deadline.signal));
         const status = res.statusCode ?? 0;
         if (status === 206) {
           bodyStart = Number(/^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''))?.[1] ?? NaN);
