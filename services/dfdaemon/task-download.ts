@@ -486,17 +486,11 @@ export class TaskDownload extends EventEmitter {
       idleMs: this.cfg.scheduler.scheduleTimeout,
       signal: this.abort.signal,
       fetchPiece: (n, parent) => this.fetchFromParent(entry, n, parent),
-      onPiece: (n, digest, costNs, parent) => {
-        this.storePiece(n, digest, 'REMOTE_PEER', costNs, parent.peerId);
-        this.trace.pieceFromParent(parent.peerId, parent.ip, n, pieceRange(n, entry.meta.contentLength, entry.meta.pieceLength).length, costNs); // telemetry
-      },
+      onPiece: (n, digest, costNs, parent) => this.storeParentPiece(entry, n, digest, costNs, parent),
       onPieceError: async (n, parent, err) => {
         // Our own disk failed: not the parent's fault, and another parent would fail the same way.
         if (isLocalIoError(err)) throw await localStorageError(err, entry.contentPath);
-        const reason = err instanceof PieceDigestError ? 'digest_mismatch' : err instanceof PieceHttpError ? 'http' : 'network';
-        this.deps.metrics.pieceFailures.inc({ reason });
-        this.trace.parentFailed(parent.peerId, parent.ip, n, reason); // telemetry
-        this.log.warn({ piece: n, parent: parent.peerId, reason, err: (err as Error).message }, 'piece from parent failed; blocking that parent');
+        this.parentPieceFailed(n, parent, err);
       },
       parentBusy: (err) => err instanceof PieceHttpError && err.status === 429,
       stopRequested: () => this.backToSourceOrdered,
@@ -534,17 +528,13 @@ export class TaskDownload extends EventEmitter {
     try {
       // The parent answers (416) before our own timeout would fire.
       const digest = await this.fetchFromParent(entry, 0, parent, Math.min(this.cfg.scheduler.scheduleTimeout, Math.floor(timeoutMs / 2)));
-      const costNs = Number(process.hrtime.bigint() - started);
-      this.storePiece(0, digest, 'REMOTE_PEER', costNs, parent.peerId);
-      this.trace.pieceFromParent(parent.peerId, parent.ip, 0, entry.meta.contentLength, costNs); // telemetry
+      this.storeParentPiece(entry, 0, digest, Number(process.hrtime.bigint() - started), parent);
       return true;
     } catch (err) {
       if (this.abort.signal.aborted) throw new DownloadAbortedError('aborted');
       if (isLocalIoError(err)) throw await localStorageError(err, entry.contentPath);
       if (err instanceof PieceDigestError) {
-        this.deps.metrics.pieceFailures.inc({ reason: 'digest_mismatch' });
-        this.trace.parentFailed(parent.peerId, parent.ip, 0, 'digest_mismatch'); // telemetry
-        this.log.warn({ piece: 0, parent: parent.peerId, err: err.message }, 'piece from parent failed; blocking that parent');
+        this.parentPieceFailed(0, parent, err);
         this.collector.block(parent, 0, true);
       } else {
         this.log.debug({ parent: parent.peerId, err: (err as Error).message }, 'one-piece task: direct fetch did not work, syncing pieces instead');
@@ -553,6 +543,20 @@ export class TaskDownload extends EventEmitter {
     } finally {
       parent.inflight--;
     }
+  }
+
+  /** Piece `n` from `parent` is stored and checked: recorded and traced (P2PFetch and onePieceDirect). */
+  private storeParentPiece(entry: TaskEntry, n: number, digest: string, costNs: number, parent: Parent): void {
+    this.storePiece(n, digest, 'REMOTE_PEER', costNs, parent.peerId);
+    this.trace.pieceFromParent(parent.peerId, parent.ip, n, pieceRange(n, entry.meta.contentLength, entry.meta.pieceLength).length, costNs); // telemetry
+  }
+
+  /** Piece `n` from `parent` failed (its fault, not our disk's): counted, traced and logged; the caller blocks the parent. */
+  private parentPieceFailed(n: number, parent: Parent, err: unknown): void {
+    const reason = err instanceof PieceDigestError ? 'digest_mismatch' : err instanceof PieceHttpError ? 'http' : 'network';
+    this.deps.metrics.pieceFailures.inc({ reason });
+    this.trace.parentFailed(parent.peerId, parent.ip, n, reason); // telemetry
+    this.log.warn({ piece: n, parent: parent.peerId, reason, err: (err as Error).message }, 'piece from parent failed; blocking that parent');
   }
 
   private async fetchFromParent(entry: TaskEntry, n: number, parent: Parent, waitMs?: number): Promise<string> {

@@ -231,9 +231,8 @@ export class UploadServer {
   private async waitForRange(entry: TaskEntry, start: number, length: number, res: http.ServerResponse, deadline: number): Promise<void> {
     const pieceLength = entry.meta.pieceLength;
     if (pieceLength <= 0 || length <= 0) return;
+    // waitFor ends the wait when the child hangs up; the abort then drops the entry's listeners.
     const abort = new AbortController();
-    const stop = () => abort.abort();
-    res.once('close', stop);
     try {
       for (let n = Math.floor(start / pieceLength); n <= Math.floor((start + length - 1) / pieceLength); n++) {
         const ms = deadline - performance.now();
@@ -242,8 +241,7 @@ export class UploadServer {
         if (!stored) return;
       }
     } finally {
-      abort.abort(); // drops the entry listeners of a wait that timed out
-      res.off('close', stop);
+      abort.abort(); // drops the entry listeners of a wait that timed out or was left
     }
   }
 
