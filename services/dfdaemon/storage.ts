@@ -79,13 +79,6 @@ export const MEMORY_CACHE_BYTES = 64 * 1024 * 1024;
  */
 export const HELD_RECHECK_MS = 1000;
 
-/** A metadata write of one entry scheduled for `dueAt` (epoch ms); `live` until it runs or is cancelled. */
-interface PendingFlush {
-  readonly timer: NodeJS.Timeout;
-  readonly dueAt: number;
-  live: boolean;
-}
-
 /** Inode, size, mtime and ctime: any write to the file changes at least the ctime. */
 function stampOf(st: fs.Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
@@ -117,8 +110,6 @@ export class TaskEntry extends EventEmitter {
   failure: Error | undefined;
   /** Identity of the content file when its bytes were last verified; undefined: not verified in this process. */
   verifiedStamp: string | undefined;
-  /** The metadata write scheduled for this entry (TaskStore.scheduleFlush), the one its flush map holds while live. */
-  pendingFlush: PendingFlush | undefined;
   /** The whole-content verification in progress (one at a time). */
   verifying: Promise<boolean> | undefined;
   /**
@@ -344,7 +335,7 @@ export class TaskStore {
   private readonly entries = new Map<string, TaskEntry>();
   /** How many of `entries` are finished (kept with the map: set, delete, finish). */
   private finishedEntries = 0;
-  private readonly flushTimers = new Map<string, PendingFlush>();
+  private readonly flushTimers = new Map<string, { timer: NodeJS.Timeout; dueAt: number }>();
   private readonly flushing = new Map<string, Promise<void>>();
   /** Content directories known to exist (one per 3-hex-digit prefix of a task id: at most 4,096). */
   private readonly contentDirs = new Set<string>();
@@ -838,27 +829,16 @@ export class TaskStore {
   /** Writes the entry's metadata within `delayMs` (an earlier pending write stands). */
   private scheduleFlush(entry: TaskEntry, delayMs = this.options.metadataFlushMs ?? 200, now = Date.now()): void {
     const dueAt = now + delayMs;
-    // The entry's own reference to its pending write (the map holds the same record while it is
-    // live): a cache hit's touch finds it without a map lookup.
-    const pending = entry.pendingFlush?.live ? entry.pendingFlush : undefined;
+    const pending = this.flushTimers.get(entry.taskId);
     if (pending && pending.dueAt <= dueAt) return;
-    if (pending) {
-      clearTimeout(pending.timer);
-      pending.live = false;
-    }
-    const record: PendingFlush = {
-      timer: setTimeout(() => {
-        record.live = false;
-        if (this.flushTimers.get(entry.taskId) === record) this.flushTimers.delete(entry.taskId);
-        if (entry.deleted) return;
-        this.queueMetaWrite(entry);
-      }, delayMs),
-      dueAt,
-      live: true,
-    };
-    record.timer.unref();
-    entry.pendingFlush = record;
-    this.flushTimers.set(entry.taskId, record);
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.flushTimers.delete(entry.taskId);
+      if (entry.deleted) return;
+      this.queueMetaWrite(entry);
+    }, delayMs);
+    timer.unref();
+    this.flushTimers.set(entry.taskId, { timer, dueAt });
   }
 
   /** Writes the entry's metadata after any write of it still in flight (never two at once, never out of order). */
@@ -875,10 +855,7 @@ export class TaskStore {
 
   private cancelFlush(taskId: string): void {
     const t = this.flushTimers.get(taskId);
-    if (t) {
-      clearTimeout(t.timer);
-      t.live = false;
-    }
+    if (t) clearTimeout(t.timer);
     this.flushTimers.delete(taskId);
   }
 
