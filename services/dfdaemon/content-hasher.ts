@@ -2,12 +2,15 @@
  * sha256 of a task's content. Content up to INLINE_HASH_MAX_BYTES (most blobs of an image: configs,
  * thin layers) is read back through the task's open handle and hashed on the calling thread when
  * it is complete: a worker job would cost more (its own open and close of the file, three
- * messages between threads) than hashing those bytes. Larger content is hashed on a worker thread: the download's main thread only
+ * messages between threads) than hashing those bytes. That read is synchronous: the bytes were
+ * just written, so it copies them from the page cache, in less time than hashing them (which
+ * runs on this thread anyway) and than a thread-pool round trip costs the event loop. Larger content is hashed on a worker thread: the download's main thread only
  * says which byte ranges are stored (in order), the worker reads them from the content file
  * into one reused buffer and hashes them. sha256 costs about a core-second per GiB here, so
  * off the main thread it overlaps the receive instead of competing with it.
  */
 import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 
@@ -180,9 +183,9 @@ export class ContentHasher {
     const hash = createHash('sha256');
     if (whole.length > 0) {
       const buf = Buffer.allocUnsafe(whole.length);
-      const fh = await whole.handle();
+      const { fd } = await whole.handle();
       for (let pos = 0; pos < buf.length; ) {
-        const { bytesRead } = await fh.read(buf, pos, buf.length - pos, pos);
+        const bytesRead = readSync(fd, buf, pos, buf.length - pos, pos);
         if (bytesRead === 0) throw new Error(`content hash failed: short read at ${pos} of ${buf.length}`);
         pos += bytesRead;
       }
