@@ -4,9 +4,10 @@
  * it is complete: a worker job would cost more (its own open and close of the file, three
  * messages between threads) than hashing those bytes. That read is synchronous: the bytes were
  * just written, so it copies them from the page cache, in less time than hashing them (which
- * runs on this thread anyway) and than a thread-pool round trip costs the event loop. Larger content is hashed on a worker thread: the download's main thread only
- * says which byte ranges are stored (in order), the worker reads them from the content file
- * into one reused buffer and hashes them. sha256 costs about a core-second per GiB here, so
+ * runs on this thread anyway) and than a thread-pool round trip costs the event loop.
+ * Larger content is hashed on a worker thread: the download's main thread only says which byte
+ * ranges are stored (in order), the worker reads them from the content file into one reused
+ * buffer and hashes them. sha256 costs about a core-second per GiB here, so
  * off the main thread it overlaps the receive instead of competing with it.
  */
 import { createHash } from 'node:crypto';
