@@ -79,6 +79,8 @@ export interface ClusterLab {
   readonly manager: ManagerRest;
   /** An empty hosts dir: `pull(ref, {hostsDir})` with it goes straight to the origin. */
   readonly directHostsDir: string;
+  /** Shapes the origin's link to `mbit` (tbf), or lifts the limit when undefined. */
+  setOriginRate(mbit: number | undefined): Promise<void>;
   node(name: string): LabNode;
   teardown(): Promise<void>;
 }
@@ -206,6 +208,7 @@ export async function startClusterLab(opts: ClusterLabOptions): Promise<ClusterL
       ref,
       manager,
       directHostsDir,
+      setOriginRate: (mbit) => (mbit ? originHost.shape({ rateMbit: mbit }) : originHost.unshape()),
       node(name: string) {
         const n = nodes.find((x) => x.host.name === name);
         if (!n) throw new Error(`no node ${name}`);
