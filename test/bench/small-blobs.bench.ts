@@ -8,17 +8,27 @@
  *   - 1,000 cache hits, 16 in flight (after unmeasured warm-up rounds, interleaved with direct runs).
  * Plus a profile of one cold blob, from the registry's side: when the HEAD and the GET arrived
  * after the client's request was sent, and how many requests of each method the registry saw.
+ * And the floor of any cold path the scheduler coordinates, as upstream's protocol does (one
+ * AnnouncePeer stream per peer and task): per blob, one register round trip on its own stream
+ * over mTLS to a scheduler that answers at once, then the direct GET, in this process, 16 in
+ * flight and one at a time. No proxy hop, no store, no seed peer: the cold figures cannot be
+ * under it.
  *
  * Sizes: BENCH_SMALL_BLOBS (default 1000), BENCH_SMALL_BLOB_KIB (default 64).
  */
+import * as grpc from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { GRPC_OPTIONS } from '../../services/common/grpc';
 import { silentLogger } from '../../services/common/logger';
-import { startLocalCluster } from '../../services/local-cluster';
+import { TransportSecurity } from '../../services/common/tls';
+import { localPki, startLocalCluster } from '../../services/local-cluster';
+import { protos, type AnnouncePeerRequest__Output, type AnnouncePeerResponse, type SchedulerClient } from '../../services/proto';
+import { SCHEDULER_GRPC_OPTIONS, schedulerDefinition } from '../../services/scheduler/server';
 import { runStandalone, type BenchFigure } from './types';
 
 const FREE = { managerRest: 0, managerGrpc: 0, managerMetrics: 0, scheduler: 0, schedulerMetrics: 0, peerGrpc: 0, peerProxy: 0, peerUpload: 0, peerMetrics: 0, seedMetrics: 0 };
@@ -116,6 +126,64 @@ async function fetchAll(port: number, digests: readonly string[], size: number, 
   return (nowMs() - t0) / 1000;
 }
 
+/**
+ * The coordination floor's scheduler: the scheduler's service definition and server options over
+ * mTLS (certificates of its own CA, as npm start makes them), answering each register at once.
+ */
+async function startNoOpScheduler(workDir: string): Promise<{ client: SchedulerClient; close(): void }> {
+  const pki = localPki(workDir);
+  const serverSecurity = TransportSecurity.fromConfig({ insecure: false, reloadInterval: 30_000, ...pki.security('scheduler', { role: 'scheduler', clusterId: 1 }) }, undefined, 'scheduler');
+  const clientSecurity = TransportSecurity.fromConfig({ insecure: false, reloadInterval: 30_000, ...pki.security('peer', { role: 'peer', clusterId: 1 }) }, undefined, 'dfdaemon');
+  const server = new grpc.Server({ ...GRPC_OPTIONS, ...SCHEDULER_GRPC_OPTIONS });
+  const answer: AnnouncePeerResponse = { needBackToSourceResponse: { description: 'no-op' } };
+  server.addService(schedulerDefinition(), {
+    AnnouncePeer(call: grpc.ServerDuplexStream<AnnouncePeerRequest__Output, AnnouncePeerResponse>) {
+      call.on('data', (req: AnnouncePeerRequest__Output) => {
+        if (req.request === 'registerPeerRequest') call.write(answer);
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', serverSecurity.serverCredentials(), (err, p) => (err ? reject(err) : resolve(p))));
+  const client = new (protos().scheduler.scheduler.v2.Scheduler)(`127.0.0.1:${port}`, clientSecurity.channelCredentials(['scheduler']), GRPC_OPTIONS);
+  return {
+    client,
+    close: () => {
+      client.close();
+      server.forceShutdown();
+      serverSecurity.close();
+      clientSecurity.close();
+    },
+  };
+}
+
+/** One register round trip on its own AnnouncePeer stream: register, the answer, both ends closed. */
+function registerRoundTrip(client: SchedulerClient, registryBase: string, digest: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stream = client.AnnouncePeer();
+    stream.on('data', () => stream.end());
+    stream.on('end', resolve);
+    stream.on('error', reject);
+    stream.write({ hostId: 'floor-host', taskId: digest, peerId: `floor-${digest}`, registerPeerRequest: { download: { url: `${registryBase}/v2/bench/small/blobs/${digest}`, digest } } });
+  });
+}
+
+/** Seconds for the coordination floor over `digests`: a register round trip, then the direct GET. */
+async function floorAll(client: SchedulerClient, registry: Registry, digests: readonly string[], size: number, inFlight: number): Promise<number> {
+  const t0 = nowMs();
+  let next = 0;
+  const worker = async () => {
+    while (next < digests.length) {
+      const d = digests[next++];
+      await registerRoundTrip(client, registry.base, d);
+      await fetchBlob(registry.port, `/v2/bench/small/blobs/${d}`, d, size);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(inFlight, digests.length) }, worker));
+  return (nowMs() - t0) / 1000;
+}
+
 function addBlobs(registry: Registry, n: number, size: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
@@ -177,6 +245,18 @@ export async function run(): Promise<BenchFigure[]> {
     const serialCold = await fetchAll(proxy, addBlobs(registry, serial, size), size, 1, registry.base);
     const serialDirect = await fetchAll(registry.port, addBlobs(registry, serial, size), size, 1);
 
+    // The coordination floor, after a warm-up of its own (handshake, JIT).
+    const noOp = await startNoOpScheduler(path.join(dir, 'floor'));
+    let floor: number;
+    let serialFloor: number;
+    try {
+      await floorAll(noOp.client, registry, addBlobs(registry, 32, size), size, 16);
+      floor = await floorAll(noOp.client, registry, addBlobs(registry, count, size), size, 16);
+      serialFloor = await floorAll(noOp.client, registry, addBlobs(registry, serial, size), size, 1);
+    } finally {
+      noOp.close();
+    }
+
     // Cache hits (the blobs of the cold burst), interleaved with direct runs of the same blobs.
     // The first rounds after the cold burst are not steady for either side (the first hit of
     // each blob reads and checks it from disk, the JIT meets the hit path, the burst's garbage
@@ -212,6 +292,16 @@ export async function run(): Promise<BenchFigure[]> {
       },
       {
         area: 'small-blobs',
+        name: `${count} cold blobs, floor of a scheduler-coordinated path (a register round trip per blob, then the direct GET), 16 in flight`,
+        value: floor,
+        unit: 's',
+        baselineName: 'direct from the registry',
+        baselineValue: directCold,
+        baselineUnit: 's',
+        note: `${blobs}; ratio ${ratio(floor, directCold)}×; per blob one AnnouncePeer stream over mTLS (register, the answer, closed) to a scheduler that answers at once, in this process; no proxy hop, store or seed peer: the cold figure cannot be under it.`,
+      },
+      {
+        area: 'small-blobs',
         name: `${serial} cold blobs through the proxy, one at a time`,
         value: serialCold,
         unit: 's',
@@ -221,6 +311,16 @@ export async function run(): Promise<BenchFigure[]> {
         goal: '≤ 2× direct',
         met: serialCold / serialDirect <= 2,
         note: `${blobs}; ratio ${ratio(serialCold, serialDirect)}×; ${profile}`,
+      },
+      {
+        area: 'small-blobs',
+        name: `${serial} cold blobs, floor of a scheduler-coordinated path (a register round trip per blob, then the direct GET), one at a time`,
+        value: serialFloor,
+        unit: 's',
+        baselineName: 'direct from the registry',
+        baselineValue: serialDirect,
+        baselineUnit: 's',
+        note: `${blobs}; ratio ${ratio(serialFloor, serialDirect)}×; as the floor above, one blob at a time`,
       },
       {
         area: 'small-blobs',
