@@ -21,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
+import { storeFromMemory } from './store-floor';
 import { runStandalone, type BenchFigure } from './types';
 
 const LAYERS = 4;
@@ -109,32 +110,6 @@ async function pullAll(port: number, layers: readonly Layer[], mirrorOf?: string
     if (n !== layers[i].size) throw new Error(`layer ${i}: got ${n} of ${layers[i].size} bytes`);
   });
   return seconds;
-}
-
-/**
- * Seconds to store `bytes` in a new file from memory (4 MiB writes, 4 in flight), no network. A
- * peer that keeps a copy of content it did not hold does at least this; on a VM the page cache
- * it lands in may first have to be faulted in from the host. The file stays until the run ends,
- * so its pages are not handed to the pulls measured after it.
- */
-async function storeFromMemory(file: string, bytes: number): Promise<number> {
-  const block = randomBytes(4 * MIB);
-  const handle = await fs.open(file, 'wx');
-  const t0 = process.hrtime.bigint();
-  try {
-    let next = 0;
-    const blocks = Math.ceil(bytes / block.length);
-    const writer = async () => {
-      while (next < blocks) {
-        const i = next++;
-        await handle.write(block, 0, Math.min(block.length, bytes - i * block.length), i * block.length);
-      }
-    };
-    await Promise.all([writer(), writer(), writer(), writer()]);
-  } finally {
-    await handle.close();
-  }
-  return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
 function median(xs: readonly number[]): number {
