@@ -253,7 +253,7 @@ export async function run(): Promise<BenchFigure[]> {
     );
     cleanups.push(() => peer.stop());
 
-    const storedMs = (await storeFromMemory(path.join(root, 'store-floor.bin'), SIZE)) * 1000;
+    const storedRate = rate(SIZE, (await storeFromMemory(path.join(root, 'store-floor.bin'), SIZE)) * 1000);
     const serveRss = rssSampler(seed.child.pid!);
     const tPeer = performance.now();
     // dfget's path: the whole task into the store, then hardlinked to the output (dfget
@@ -306,11 +306,11 @@ export async function run(): Promise<BenchFigure[]> {
       {
         area: 'dfdaemon',
         name: 'ceiling: storing 1 GiB in a new file from memory, no network',
-        value: rate(SIZE, storedMs),
+        value: storedRate,
         unit: 'MiB/s',
         baselineName: 'plain Node static server → http.get discarding',
         baselineValue: plainRate,
-        note: `4 MiB writes, 4 in flight, just before the remote-peer download; ${((rate(SIZE, storedMs) / plainRate) * 100).toFixed(0)}% of baseline: the peer keeps the GiB it receives (the plain server's client discards it), so its download cannot be faster than this`,
+        note: `4 MiB writes, 4 in flight, just before the remote-peer download; ${((storedRate / plainRate) * 100).toFixed(0)}% of baseline: the peer keeps the GiB it receives (the plain server's client discards it), so its download cannot be faster than this`,
       },
       {
         area: 'dfdaemon',

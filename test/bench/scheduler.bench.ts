@@ -44,6 +44,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { GRPC_OPTIONS } from '../../services/common/grpc';
 import { taskIdOf } from '../../services/common/ids';
 import { protos, type AnnouncePeerRequest, type AnnouncePeerRequest__Output, type AnnouncePeerResponse, type AnnouncePeerResponse__Output, type SchedulerClient } from '../../services/proto';
+import { startNoOpScheduler } from './no-op-scheduler';
 import { runStandalone, type BenchFigure } from './types';
 
 const TASKS = 100;
@@ -144,17 +145,13 @@ async function serve(): Promise<void> {
 }
 
 /**
- * The stream no-op: a bare grpc-js server with the scheduler's AnnouncePeer definition (same
- * codec, same server options) that answers register and reschedule with a canned
+ * The stream no-op (no-op-scheduler.ts) answering register and reschedule with a canned
  * normal_task_response of the scheduler's shape (4 candidate parents with their hosts, the
- * task) and nothing else. The same client against it gives the transport's ceiling for the
- * workload; the scheduler cannot beat it.
+ * task). The same client against it gives the transport's ceiling for the workload; the
+ * scheduler cannot beat it.
  */
 async function serveEcho(): Promise<void> {
   observeGc();
-  // The scheduler's own service definition (its codecs) and server options.
-  const { SCHEDULER_GRPC_OPTIONS, schedulerDefinition } = await import('../../services/scheduler/server');
-  const server = new grpc.Server({ ...GRPC_OPTIONS, ...SCHEDULER_GRPC_OPTIONS });
   const answer = (prefix: string): AnnouncePeerResponse => ({
     normalTaskResponse: {
       candidateParents: Array.from({ length: 4 }, (_, k) => ({
@@ -170,17 +167,10 @@ async function serveEcho(): Promise<void> {
   });
   const first = answer('register');
   const second = answer('reschedule');
-  server.addService(schedulerDefinition(), {
-    AnnouncePeer(call: grpc.ServerDuplexStream<AnnouncePeerRequest__Output, AnnouncePeerResponse>) {
-      call.on('data', (req: AnnouncePeerRequest__Output) => {
-        if (req.request === 'registerPeerRequest') call.write(first);
-        else if (req.request === 'reschedulePeerRequest') call.write(second);
-      });
-      call.on('end', () => call.end());
-      call.on('error', () => undefined);
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const { server, port } = await startNoOpScheduler(
+    (req) => (req.request === 'registerPeerRequest' ? first : req.request === 'reschedulePeerRequest' ? second : undefined),
+    grpc.ServerCredentials.createInsecure(),
+  );
   parentPort?.on('message', (m: unknown) => {
     if (m === 'stop') server.tryShutdown(() => parentPort?.postMessage('stopped'));
     answerStats(m);

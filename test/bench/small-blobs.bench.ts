@@ -16,7 +16,6 @@
  *
  * Sizes: BENCH_SMALL_BLOBS (default 1000), BENCH_SMALL_BLOB_KIB (default 64).
  */
-import * as grpc from '@grpc/grpc-js';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
@@ -27,8 +26,8 @@ import { GRPC_OPTIONS } from '../../services/common/grpc';
 import { silentLogger } from '../../services/common/logger';
 import { TransportSecurity } from '../../services/common/tls';
 import { localPki, startLocalCluster } from '../../services/local-cluster';
-import { protos, type AnnouncePeerRequest__Output, type AnnouncePeerResponse, type SchedulerClient } from '../../services/proto';
-import { SCHEDULER_GRPC_OPTIONS, schedulerDefinition } from '../../services/scheduler/server';
+import { protos, type AnnouncePeerResponse, type SchedulerClient } from '../../services/proto';
+import { startNoOpScheduler } from './no-op-scheduler';
 import { runStandalone, type BenchFigure } from './types';
 
 const FREE = { managerRest: 0, managerGrpc: 0, managerMetrics: 0, scheduler: 0, schedulerMetrics: 0, peerGrpc: 0, peerProxy: 0, peerUpload: 0, peerMetrics: 0, seedMetrics: 0 };
@@ -112,13 +111,17 @@ function fetchBlob(port: number, pathName: string, digest: string, size: number,
   });
 }
 
-/** Seconds to fetch every digest with `inFlight` requests at a time. */
-async function fetchAll(port: number, digests: readonly string[], size: number, inFlight: number, mirrorOf?: string): Promise<number> {
+/**
+ * Seconds to fetch every digest with `inFlight` requests at a time; `before` runs (and is waited
+ * for) ahead of each blob's GET.
+ */
+async function fetchAll(port: number, digests: readonly string[], size: number, inFlight: number, mirrorOf?: string, before?: (digest: string) => Promise<void>): Promise<number> {
   const t0 = nowMs();
   let next = 0;
   const worker = async () => {
     while (next < digests.length) {
       const d = digests[next++];
+      if (before) await before(d);
       await fetchBlob(port, `/v2/bench/small/blobs/${d}${mirrorOf ? '?ns=bench.local' : ''}`, d, size, mirrorOf ? { 'X-Dragonfly-Registry': mirrorOf } : {});
     }
   };
@@ -127,25 +130,15 @@ async function fetchAll(port: number, digests: readonly string[], size: number, 
 }
 
 /**
- * The coordination floor's scheduler: the scheduler's service definition and server options over
- * mTLS (certificates of its own CA, as npm start makes them), answering each register at once.
+ * The coordination floor's scheduler: the stream no-op (no-op-scheduler.ts) over mTLS, with
+ * certificates of its own CA as npm start makes them, answering each register at once.
  */
-async function startNoOpScheduler(workDir: string): Promise<{ client: SchedulerClient; close(): void }> {
+async function startFloorScheduler(workDir: string): Promise<{ client: SchedulerClient; close(): void }> {
   const pki = localPki(workDir);
   const serverSecurity = TransportSecurity.fromConfig({ insecure: false, reloadInterval: 30_000, ...pki.security('scheduler', { role: 'scheduler', clusterId: 1 }) }, undefined, 'scheduler');
   const clientSecurity = TransportSecurity.fromConfig({ insecure: false, reloadInterval: 30_000, ...pki.security('peer', { role: 'peer', clusterId: 1 }) }, undefined, 'dfdaemon');
-  const server = new grpc.Server({ ...GRPC_OPTIONS, ...SCHEDULER_GRPC_OPTIONS });
   const answer: AnnouncePeerResponse = { needBackToSourceResponse: { description: 'no-op' } };
-  server.addService(schedulerDefinition(), {
-    AnnouncePeer(call: grpc.ServerDuplexStream<AnnouncePeerRequest__Output, AnnouncePeerResponse>) {
-      call.on('data', (req: AnnouncePeerRequest__Output) => {
-        if (req.request === 'registerPeerRequest') call.write(answer);
-      });
-      call.on('end', () => call.end());
-      call.on('error', () => undefined);
-    },
-  });
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', serverSecurity.serverCredentials(), (err, p) => (err ? reject(err) : resolve(p))));
+  const { server, port } = await startNoOpScheduler((req) => (req.request === 'registerPeerRequest' ? answer : undefined), serverSecurity.serverCredentials());
   const client = new (protos().scheduler.scheduler.v2.Scheduler)(`127.0.0.1:${port}`, clientSecurity.channelCredentials(['scheduler']), GRPC_OPTIONS);
   return {
     client,
@@ -167,21 +160,6 @@ function registerRoundTrip(client: SchedulerClient, registryBase: string, digest
     stream.on('error', reject);
     stream.write({ hostId: 'floor-host', taskId: digest, peerId: `floor-${digest}`, registerPeerRequest: { download: { url: `${registryBase}/v2/bench/small/blobs/${digest}`, digest } } });
   });
-}
-
-/** Seconds for the coordination floor over `digests`: a register round trip, then the direct GET. */
-async function floorAll(client: SchedulerClient, registry: Registry, digests: readonly string[], size: number, inFlight: number): Promise<number> {
-  const t0 = nowMs();
-  let next = 0;
-  const worker = async () => {
-    while (next < digests.length) {
-      const d = digests[next++];
-      await registerRoundTrip(client, registry.base, d);
-      await fetchBlob(registry.port, `/v2/bench/small/blobs/${d}`, d, size);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(inFlight, digests.length) }, worker));
-  return (nowMs() - t0) / 1000;
 }
 
 function addBlobs(registry: Registry, n: number, size: number): string[] {
@@ -246,13 +224,14 @@ export async function run(): Promise<BenchFigure[]> {
     const serialDirect = await fetchAll(registry.port, addBlobs(registry, serial, size), size, 1);
 
     // The coordination floor, after a warm-up of its own (handshake, JIT).
-    const noOp = await startNoOpScheduler(path.join(dir, 'floor'));
+    const noOp = await startFloorScheduler(path.join(dir, 'floor'));
+    const register = (digest: string) => registerRoundTrip(noOp.client, registry.base, digest);
     let floor: number;
     let serialFloor: number;
     try {
-      await floorAll(noOp.client, registry, addBlobs(registry, 32, size), size, 16);
-      floor = await floorAll(noOp.client, registry, addBlobs(registry, count, size), size, 16);
-      serialFloor = await floorAll(noOp.client, registry, addBlobs(registry, serial, size), size, 1);
+      await fetchAll(registry.port, addBlobs(registry, 32, size), size, 16, undefined, register);
+      floor = await fetchAll(registry.port, addBlobs(registry, count, size), size, 16, undefined, register);
+      serialFloor = await fetchAll(registry.port, addBlobs(registry, serial, size), size, 1, undefined, register);
     } finally {
       noOp.close();
     }

@@ -30,6 +30,13 @@ const layerCount = 4;
 const onePullSec = (imageMiB * MiB * 8) / (originMbit * 1e6);
 const pullTimeoutMs = Math.round((3 * nodeCount * onePullSec + 120) * 1000);
 
+/** What one step's pulls took in all, and the origin's bytes since `mark`. */
+interface PullTotals {
+  readonly ms: number;
+  readonly originBytes: number;
+  readonly mark: number;
+}
+
 /**
  * What else uses the cores before a pull: the load average and the busiest processes over a
  * 2 s sample (/proc), so a slow run on a busy machine says so (a fan-out figure moves with it).
@@ -66,9 +73,9 @@ jest.setTimeout(pullTimeoutMs + 60_000);
 describe(`fan-out: ${nodeCount} nodes pull a ${imageMiB} MiB image cold at once (origin ${originMbit} Mbit/s)`, () => {
   let cl: ClusterLab;
   let single: PullResult;
-  let direct: { ms: number; originBytes: number; mark: number };
-  let p2p: { ms: number; originBytes: number; mark: number };
-  let floor: { ms: number; originBytes: number; mark: number };
+  let direct: PullTotals;
+  let p2p: PullTotals;
+  let floor: PullTotals;
   let p2pBusy = '';
 
   beforeAll(async () => {
@@ -87,7 +94,7 @@ describe(`fan-out: ${nodeCount} nodes pull a ${imageMiB} MiB image cold at once 
     await NetnsLab.teardownAll();
   });
 
-  const pullAll = async (nodes: readonly LabNode[], direct: boolean): Promise<{ ms: number; originBytes: number; mark: number }> => {
+  const pullAll = async (nodes: readonly LabNode[], direct: boolean): Promise<PullTotals> => {
     const busy = await busyProcesses();
     if (!direct) p2pBusy = busy;
     console.log(`before the ${direct ? 'direct' : 'p2p'} x${nodes.length} pull: ${busy}`);
