@@ -6,8 +6,7 @@
  *   and the same bytes over HTTP from the upload server;
  * - the serving seed's peak RSS (sampled from /proc while it serves);
  * beside a plain Node static server (fs.createReadStream → http → discarding client) and
- * `cat file > /dev/null`, measured in the same run; and the ceiling of a download that keeps its
- * bytes: storing 1 GiB in a new file from memory.
+ * `cat file > /dev/null`, measured in the same run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -24,7 +23,6 @@ import { GRPC_OPTIONS, parseConfig, silentLogger } from '../../services/common';
 import { startDfdaemon } from '../../services/dfdaemon/daemon';
 import { protos } from '../../services/proto';
 import { startScheduler } from '../../services/scheduler/server';
-import { storeFromMemory } from './store-floor';
 import { type BenchFigure, runStandalone } from './types';
 
 const MiB = 1024 * 1024;
@@ -253,7 +251,6 @@ export async function run(): Promise<BenchFigure[]> {
     );
     cleanups.push(() => peer.stop());
 
-    const storedRate = rate(SIZE, (await storeFromMemory(path.join(root, 'store-floor.bin'), SIZE)) * 1000);
     const serveRss = rssSampler(seed.child.pid!);
     const tPeer = performance.now();
     // dfget's path: the whole task into the store, then hardlinked to the output (dfget
@@ -302,15 +299,6 @@ export async function run(): Promise<BenchFigure[]> {
         goal: '≥ 70% of the plain server',
         met: remoteRate >= 0.7 * plainRate && !wrongSource,
         note: `${wrongSource}${note}; ${(remoteRate / plainRate * 100).toFixed(0)}% of baseline; first piece stored after ${firstPieceMs.toFixed(0)} ms (scheduler, seed trigger, the restarted seed's re-verification); remote_peer bytes ${remoteBytes}, back_to_source bytes ${originBytes}`,
-      },
-      {
-        area: 'dfdaemon',
-        name: 'ceiling: storing 1 GiB in a new file from memory, no network',
-        value: storedRate,
-        unit: 'MiB/s',
-        baselineName: 'plain Node static server → http.get discarding',
-        baselineValue: plainRate,
-        note: `4 MiB writes, 4 in flight, just before the remote-peer download; ${((storedRate / plainRate) * 100).toFixed(0)}% of baseline: the peer keeps the GiB it receives (the plain server's client discards it), so its download cannot be faster than this`,
       },
       {
         area: 'dfdaemon',

@@ -51,7 +51,7 @@ function markdown(results: readonly AreaResult[], startedAt: Date): string {
     '',
     `Written by \`npm run bench\` on ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC (2 cores, Node ${process.versions.node}).`,
     'Every figure sits beside a baseline measured in the same run on the same machine; only those ratios carry over to other machines.',
-    'A figure whose name says "floor" or "ceiling" is work that any implementation of the figure beside it must do, measured without the implementation: a goal past it cannot be met on that machine (docs/data-path-cost.md, "What this machine allows").',
+    'A figure whose name says "floor" is work that any implementation of the figure beside it must do, measured without the implementation: a goal past it cannot be met on that machine; a "reference" is such work that the machine\'s state can make cheaper (docs/data-path-cost.md, "What this machine allows").',
     '',
     '![figure / baseline](benchmarks.svg)',
     '',

@@ -1,6 +1,6 @@
 /**
- * The floor of any download that keeps what it receives: writing the bytes into a new file
- * from memory, with no network, measured in the same run as the figures it bounds.
+ * What keeping downloaded bytes costs on this machine: writing them into a new file from memory,
+ * with no network, measured in the same run as the downloads it is set beside.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -9,9 +9,10 @@ const MIB = 1024 * 1024;
 
 /**
  * Seconds to store `bytes` in a new file from memory (4 MiB writes, 4 in flight), no network. A
- * peer that keeps a copy of content it did not hold does at least this; on a VM the page cache
- * it lands in may first have to be faulted in from the host. Callers keep the file until their
- * run ends, so that its pages are not handed to the downloads measured after it.
+ * peer that keeps a copy of content it did not hold writes it too. On a VM most of the cost can be
+ * the page cache being faulted in from the host, and pages freed just before come back far
+ * cheaper: a reference, not a strict floor. Callers keep the file until their run ends, so that
+ * its pages are not handed to the downloads measured after it.
  */
 export async function storeFromMemory(file: string, bytes: number): Promise<number> {
   const block = randomBytes(4 * MIB);
